@@ -1,0 +1,35 @@
+# Two entry points from a clean clone: `make demo` and `make test`. Both build .venv from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+
+.PHONY: demo test test-slow lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first and pinned: stable-baselines3 would otherwise pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[rl,misocp,dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/stackelberg-mop demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check stackelberg_mop tests benchmarks scripts
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/follower.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,19 @@
+"""Cases: the network, the market participants and the rules, validated on construction."""
+
+from .case import (
+    HOURS,
+    MOP,
+    Batteries,
+    Case,
+    CaseError,
+    Objective,
+    PriceRules,
+    Prosumers,
+    Tariff,
+    available_cases,
+    case_from_dict,
+    load_case,
+)
+
+__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Objective", "PriceRules", "Prosumers", "Tariff",
+           "available_cases", "case_from_dict", "load_case"]

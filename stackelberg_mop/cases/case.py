@@ -1,0 +1,392 @@
+"""The `Case`: network, prosumers, batteries, MOP, tariff, price rules and objective weights.
+
+Every field is validated when the case is built; a field that cannot work raises `CaseError` naming it.
+Units: MW, MWh, MVA, ¥ (CNY), ¥/MWh, per-unit voltage. Bus numbers are the pandapower bus indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+HOURS = 24
+
+
+class CaseError(ValueError):
+    """A case field that cannot work; the message starts with the field's name."""
+
+
+def _array(owner, name: str, dtype=float, length: int | None = None) -> np.ndarray:
+    """Coerce `owner.name` to a read-only 1-D array (of `length` if given), checking it is finite."""
+    value = np.array(getattr(owner, name), dtype=dtype, copy=True).reshape(-1)
+    label = f"{type(owner).__name__.lower()}.{name}"
+    if dtype is float and not np.all(np.isfinite(value)):
+        raise CaseError(f"{label}: must be finite, got {value.tolist()}")
+    if length is not None and value.shape != (length,):
+        raise CaseError(f"{label}: expected {length} values, got {value.size}")
+    value.setflags(write=False)
+    object.__setattr__(owner, name, value)
+    return value
+
+
+def _require(ok, label: str, what: str, value) -> None:
+    if not np.all(ok):
+        raise CaseError(f"{label}: {what}, got {np.asarray(value).tolist()}")
+
+
+@dataclass(frozen=True, eq=False)
+class Prosumers:
+    """The followers. Arrays of length N (number of prosumers).
+
+    bus: pandapower bus index of each prosumer. pv_capacity: MW (peak of the PV profile).
+    kappa: discomfort cost of shifting load, ¥/(MW²h), > 0. shift_fraction: the transferable load may
+    move ±shift_fraction × the hour's fixed load, with the daily sum of the shift zero.
+    """
+
+    bus: np.ndarray
+    pv_capacity: np.ndarray
+    kappa: np.ndarray
+    shift_fraction: np.ndarray
+
+    def __post_init__(self):
+        bus = _array(self, "bus", int)
+        n = bus.size
+        _require(n > 0, "prosumers.bus", "at least one prosumer is needed", bus)
+        _require(len(set(bus.tolist())) == n, "prosumers.bus", "one prosumer per bus", bus)
+        _require(_array(self, "pv_capacity", length=n) >= 0, "prosumers.pv_capacity", "must be >= 0 MW",
+                 self.pv_capacity)
+        _require(_array(self, "kappa", length=n) > 0, "prosumers.kappa", "must be > 0 ¥/(MW²h)", self.kappa)
+        frac = _array(self, "shift_fraction", length=n)
+        _require((frac >= 0) & (frac <= 1), "prosumers.shift_fraction", "must lie in [0, 1]", frac)
+
+    def __len__(self) -> int:
+        return self.bus.size
+
+
+@dataclass(frozen=True, eq=False)
+class Batteries:
+    """Energy storage (ESS), at most one per prosumer. Arrays of length M.
+
+    owner: index of the owning prosumer (0..N-1). p_charge_max, p_discharge_max: MW. capacity: MWh.
+    soc_min, soc_max, soc_init: state of charge as a share of capacity; the day ends at soc_init.
+    eta_charge, eta_discharge: efficiencies in (0, 1]. degradation_cost δ: ¥/MWh charged or discharged.
+    regularisation ε: ¥/(MW²h) on charge² + discharge²; > 0 makes the response unique (MODEL.md).
+    """
+
+    owner: np.ndarray
+    p_charge_max: np.ndarray
+    p_discharge_max: np.ndarray
+    capacity: np.ndarray
+    soc_min: np.ndarray
+    soc_max: np.ndarray
+    soc_init: np.ndarray
+    eta_charge: np.ndarray
+    eta_discharge: np.ndarray
+    degradation_cost: np.ndarray
+    regularisation: np.ndarray
+
+    def __post_init__(self):
+        owner = _array(self, "owner", int)
+        m = owner.size
+        _require(len(set(owner.tolist())) == m, "batteries.owner", "at most one battery per prosumer", owner)
+        for name in ("p_charge_max", "p_discharge_max", "degradation_cost"):
+            _require(_array(self, name, length=m) >= 0, f"batteries.{name}", "must be >= 0", getattr(self, name))
+        _require(_array(self, "capacity", length=m) > 0, "batteries.capacity", "must be > 0 MWh", self.capacity)
+        lo, hi, init = (_array(self, name, length=m) for name in ("soc_min", "soc_max", "soc_init"))
+        _require((0 <= lo) & (lo <= init) & (init <= hi) & (hi <= 1), "batteries.soc_init",
+                 "need 0 <= soc_min <= soc_init <= soc_max <= 1", np.c_[lo, init, hi])
+        for name in ("eta_charge", "eta_discharge"):
+            eta = _array(self, name, length=m)
+            _require((eta > 0) & (eta <= 1), f"batteries.{name}", "must lie in (0, 1]", eta)
+        _require(_array(self, "regularisation", length=m) > 0, "batteries.regularisation",
+                 "must be > 0 ¥/(MW²h) (it makes the best response unique)", self.regularisation)
+
+    def __len__(self) -> int:
+        return self.owner.size
+
+    @property
+    def e_min(self) -> np.ndarray:
+        """Lowest stored energy, MWh."""
+        return self.soc_min * self.capacity
+
+    @property
+    def e_max(self) -> np.ndarray:
+        """Highest stored energy, MWh."""
+        return self.soc_max * self.capacity
+
+    @property
+    def e_init(self) -> np.ndarray:
+        """Stored energy at the start and (required) at the end of the day, MWh."""
+        return self.soc_init * self.capacity
+
+
+@dataclass(frozen=True, eq=False)
+class MOP:
+    """Multi-terminal soft open point: K voltage-source converters on one DC bus.
+
+    bus: pandapower bus of each terminal. s_max: converter rating, MVA. loss_coefficient A_k:
+    converter loss = A_k × apparent power (MW per MVA). An empty MOP (no terminals) is allowed.
+    """
+
+    bus: np.ndarray
+    s_max: np.ndarray
+    loss_coefficient: np.ndarray
+
+    def __post_init__(self):
+        k = _array(self, "bus", int).size
+        _require(k != 1, "mop.bus", "a MOP needs at least two terminals (or none)", self.bus)
+        _require(len(set(self.bus.tolist())) == k, "mop.bus", "one terminal per bus", self.bus)
+        _require(_array(self, "s_max", length=k) >= 0, "mop.s_max", "must be >= 0 MVA", self.s_max)
+        _require(_array(self, "loss_coefficient", length=k) >= 0, "mop.loss_coefficient", "must be >= 0",
+                 self.loss_coefficient)
+
+    def __len__(self) -> int:
+        return self.bus.size
+
+
+@dataclass(frozen=True, eq=False)
+class Tariff:
+    """The HV grid's prices, ¥/MWh per hour: the DNO buys at buy_price, sells at sell_price."""
+
+    buy_price: np.ndarray
+    sell_price: np.ndarray
+
+    def __post_init__(self):
+        buy = _array(self, "buy_price", length=HOURS)
+        sell = _array(self, "sell_price", length=HOURS)
+        hours = np.flatnonzero(buy < sell)
+        if hours.size:
+            raise CaseError(f"tariff.buy_price: below tariff.sell_price at hours {hours.tolist()} "
+                            "(the DNO's grid cost would not be convex)")
+
+
+@dataclass(frozen=True, eq=False)
+class PriceRules:
+    """What the DNO may post: price_min <= λ_t <= price_max and mean(λ) <= mean_cap, all ¥/MWh."""
+
+    price_min: float
+    price_max: float
+    mean_cap: float
+
+    def __post_init__(self):
+        for name in ("price_min", "price_max", "mean_cap"):
+            value = float(getattr(self, name))
+            if not np.isfinite(value):
+                raise CaseError(f"price_rules.{name}: must be finite, got {value}")
+            object.__setattr__(self, name, value)
+        if self.price_min > self.price_max:
+            raise CaseError(f"price_rules.price_min: {self.price_min} exceeds price_max {self.price_max}")
+        if self.mean_cap < self.price_min:
+            raise CaseError(f"price_rules.mean_cap: {self.mean_cap} is below price_min {self.price_min}: "
+                            "no price vector satisfies both")
+
+
+@dataclass(frozen=True, eq=False)
+class Objective:
+    """The DNO's objective F = ω_1·C_op + ω_2·c_V·Σ|v − 1| (MODEL.md).
+
+    omega_economic ω_1, omega_voltage ω_2: weights (dimensionless, >= 0). voltage_cost c_V: ¥ per
+    p.u. per bus-hour. loss_cost c_loss: ¥/MWh of line and MOP losses.
+    """
+
+    omega_economic: float
+    omega_voltage: float
+    voltage_cost: float
+    loss_cost: float
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = float(getattr(self, f.name))
+            if not (np.isfinite(value) and value >= 0):
+                raise CaseError(f"objective.{f.name}: must be finite and >= 0, got {value}")
+            object.__setattr__(self, f.name, value)
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """A validated market case on a radial pandapower network.
+
+    net: pandapower network (radial in service, one ext_grid = the substation). Buses are referred to
+    by their pandapower index; bus-indexed arrays (``Day.base_p`` ...) follow ``case.buses`` order.
+    s_base: MVA, per-unit base inside the network models. v_min, v_max, v_slack: p.u.
+    reference_load, reference_pv: 24-hour profiles (× nominal load, × PV capacity) of the reference day.
+    """
+
+    name: str
+    net: object = field(repr=False)
+    prosumers: Prosumers
+    batteries: Batteries
+    mop: MOP
+    tariff: Tariff
+    price_rules: PriceRules
+    objective: Objective
+    reference_load: np.ndarray = field(repr=False)
+    reference_pv: np.ndarray = field(repr=False)
+    s_base: float = 10.0
+    v_min: float = 0.95
+    v_max: float = 1.05
+    v_slack: float = 1.0
+
+    def __post_init__(self):
+        for name in ("reference_load", "reference_pv"):
+            _require(_array(self, name, length=HOURS) >= 0, f"case.{name}", "must be >= 0", getattr(self, name))
+        if not (0 < self.v_min < self.v_slack < self.v_max):
+            raise CaseError(f"case.v_min: need 0 < v_min < v_slack < v_max, got "
+                            f"{self.v_min}, {self.v_slack}, {self.v_max}")
+        if not self.s_base > 0:
+            raise CaseError(f"case.s_base: must be > 0 MVA, got {self.s_base}")
+        _check_radial(self.net)
+        buses = set(self.buses.tolist())
+        for label, bus in (("prosumers.bus", self.prosumers.bus), ("mop.bus", self.mop.bus)):
+            missing = sorted(set(bus.tolist()) - buses)
+            if missing:
+                raise CaseError(f"{label}: bus {missing} does not exist in the network "
+                                f"(in-service buses are {min(buses)}..{max(buses)})")
+            if self.slack_bus in bus:
+                raise CaseError(f"{label}: bus {self.slack_bus} is the substation (slack) bus")
+        bad_owner = self.batteries.owner[(self.batteries.owner < 0) | (self.batteries.owner >= len(self.prosumers))]
+        if bad_owner.size:
+            raise CaseError(f"batteries.owner: prosumer index {bad_owner.tolist()} does not exist "
+                            f"(there are {len(self.prosumers)} prosumers)")
+
+    # --- derived network data -------------------------------------------------------------------
+    @cached_property
+    def buses(self) -> np.ndarray:
+        """In-service pandapower bus indices, sorted; the row order of bus-indexed arrays."""
+        return np.sort(self.net.bus.index[self.net.bus.in_service].to_numpy())
+
+    @cached_property
+    def slack_bus(self) -> int:
+        return int(self.net.ext_grid.bus.iloc[0])
+
+    @cached_property
+    def nominal_load(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P MW, Q Mvar) of the network's in-service loads, summed per bus, in ``buses`` order."""
+        loads = self.net.load[self.net.load.in_service]
+        p = np.zeros(self.buses.size)
+        q = np.zeros(self.buses.size)
+        pos = np.searchsorted(self.buses, loads.bus.to_numpy())
+        np.add.at(p, pos, (loads.p_mw * loads.scaling).to_numpy())
+        np.add.at(q, pos, (loads.q_mvar * loads.scaling).to_numpy())
+        return p, q
+
+    def bus_position(self, bus) -> np.ndarray:
+        """Row of each pandapower bus index in bus-indexed arrays."""
+        return np.searchsorted(self.buses, np.asarray(bus))
+
+    @cached_property
+    def battery_of(self) -> np.ndarray:
+        """For each prosumer, the index of its battery or -1."""
+        out = np.full(len(self.prosumers), -1)
+        out[self.batteries.owner] = np.arange(len(self.batteries))
+        return out
+
+    def replace(self, **changes) -> Case:
+        """A copy with some fields changed (validated again), e.g. ``case.replace(objective=...)``."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_radial(net) -> None:
+    """A case network must be a tree of in-service lines rooted at its single ext_grid."""
+    if net is None or not hasattr(net, "bus"):
+        raise CaseError("case.net: expected a pandapower network")
+    if len(net.ext_grid[net.ext_grid.in_service]) != 1:
+        raise CaseError(f"case.net: needs exactly one in-service ext_grid (substation), "
+                        f"found {int(net.ext_grid.in_service.sum())}")
+    if len(net.trafo[net.trafo.in_service]) or len(net.trafo3w[net.trafo3w.in_service]):
+        raise CaseError("case.net: transformers are not supported; model the feeder below the substation")
+    buses = net.bus.index[net.bus.in_service]
+    lines = net.line[net.line.in_service]
+    if len(lines) != len(buses) - 1:
+        kind = "meshed" if len(lines) > len(buses) - 1 else "disconnected"
+        raise CaseError(f"case.net: the network is {kind}: {len(lines)} in-service lines for "
+                        f"{len(buses)} buses (a radial feeder has buses - 1)")
+    parent = {int(b): int(b) for b in buses}
+
+    def root(b):
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    for f, t in zip(lines.from_bus.to_numpy(), lines.to_bus.to_numpy()):
+        if int(f) not in parent or int(t) not in parent:
+            raise CaseError(f"case.net: line {f}-{t} ends at an out-of-service or unknown bus")
+        a, b = root(int(f)), root(int(t))
+        if a == b:
+            raise CaseError(f"case.net: the network is meshed: line {f}-{t} closes a loop")
+        parent[a] = b
+
+
+# --- loading ------------------------------------------------------------------------------------
+def case_from_dict(spec: dict, net=None) -> Case:
+    """Build a `Case` from the JSON layout of ``cases/ieee33-mop.json`` (units in the key names).
+
+    ``net`` overrides ``spec["network"]["pandapower_case"]`` (a function of ``pandapower.networks``).
+    Batteries name their owner by bus (``owner_bus``).
+    """
+    try:
+        if net is None:
+            import pandapower.networks as pn
+
+            net = getattr(pn, spec["network"]["pandapower_case"])()
+        pros, bat, mop = spec["prosumers"], spec.get("batteries", {}), spec.get("mop", {})
+        prosumers = Prosumers(bus=pros["bus"], pv_capacity=pros["pv_capacity_mw"],
+                              kappa=pros["kappa_cny_per_mw2h"], shift_fraction=pros["shift_fraction"])
+        owner_bus = list(bat.get("owner_bus", []))
+        unknown = [b for b in owner_bus if b not in prosumers.bus]
+        if unknown:
+            raise CaseError(f"batteries.owner_bus: no prosumer at bus {unknown}")
+        owner = [int(np.flatnonzero(prosumers.bus == b)[0]) for b in owner_bus]
+        power = bat.get("power_mw", [])
+        batteries = Batteries(
+            owner=owner, p_charge_max=bat.get("p_charge_max_mw", power),
+            p_discharge_max=bat.get("p_discharge_max_mw", power), capacity=bat.get("capacity_mwh", []),
+            soc_min=bat.get("soc_min", []), soc_max=bat.get("soc_max", []), soc_init=bat.get("soc_init", []),
+            eta_charge=bat.get("eta_charge", []), eta_discharge=bat.get("eta_discharge", []),
+            degradation_cost=bat.get("degradation_cny_per_mwh", []),
+            regularisation=bat.get("regularisation_cny_per_mw2h", []))
+        tariff = Tariff(buy_price=spec["tariff"]["buy_price_cny_per_mwh"],
+                        sell_price=spec["tariff"]["sell_price_cny_per_mwh"])
+        rules = spec["price_rules"]
+        cap = rules["mean_cap"]
+        cap = float(np.mean(tariff.buy_price)) if cap == "mean_buy_price" else float(cap)
+        obj = spec["objective"]
+        volt = spec["voltage"]
+        return Case(
+            name=spec["name"], net=net, prosumers=prosumers, batteries=batteries,
+            mop=MOP(bus=mop.get("bus", []), s_max=mop.get("s_max_mva", []),
+                    loss_coefficient=mop.get("loss_coefficient", [])),
+            tariff=tariff,
+            price_rules=PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap),
+            objective=Objective(obj["omega_economic"], obj["omega_voltage"], obj["voltage_cost_cny_per_pu"],
+                                obj["loss_cost_cny_per_mwh"]),
+            reference_load=spec["reference_profiles"]["load"], reference_pv=spec["reference_profiles"]["pv"],
+            s_base=float(spec["network"].get("s_base_mva", 10.0)),
+            v_min=float(volt["v_min_pu"]), v_max=float(volt["v_max_pu"]), v_slack=float(volt["v_slack_pu"]))
+    except KeyError as err:
+        raise CaseError(f"case file: missing field {err}") from None
+
+
+def available_cases() -> list[str]:
+    """Names of the cases shipped with the package."""
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
+
+
+def load_case(name: str = "ieee33-mop") -> Case:
+    """Load a shipped case by name, or a case JSON file by path."""
+    path = Path(name)
+    if path.suffix == ".json" and path.exists():
+        text = path.read_text()
+    else:
+        if name not in available_cases():
+            raise CaseError(f"case name: unknown case {name!r}; shipped cases are {available_cases()} "
+                            "(or pass the path of a .json file)")
+        text = resources.files(__package__).joinpath(f"{name}.json").read_text()
+    return case_from_dict(json.loads(text))

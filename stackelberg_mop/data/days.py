@@ -1,0 +1,144 @@
+"""One day's data (`Day`), the reference day of MODEL.md, and real days from SimBench profiles.
+
+Real days: SimBench's reference year 2016 (366 days, hourly means of its 15-min profiles, shipped as
+``simbench_profiles.npz``, made by ``scripts/make_profiles.py``). Days are split into whole weeks
+(days 7w..7w+6 form week w, the last two days of the year form week 52): week w is a test week when
+w % 8 == 3, a validation week when w % 8 == 7, otherwise training (49 test, 42 validation, 275
+training days), so validation and test days are never neighbours of training days in the same week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..cases import HOURS, Case
+
+SPLITS = ("train", "val", "test")
+LOAD_SETS = ("aggregate", "household")
+
+
+@dataclass(frozen=True, eq=False)
+class Day:
+    """One day of data, hour t = 0..23 (Δt = 1 h). All arrays are float64 and read-only.
+
+    fixed_load: (N, 24) MW, each prosumer's inflexible demand P^fix.
+    pv: (N, 24) MW, each prosumer's PV output P^PV.
+    base_p: (B, 24) MW, active load of the non-prosumer part of each bus (``case.buses`` order).
+    base_q: (B, 24) Mvar, reactive load of each bus (prosumer buses included).
+    buy_price: (24,) ¥/MWh the DNO pays the HV grid. sell_price: (24,) ¥/MWh the HV grid pays.
+    name: "reference" or the ISO date; split: "reference", "train", "val" or "test".
+    """
+
+    fixed_load: np.ndarray
+    pv: np.ndarray
+    base_p: np.ndarray
+    base_q: np.ndarray
+    buy_price: np.ndarray
+    sell_price: np.ndarray
+    name: str = "reference"
+    split: str = "reference"
+    calendar: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("fixed_load", "pv", "base_p", "base_q", "buy_price", "sell_price"):
+            value = np.array(getattr(self, name), dtype=float, copy=True)
+            if value.shape[-1:] != (HOURS,):
+                raise ValueError(f"day.{name}: last axis must have {HOURS} hours, got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"day.{name}: must be finite")
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        for name in ("fixed_load", "pv"):
+            if np.any(getattr(self, name) < 0):
+                raise ValueError(f"day.{name}: must be >= 0 MW")
+        if np.any(self.buy_price < self.sell_price):
+            raise ValueError("day.buy_price: below day.sell_price in some hour")
+
+    def check(self, case: Case) -> Day:
+        """Raise ValueError unless the array shapes fit `case`; returns self."""
+        n, b = len(case.prosumers), case.buses.size
+        for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("base_p", (b, HOURS)),
+                            ("base_q", (b, HOURS))):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"day.{name}: shape {getattr(self, name).shape} does not fit case "
+                                 f"{case.name!r}, expected {shape}")
+        return self
+
+    @property
+    def net_load(self) -> np.ndarray:
+        """(N, 24) MW, fixed load minus PV: each prosumer's exchange before any flexibility."""
+        return self.fixed_load - self.pv
+
+
+def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray, **meta) -> Day:
+    """bus_profile: (B, 24) × nominal bus load; pv_profile: (N, 24) × PV capacity."""
+    p_nom, q_nom = case.nominal_load
+    pos = case.bus_position(case.prosumers.bus)
+    base_p = p_nom[:, None] * bus_profile
+    fixed_load = base_p[pos].copy()
+    base_p[pos] = 0.0  # the prosumer's fixed load replaces the bus's base active load (MODEL.md)
+    return Day(fixed_load=fixed_load, pv=case.prosumers.pv_capacity[:, None] * pv_profile, base_p=base_p,
+               base_q=q_nom[:, None] * bus_profile, buy_price=case.tariff.buy_price,
+               sell_price=case.tariff.sell_price, **meta)
+
+
+def reference_day(case: Case) -> Day:
+    """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``."""
+    b, n = case.buses.size, len(case.prosumers)
+    return _day_from_profiles(case, np.tile(case.reference_load, (b, 1)), np.tile(case.reference_pv, (n, 1)),
+                              name="reference", split="reference", calendar={"day_of_year": 0, "weekday": 0})
+
+
+@lru_cache(maxsize=1)
+def _profiles() -> dict[str, np.ndarray]:
+    with resources.files(__package__).joinpath("simbench_profiles.npz").open("rb") as fh:
+        data = np.load(fh)
+        return {k: data[k] for k in data.files}
+
+
+def _week_split(day_of_year: np.ndarray) -> np.ndarray:
+    week = day_of_year // 7
+    return np.where(week % 8 == 3, "test", np.where(week % 8 == 7, "val", "train"))
+
+
+def day_indices(split: str) -> np.ndarray:
+    """Days of the year (0 = 2016-01-01) in `split`, ascending."""
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    n_days = _profiles()["pv"].shape[1]
+    doy = np.arange(n_days)
+    return doy[_week_split(doy) == split]
+
+
+def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> Day:
+    """Day `day_of_year` (0 = 2016-01-01) of SimBench's year, scaled to `case`.
+
+    Bus i follows load profile i mod (number of profiles) of `load_set` ("aggregate": SimBench's six
+    LV-grid aggregates, default; "household": five single-household H0 profiles); prosumer n's PV
+    follows PV profile n mod 8. Each profile is scaled so that its yearly peak hour equals the case's
+    peak: nominal bus load × max(reference_load), PV capacity × max(reference_pv).
+    """
+    if load_set not in LOAD_SETS:
+        raise ValueError(f"load_set: must be one of {LOAD_SETS}, got {load_set!r}")
+    prof = _profiles()
+    n_days = prof["pv"].shape[1]
+    if not 0 <= int(day_of_year) < n_days:
+        raise ValueError(f"day_of_year: must lie in 0..{n_days - 1}, got {day_of_year}")
+    d = int(day_of_year)
+    loads, pvs = prof[load_set], prof["pv"]
+    bus_profile = loads[np.arange(case.buses.size) % len(loads), d].astype(float) * case.reference_load.max()
+    pv_profile = pvs[np.arange(len(case.prosumers)) % len(pvs), d].astype(float) * case.reference_pv.max()
+    when = date(2016, 1, 1) + timedelta(days=d)
+    return _day_from_profiles(case, bus_profile, pv_profile, name=when.isoformat(),
+                              split=str(_week_split(np.array([d]))[0]),
+                              calendar={"day_of_year": d, "weekday": when.weekday()})
+
+
+def days(case: Case, split: str = "train", load_set: str = "aggregate") -> list[Day]:
+    """All SimBench days of `split` ("train", "val" or "test") for `case`, in calendar order."""
+    return [simbench_day(case, d, load_set) for d in day_indices(split)]

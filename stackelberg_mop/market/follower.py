@@ -1,0 +1,222 @@
+"""The prosumers' (followers') exact best response to clearing prices, single and batched.
+
+Prosumer n, given prices λ (¥/MWh), minimises (MODEL.md, "Lower level")
+
+    C_n = Σ_t [ λ_t P_nt + κ_n (P^tr_nt)² + δ (P^ch_t + P^dis_t) + ε (P^ch_t² + P^dis_t²) ] · 1 h
+    P_nt = P^fix_nt + P^tr_nt + P^ch_t − P^dis_t − P^PV_nt            (> 0: buys from the DNO)
+
+The objective and constraints separate into two exact sub-problems:
+- shiftable load: min Σ λ_t x_t + κ x_t², lo_t <= x_t <= hi_t, Σ x_t = 0. Its solution is
+  x_t(ν) = clip(−(λ_t + ν) / 2κ, lo_t, hi_t) with ν the root of the piecewise-linear Σ_t x_t(ν); the
+  root is found exactly on the breakpoints, vectorised over prosumers and price vectors;
+- battery: a strictly convex QP in (charge, discharge) with the state-of-energy limits written as
+  cumulative sums; solved by DAQP (a dual active-set solver: exact, not iterative-approximate).
+Both return their multipliers, so the KKT conditions of the full follower problem can be checked
+(`kkt_residuals`) in the standard form that the bi-level reformulation also uses (`follower_qp`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import daqp
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+
+#: a schedule with charge and discharge both above this (MW) in one hour is flagged `simultaneous`
+SIMULTANEOUS_TOL = 1e-7
+
+
+@dataclass(frozen=True, eq=False)
+class BestResponse:
+    """The prosumers' optimal schedules for one price vector (arrays N × 24) or a batch (S × N × 24).
+
+    prices: ¥/MWh each prosumer faced. transfer: shifted load P^tr, MW. charge, discharge: battery
+    power, MW (zero for prosumers without one). stored_energy: MWh at the end of each hour (zero
+    without a battery). exchange_power: P_n,t, MW, > 0 when the prosumer buys from the DNO.
+    cost: (N,) or (S, N) ¥ per day, the minimised objective (ε term included).
+    Multipliers (net: > 0 at an upper bound, < 0 at a lower bound): shift_balance ν (¥/MWh) of
+    Σ_t P^tr = 0; transfer_bound, charge_bound, discharge_bound (¥/MWh); energy_bound (¥/MWh) of
+    the state-of-energy limits E_t (hour 23: the fixed end state).
+    status: (N,) or (S, N) "optimal" or "solver_failed"; simultaneous: charge and discharge > 0 in
+    the same hour (never optimal for λ > −δ(1+η²)/(1−η²); checked, not assumed).
+    """
+
+    prices: np.ndarray
+    transfer: np.ndarray
+    charge: np.ndarray
+    discharge: np.ndarray
+    stored_energy: np.ndarray
+    exchange_power: np.ndarray
+    cost: np.ndarray
+    shift_balance: np.ndarray
+    transfer_bound: np.ndarray
+    charge_bound: np.ndarray
+    discharge_bound: np.ndarray
+    energy_bound: np.ndarray
+    status: np.ndarray
+    simultaneous: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        """All solves optimal and no simultaneous charge/discharge."""
+        return bool(np.all(self.status == "optimal") and not np.any(self.simultaneous))
+
+    def __getitem__(self, index) -> BestResponse:
+        """One element of a batch: ``batch[s]`` is the response to price vector s."""
+        return BestResponse(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
+
+
+# --- input checks -------------------------------------------------------------------------------
+def check_prices(case: Case, prices, batched: bool) -> np.ndarray:
+    """Prices as a float array (S, N, 24); ValueError naming the problem for NaN/inf/shape."""
+    lam = np.asarray(prices, dtype=float)
+    n = len(case.prosumers)
+    want = "(S, 24) or (S, N, 24)" if batched else "(24,) or (N, 24)"
+    if not batched:
+        lam = lam[None]
+    if lam.ndim == 2 and lam.shape[-1] == HOURS:
+        lam = np.broadcast_to(lam[:, None, :], (lam.shape[0], n, HOURS))
+    if lam.ndim != 3 or lam.shape[1:] != (n, HOURS):
+        raise ValueError(f"prices: expected shape {want} with N = {n} prosumers, got {np.shape(prices)}")
+    bad = ~np.isfinite(lam)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise ValueError(f"prices: must be finite (¥/MWh); found {lam[tuple(where)]} at hour {where[-1]}"
+                         + (f" of price vector {where[0]}" if batched else ""))
+    return lam
+
+
+# --- the shiftable load: exact breakpoint solve ---------------------------------------------------
+def _shift_response(lam: np.ndarray, kappa: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Exact minimiser of Σ λ x + κ x², lo <= x <= hi, Σ x = 0, for arrays (S, N, 24).
+
+    Returns x (S, N, 24), ν (S, N) and the net bound multiplier (S, N, 24).
+    """
+    two_k = 2.0 * kappa[None, :, None]
+    # ν at which x_t leaves its upper / lower bound; Σ_t x_t(ν) is linear between sorted breakpoints
+    bps = np.sort(np.concatenate([-lam - two_k * hi, -lam - two_k * lo], axis=-1), axis=-1)  # (S,N,48)
+    x_at = np.clip(-(lam[..., None, :] + bps[..., :, None]) / two_k[..., None], lo[None, :, None, :],
+                   hi[None, :, None, :])
+    g = x_at.sum(-1)  # (S,N,48), non-increasing in ν
+    k = np.clip((g >= 0).sum(-1) - 1, 0, bps.shape[-1] - 2)  # last breakpoint with g >= 0
+    take = lambda a, i: np.take_along_axis(a, i[..., None], -1)[..., 0]
+    nu0, nu1, g0, g1 = take(bps, k), take(bps, k + 1), take(g, k), take(g, k + 1)
+    slope = np.where(g0 != g1, g1 - g0, 1.0)
+    nu = np.where(g0 != g1, nu0 - g0 * (nu1 - nu0) / slope, nu0)
+    x = np.clip(-(lam + nu[..., None]) / two_k, lo[None], hi[None])
+    # stationarity λ + 2κx + ν + μ = 0 defines the net multiplier; it is zero off the bounds
+    mu = np.where((x >= hi[None]) | (x <= lo[None]), -(lam + two_k * x + nu[..., None]), 0.0)
+    return x, nu, mu
+
+
+# --- the battery: DAQP on (charge, discharge) ---------------------------------------------------
+@dataclass(frozen=True)
+class _BatteryQP:
+    """min ½ zᵀHz + fᵀz, z = (charge, discharge) ∈ R^48; rows: cumulative energy change per hour."""
+
+    H: np.ndarray
+    A: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    sense: np.ndarray
+    eta_c: float
+    eta_d: float
+    delta: float
+    e_init: float
+
+
+def _battery_qp(case: Case, m: int) -> _BatteryQP:
+    b = case.batteries
+    eta_c, eta_d = float(b.eta_charge[m]), float(b.eta_discharge[m])
+    cum = np.tril(np.ones((HOURS, HOURS)))
+    A = np.hstack([eta_c * cum, -cum / eta_d])  # E_t − E_init, MWh
+    e0 = float(b.e_init[m])
+    rows_up = np.full(HOURS, b.e_max[m] - e0)
+    rows_lo = np.full(HOURS, b.e_min[m] - e0)
+    rows_up[-1] = rows_lo[-1] = 0.0  # the day ends where it started
+    upper = np.concatenate([np.full(HOURS, b.p_charge_max[m]), np.full(HOURS, b.p_discharge_max[m]), rows_up])
+    lower = np.concatenate([np.zeros(2 * HOURS), rows_lo])
+    sense = np.zeros(upper.size, dtype=np.int32)
+    sense[-1] = 5  # equality
+    return _BatteryQP(H=2.0 * b.regularisation[m] * np.eye(2 * HOURS), A=A, upper=upper, lower=lower,
+                      sense=sense, eta_c=eta_c, eta_d=eta_d, delta=float(b.degradation_cost[m]), e_init=e0)
+
+
+_QP_CACHE: dict[int, tuple[Case, list[_BatteryQP]]] = {}
+
+
+def _battery_qps(case: Case) -> list[_BatteryQP]:
+    hit = _QP_CACHE.get(id(case))
+    if hit is None or hit[0] is not case:
+        hit = (case, [_battery_qp(case, m) for m in range(len(case.batteries))])
+        _QP_CACHE[id(case)] = hit
+    return hit[1]
+
+
+def _solve_battery(qp: _BatteryQP, lam: np.ndarray):
+    """Returns (charge, discharge, net bound duals of charge/discharge, net row duals, ok)."""
+    f = np.concatenate([lam + qp.delta, qp.delta - lam])
+    z, _, flag, info = daqp.solve(qp.H, f, qp.A, qp.upper, qp.lower, qp.sense)
+    if flag != 1:
+        nan = np.full(HOURS, np.nan)
+        return nan, nan, nan, nan, nan, False
+    lam_dual = np.asarray(info["lam"])
+    return z[:HOURS], z[HOURS:], lam_dual[:HOURS], lam_dual[HOURS:2 * HOURS], lam_dual[2 * HOURS:], True
+
+
+# --- public API -------------------------------------------------------------------------------
+def _respond(case: Case, day: Day, lam: np.ndarray) -> BestResponse:
+    """Best response for prices lam (S, N, 24); all outputs carry the batch axis."""
+    day.check(case)
+    s, n = lam.shape[0], len(case.prosumers)
+    pros = case.prosumers
+    hi = pros.shift_fraction[:, None] * day.fixed_load
+    transfer, nu, mu_tr = _shift_response(lam, pros.kappa, -hi, hi)
+
+    zeros = np.zeros((s, n, HOURS))
+    charge, discharge, energy = zeros.copy(), zeros.copy(), zeros.copy()
+    mu_ch, mu_dis, mu_e = zeros.copy(), zeros.copy(), zeros.copy()
+    status = np.full((s, n), "optimal", dtype=object)
+    for m, qp in enumerate(_battery_qps(case)):
+        owner = case.batteries.owner[m]
+        for i in range(s):
+            c, d, dc, dd, rows, ok = _solve_battery(qp, lam[i, owner])
+            charge[i, owner], discharge[i, owner] = c, d
+            mu_ch[i, owner], mu_dis[i, owner], mu_e[i, owner] = dc, dd, rows
+            energy[i, owner] = qp.e_init + np.cumsum(qp.eta_c * c - d / qp.eta_d)
+            if not ok:
+                status[i, owner] = "solver_failed"
+    # solver noise can leave |z| ~ 1e-16 outside [0, max]; clip for clean outputs (residuals are checked)
+    charge, discharge = np.maximum(charge, 0.0), np.maximum(discharge, 0.0)
+
+    exchange = day.net_load[None] + transfer + charge - discharge
+    kappa = pros.kappa[None, :, None]
+    eps = np.zeros(n)
+    delta = np.zeros(n)
+    eps[case.batteries.owner] = case.batteries.regularisation
+    delta[case.batteries.owner] = case.batteries.degradation_cost
+    cost = (lam * exchange + kappa * transfer**2 + delta[None, :, None] * (charge + discharge)
+            + eps[None, :, None] * (charge**2 + discharge**2)).sum(-1)
+    simultaneous = np.minimum(charge, discharge).max(-1) > SIMULTANEOUS_TOL
+    return BestResponse(prices=lam, transfer=transfer, charge=charge, discharge=discharge,
+                        stored_energy=energy, exchange_power=exchange, cost=cost, shift_balance=nu,
+                        transfer_bound=mu_tr, charge_bound=mu_ch, discharge_bound=mu_dis, energy_bound=mu_e,
+                        status=status, simultaneous=simultaneous)
+
+
+def best_response(case: Case, day: Day, prices) -> BestResponse:
+    """Each prosumer's exact optimal schedule and cost for one price vector.
+
+    prices: (24,) ¥/MWh, one clearing price per hour for everyone, or (N, 24), one row per prosumer.
+    Returns a `BestResponse` with arrays (N, 24) and costs (N,). Raises ValueError for NaN/inf prices
+    or a wrong shape.
+    """
+    return _respond(case, day, check_prices(case, prices, batched=False))[0]
+
+
+def best_response_batch(case: Case, day: Day, prices) -> BestResponse:
+    """`best_response` for S price vectors at once: prices (S, 24) or (S, N, 24); arrays (S, N, 24)."""
+    return _respond(case, day, check_prices(case, prices, batched=True))

@@ -1,0 +1,135 @@
+"""The follower problem in standard form, and its KKT residuals.
+
+Prosumer n's problem, for prices λ (MODEL.md, "Single level"):
+
+    min ½ xᵀQx + cᵀx + λᵀ(Gx + h)   s.t.  Ex = d  (ν),   l <= x <= u  (μ_l, μ_u >= 0)
+
+with x = (P^tr, P^ch, P^dis, E) (96 values) for a prosumer with a battery, x = P^tr (24) without;
+P_n = Gx + h is the exchange power. E rows: Σ_t P^tr_t = 0, then E_t − E_{t−1} − η_c P^ch_t +
+P^dis_t/η_d = 0 with E_{−1} = E_init; the end state is the bound l = u = E_init on E_23.
+
+KKT: Qx + c + Gᵀλ + Eᵀν − μ_l + μ_u = 0, primal feasibility, μ >= 0, μ_l(x − l) = μ_u(u − x) = 0.
+Strong duality then gives λᵀP_n = λᵀh − xᵀQx − cᵀx − dᵀν + lᵀμ_l − uᵀμ_u, the identity the bi-level
+reformulation uses to remove the bilinear revenue term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from .follower import BestResponse
+
+
+@dataclass(frozen=True, eq=False)
+class FollowerQP:
+    """Standard form of one prosumer's problem (price-independent part). Units: MW, MWh, ¥."""
+
+    Q: np.ndarray  # (nx,) diagonal of Q, ¥/(MW²h)
+    c: np.ndarray  # (nx,) ¥/MWh
+    G: np.ndarray  # (24, nx): P_n = G x + h
+    h: np.ndarray  # (24,) MW
+    E: np.ndarray  # (ne, nx)
+    d: np.ndarray  # (ne,)
+    lower: np.ndarray  # (nx,)
+    upper: np.ndarray  # (nx,)
+    has_battery: bool
+
+    @property
+    def size(self) -> int:
+        return self.c.size
+
+
+def follower_qp(case: Case, day: Day, n: int) -> FollowerQP:
+    """Standard form of prosumer n's problem on `day`."""
+    day.check(case)
+    pros, bat = case.prosumers, case.batteries
+    eye, zero = np.eye(HOURS), np.zeros((HOURS, HOURS))
+    hi = pros.shift_fraction[n] * day.fixed_load[n]
+    h = day.net_load[n]
+    m = case.battery_of[n]
+    if m < 0:
+        return FollowerQP(Q=np.full(HOURS, 2 * pros.kappa[n]), c=np.zeros(HOURS), G=eye.copy(), h=h,
+                          E=np.ones((1, HOURS)), d=np.zeros(1), lower=-hi, upper=hi, has_battery=False)
+    eps, delta = bat.regularisation[m], bat.degradation_cost[m]
+    e_min, e_max, e0 = bat.e_min[m], bat.e_max[m], bat.e_init[m]
+    shift = np.eye(HOURS, k=-1)  # picks E_{t-1}
+    dyn = np.hstack([zero, -bat.eta_charge[m] * eye, eye / bat.eta_discharge[m], eye - shift])
+    E = np.vstack([np.concatenate([np.ones(HOURS), np.zeros(3 * HOURS)]), dyn])
+    d = np.zeros(HOURS + 1)
+    d[1] = e0
+    e_lo, e_hi = np.full(HOURS, e_min), np.full(HOURS, e_max)
+    e_lo[-1] = e_hi[-1] = e0
+    return FollowerQP(
+        Q=np.concatenate([np.full(HOURS, 2 * pros.kappa[n]), np.full(2 * HOURS, 2 * eps), np.zeros(HOURS)]),
+        c=np.concatenate([np.zeros(HOURS), np.full(2 * HOURS, delta), np.zeros(HOURS)]),
+        G=np.hstack([eye, eye, -eye, zero]), h=h, E=E, d=d,
+        lower=np.concatenate([-hi, np.zeros(2 * HOURS), e_lo]),
+        upper=np.concatenate([hi, np.full(HOURS, bat.p_charge_max[m]), np.full(HOURS, bat.p_discharge_max[m]),
+                              e_hi]),
+        has_battery=True)
+
+
+def standard_solution(case: Case, response: BestResponse, n: int):
+    """(x, ν, μ_l, μ_u) of prosumer n in the standard form, from a single (unbatched) `BestResponse`.
+
+    The battery's multipliers come from the eliminated form (rows = cumulative energy): with y the
+    row multipliers, ν_t = −Σ_{k>=t} y_k and the E_t bound multiplier is y_t.
+    """
+    split = lambda net: (np.maximum(-net, 0.0), np.maximum(net, 0.0))
+    x = [response.transfer[n]]
+    nu = [np.atleast_1d(response.shift_balance[n])]
+    nets = [response.transfer_bound[n]]
+    if case.battery_of[n] >= 0:
+        y = response.energy_bound[n]
+        x += [response.charge[n], response.discharge[n], response.stored_energy[n]]
+        nu.append(-np.cumsum(y[::-1])[::-1])
+        nets += [response.charge_bound[n], response.discharge_bound[n], y]
+    mu_l, mu_u = split(np.concatenate(nets))
+    return np.concatenate(x), np.concatenate(nu), mu_l, mu_u
+
+
+def qp_kkt_residuals(qp: FollowerQP, prices: np.ndarray, x, nu, mu_l, mu_u) -> dict[str, float]:
+    """Largest violation of each KKT condition of `qp` at prices (24,) ¥/MWh.
+
+    stationarity (¥/MWh), equality and bounds (MW or MWh), dual_sign (¥/MWh), complementarity
+    (¥/h), and strong_duality: |λᵀP − (λᵀh − xᵀQx − cᵀx − dᵀν + lᵀμ_l − uᵀμ_u)| in ¥.
+    For a bound with l = u only the net multiplier μ_u − μ_l matters, so its sign is not checked.
+    """
+    lam = np.asarray(prices, dtype=float)
+    grad = qp.Q * x + qp.c + qp.G.T @ lam + qp.E.T @ nu - mu_l + mu_u
+    fixed = qp.lower == qp.upper
+    exchange = qp.G @ x + qp.h
+    dual_value = (lam @ qp.h - x @ (qp.Q * x) - qp.c @ x - qp.d @ nu + qp.lower @ mu_l - qp.upper @ mu_u)
+    return {
+        "stationarity": float(np.abs(grad).max()),
+        "equality": float(np.abs(qp.E @ x - qp.d).max()),
+        "bounds": float(max(np.max(qp.lower - x), np.max(x - qp.upper), 0.0)),
+        "dual_sign": float(max(-np.min(np.where(fixed, 0.0, mu_l)), -np.min(np.where(fixed, 0.0, mu_u)), 0.0)),
+        "complementarity": float(max(np.abs(np.where(fixed, 0.0, mu_l * (x - qp.lower))).max(),
+                                     np.abs(np.where(fixed, 0.0, mu_u * (qp.upper - x))).max())),
+        "strong_duality": float(abs(lam @ exchange - dual_value)),
+    }
+
+
+def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, float]:
+    """Largest KKT violation of each kind over all prosumers of a single `BestResponse`.
+
+    A response is exact when every value is below 1e-6 (units as in `qp_kkt_residuals`); the cost
+    and exchange power reported by the response are also checked against the standard form.
+    """
+    worst: dict[str, float] = {}
+    for n in range(len(case.prosumers)):
+        qp = follower_qp(case, day, n)
+        x, nu, mu_l, mu_u = standard_solution(case, response, n)
+        res = qp_kkt_residuals(qp, response.prices[n], x, nu, mu_l, mu_u)
+        exchange = qp.G @ x + qp.h
+        res["exchange"] = float(np.abs(exchange - response.exchange_power[n]).max())
+        cost = 0.5 * x @ (qp.Q * x) + qp.c @ x + response.prices[n] @ exchange
+        res["cost"] = float(abs(cost - response.cost[n]))
+        for key, value in res.items():
+            worst[key] = max(worst.get(key, 0.0), value)
+    return worst

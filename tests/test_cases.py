@@ -1,0 +1,96 @@
+"""The shipped case has MODEL.md's values; validation names the field that cannot work."""
+
+import json
+from importlib import resources
+
+import numpy as np
+import pandapower.networks as pn
+import pytest
+
+import stackelberg_mop as sm
+from stackelberg_mop.cases import CaseError, case_from_dict
+
+
+@pytest.fixture
+def spec():
+    return json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
+
+
+def test_default_case_matches_model(case):
+    assert case.buses.size == 33 and case.slack_bus == 0
+    p, q = case.nominal_load
+    assert p.sum() == pytest.approx(3.715) and q.sum() == pytest.approx(2.3)
+    np.testing.assert_array_equal(case.prosumers.bus, [6, 9, 14, 23, 28])
+    np.testing.assert_array_equal(case.prosumers.bus[case.batteries.owner], [9, 28])
+    np.testing.assert_array_equal(case.mop.bus, [17, 21, 24, 32])
+    assert case.price_rules.mean_cap == pytest.approx(np.mean(case.tariff.buy_price))
+    assert sorted(set(case.tariff.buy_price)) == [450, 750, 1100]
+    assert case.batteries.e_init.tolist() == pytest.approx([0.25, 0.4])
+    assert sm.available_cases() == ["ieee33-mop"]
+
+
+def test_case_arrays_are_read_only(case):
+    with pytest.raises(ValueError):
+        case.prosumers.kappa[0] = 1.0
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s["prosumers"].__setitem__("bus", [6, 9, 14, 99, 28]), r"prosumers\.bus: bus \[99\] does not exist"),
+    (lambda s: s["mop"].__setitem__("bus", [17, 21, 24, 40]), r"mop\.bus: bus \[40\] does not exist"),
+    (lambda s: s["prosumers"].__setitem__("bus", [0, 9, 14, 23, 28]), r"prosumers\.bus: bus 0 is the substation"),
+    (lambda s: s["tariff"].__setitem__("sell_price_cny_per_mwh", [500.0] * 24), r"tariff\.buy_price: below"),
+    (lambda s: s["prosumers"].__setitem__("pv_capacity_mw", [0.4, -0.5, 0.3, 0.6, 0.5]), r"prosumers\.pv_capacity"),
+    (lambda s: s["batteries"].__setitem__("capacity_mwh", [0.5, -0.8]), r"batteries\.capacity"),
+    (lambda s: s["batteries"].__setitem__("power_mw", [0.15, -0.2]), r"batteries\.p_charge_max"),
+    (lambda s: s["price_rules"].__setitem__("price_min_cny_per_mwh", 1200.0), r"price_rules\.price_min: .* exceeds"),
+    (lambda s: s["price_rules"].__setitem__("mean_cap", 300.0), r"price_rules\.mean_cap"),
+    (lambda s: s["prosumers"].__setitem__("kappa_cny_per_mw2h", [3000, 0, 3500, 2000, 3000]), r"prosumers\.kappa"),
+    (lambda s: s["batteries"].__setitem__("soc_init", [0.05, 0.5]), r"batteries\.soc_init"),
+    (lambda s: s["batteries"].__setitem__("owner_bus", [9, 30]), r"batteries\.owner_bus: no prosumer at bus \[30\]"),
+    (lambda s: s["tariff"].__setitem__("buy_price_cny_per_mwh", [450.0] * 23), r"tariff\.buy_price: expected 24"),
+    (lambda s: s["prosumers"].__setitem__("kappa_cny_per_mw2h", [3000, float("nan"), 1, 1, 1]), r"kappa: must be finite"),
+    (lambda s: s["voltage"].__setitem__("v_min_pu", 1.02), r"case\.v_min"),
+    (lambda s: s.pop("tariff"), r"missing field 'tariff'"),
+])
+def test_validation_names_the_field(spec, edit, field):
+    edit(spec)
+    with pytest.raises(CaseError, match=field):
+        case_from_dict(spec)
+
+
+def test_meshed_network_is_rejected(spec):
+    net = pn.case33bw()
+    net.line.loc[32, "in_service"] = True  # close the tie line 20-7
+    with pytest.raises(CaseError, match="case.net: the network is meshed"):
+        case_from_dict(spec, net=net)
+
+
+def test_disconnected_network_is_rejected(spec):
+    net = pn.case33bw()
+    net.line.loc[5, "in_service"] = False
+    with pytest.raises(CaseError, match="case.net: the network is disconnected"):
+        case_from_dict(spec, net=net)
+
+
+def test_user_case_on_another_radial_network(spec):
+    """A smaller radial feeder (pandapower's case33bw cut to its first 18 buses) with two prosumers."""
+    net = pn.case33bw()
+    keep = list(range(18))
+    net.bus.loc[~net.bus.index.isin(keep), "in_service"] = False
+    net.line.loc[~(net.line.from_bus.isin(keep) & net.line.to_bus.isin(keep)), "in_service"] = False
+    net.load.loc[~net.load.bus.isin(keep), "in_service"] = False
+    spec["prosumers"] = {"bus": [6, 14], "pv_capacity_mw": [0.3, 0.2], "kappa_cny_per_mw2h": [2000, 3000],
+                         "shift_fraction": [0.2, 0.2]}
+    spec["batteries"] = {k: v[:1] for k, v in spec["batteries"].items()}
+    spec["batteries"]["owner_bus"] = [14]
+    spec["mop"] = {"bus": [12, 17], "s_max_mva": [0.5, 0.5], "loss_coefficient": [0.02, 0.02]}
+    small = case_from_dict(spec, net=net)
+    assert small.buses.size == 18 and small.battery_of.tolist() == [-1, 0]
+    day = sm.reference_day(small)
+    response = sm.best_response(small, day, small.tariff.buy_price)
+    assert max(sm.kkt_residuals(small, day, response).values()) < 1e-6
+
+
+def test_load_case_errors_name_the_case():
+    with pytest.raises(CaseError, match="unknown case 'ieee34'"):
+        sm.load_case("ieee34")
