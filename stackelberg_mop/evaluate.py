@@ -1,0 +1,206 @@
+"""The one scorer: prices → prosumers' best response → DNO dispatch → AC check → `Outcome`.
+
+Every producer of prices (an RL policy, the bi-level optimum, the fixed point, ADMM, a tariff) is
+scored here, so the objective exists once. It lives at the package's top level because it composes
+``market`` (the followers) and ``powerflow`` (the network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cases import HOURS, Case
+from .data import Day
+from .market import BestResponse, best_response, check_prices
+from .powerflow import DispatchResult, dispatch_model
+from .powerflow.ac import pandapower_power_flow, sweep_power_flow
+
+#: voltages within this of a limit (p.u.) do not count as violations (solver round-off)
+VIOLATION_TOL = 1e-6
+#: set-points may exceed the MOP's DC balance and ratings by this much (MW, MVA)
+MOP_TOL = 1e-6
+AC_MODES = ("sweep", "pandapower")
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome:
+    """The score of one price vector on one day. Money in ¥ per day, power in MW/Mvar, voltage in p.u.
+
+    dno_objective: F = ω_1·dno_cost + ω_2·voltage_deviation_cost (the leader's objective, lower is better).
+    dno_cost = grid_cost − revenue + line_loss_cost + mop_loss_cost (C_op of MODEL.md).
+    voltage_deviation_cost: c_V Σ_t Σ_i |v_i,t − 1| with v = |V|² (before ω_2).
+    prosumer_costs: (N,) each follower's minimised cost; total_cost = dno_cost + Σ prosumer_costs
+    (the revenue cancels: what the society pays), welfare = −total_cost.
+    exchange_power: (N, 24); grid_power: (24,); mop_p, mop_q: (K, 24) injections at the terminals.
+    voltages_ac: (B, 24) from the AC power flow; voltages_model: (B, 24) the dispatch model's √v.
+    relaxation_gap: (24,) max ℓv − P² − Q² (p.u.²; NaN when no relaxation was solved).
+    ac_mismatch: (24,) max_i |V_AC − √v| (NaN when the network was not dispatched by a model).
+    violation_rate: share of bus-hours (substation excluded) outside [v_min, v_max] in the AC check.
+    price_violation: how far the prices break the case's rules, ¥/MWh (0 when they keep them).
+    status: "optimal", or what failed ("follower_failed", "infeasible", "solver_error: …",
+    "ac_not_converged"); on failure the costs are NaN.
+    """
+
+    status: str
+    prices: np.ndarray
+    dno_objective: float
+    dno_cost: float
+    grid_cost: float
+    revenue: float
+    line_loss_cost: float
+    mop_loss_cost: float
+    voltage_deviation_cost: float
+    prosumer_costs: np.ndarray
+    exchange_power: np.ndarray
+    grid_power: np.ndarray
+    mop_p: np.ndarray
+    mop_q: np.ndarray
+    voltages_ac: np.ndarray
+    voltages_model: np.ndarray
+    relaxation_gap: np.ndarray
+    ac_mismatch: np.ndarray
+    violation_rate: float
+    price_violation: float
+    response: BestResponse
+    dispatch: DispatchResult | None = None
+
+    @property
+    def total_cost(self) -> float:
+        return self.dno_cost + float(self.prosumer_costs.sum())
+
+    @property
+    def welfare(self) -> float:
+        return -self.total_cost
+
+    @property
+    def loss_cost(self) -> float:
+        return self.line_loss_cost + self.mop_loss_cost
+
+    def summary(self) -> dict[str, float | str]:
+        """The scalar results, e.g. for a table row or an environment's ``info``."""
+        return {"status": self.status, "dno_objective": self.dno_objective, "dno_cost": self.dno_cost,
+                "grid_cost": self.grid_cost, "revenue": self.revenue, "line_loss_cost": self.line_loss_cost,
+                "mop_loss_cost": self.mop_loss_cost, "voltage_deviation_cost": self.voltage_deviation_cost,
+                "prosumer_cost": float(self.prosumer_costs.sum()), "welfare": self.welfare,
+                "violation_rate": self.violation_rate, "max_relaxation_gap": float(np.nanmax(self.relaxation_gap))
+                if np.isfinite(self.relaxation_gap).any() else float("nan"),
+                "max_ac_mismatch": float(np.nanmax(self.ac_mismatch)) if np.isfinite(self.ac_mismatch).any()
+                else float("nan"), "price_violation": self.price_violation}
+
+
+def price_violation(case: Case, prices: np.ndarray) -> float:
+    """Largest breach of the price rules, ¥/MWh: bounds per hour, and the daily-mean cap."""
+    rules = case.price_rules
+    bounds = max(float(np.max(rules.price_min - prices)), float(np.max(prices - rules.price_max)), 0.0)
+    mean = max(float(np.max(prices.mean(axis=-1))) - rules.mean_cap, 0.0)
+    return max(bounds, mean)
+
+
+def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
+    """(P, Q) MW/Mvar, each (K, 24), from an array (2, K, 24); ValueError if it breaks the MOP's limits.
+
+    The DC side must balance: Σ_k (P_k + A_k |S_k|) = 0 each hour, and |S_k| <= s_max_k.
+    """
+    k = len(case.mop)
+    arr = np.asarray(setpoints, dtype=float)
+    if arr.shape != (2, k, HOURS):
+        raise ValueError(f"mop: set-points must have shape (2, K, 24) = (2, {k}, 24) for [P; Q], got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("mop: set-points must be finite")
+    p, q = arr
+    apparent = np.hypot(p, q)
+    over = apparent - case.mop.s_max[:, None]
+    if over.max(initial=0.0) > MOP_TOL:
+        kk, t = np.unravel_index(np.argmax(over), over.shape)
+        raise ValueError(f"mop: terminal {kk} (bus {case.mop.bus[kk]}) exceeds its {case.mop.s_max[kk]} MVA "
+                         f"rating at hour {t} ({apparent[kk, t]:.4f} MVA)")
+    dc = (p + case.mop.loss_coefficient[:, None] * apparent).sum(axis=0)
+    if np.abs(dc).max(initial=0.0) > MOP_TOL:
+        t = int(np.argmax(np.abs(dc)))
+        raise ValueError(f"mop: the DC balance Σ(P + A|S|) is {dc[t]:.6f} MW at hour {t}, must be 0")
+    return p, q
+
+
+def _failed(status, lam, response, case, dispatch=None) -> Outcome:
+    nan = float("nan")
+    n_bus, k = case.buses.size, len(case.mop)
+    return Outcome(status=status, prices=lam, dno_objective=nan, dno_cost=nan, grid_cost=nan, revenue=nan,
+                   line_loss_cost=nan, mop_loss_cost=nan, voltage_deviation_cost=nan,
+                   prosumer_costs=response.cost, exchange_power=response.exchange_power,
+                   grid_power=np.full(HOURS, nan), mop_p=np.full((k, HOURS), nan), mop_q=np.full((k, HOURS), nan),
+                   voltages_ac=np.full((n_bus, HOURS), nan), voltages_model=np.full((n_bus, HOURS), nan),
+                   relaxation_gap=np.full(HOURS, nan), ac_mismatch=np.full(HOURS, nan), violation_rate=nan,
+                   price_violation=price_violation(case, lam), response=response, dispatch=dispatch)
+
+
+def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "hard", formulation: str = "socp",
+             ac: str = "sweep", response: BestResponse | None = None) -> Outcome:
+    """Score clearing prices on a day: the one scorer of the package.
+
+    prices: (24,) ¥/MWh for all prosumers, or (N, 24) one row per prosumer.
+    mop: "opf" (dispatched optimally by the DNO's model), "off" (idle), or set-points (2, K, 24) =
+    [P; Q] in MW/Mvar injected at each terminal (then no optimiser runs: the AC power flow gives the
+    network state and the costs). voltage_limits: "hard", "soft" or "none" (see `DispatchModel`).
+    formulation: "socp" or "lindistflow". ac: "sweep" (vectorised backward/forward sweep, agrees with
+    pandapower to ~1e-10 p.u.) or "pandapower" (Newton-Raphson, 24 runs, slower).
+    response: a precomputed best response to the same prices (skips re-solving the followers).
+    Bad input raises ValueError; solver failures come back as `Outcome.status`.
+    """
+    if ac not in AC_MODES:
+        raise ValueError(f"ac: must be one of {AC_MODES}, got {ac!r}")
+    day.check(case)
+    lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
+    fixed = not isinstance(mop, str)
+    if fixed:
+        mop_p, mop_q = check_mop_setpoints(case, mop)
+    if response is None:
+        response = best_response(case, day, lam)
+    elif not np.array_equal(response.prices, lam):
+        raise ValueError("response: was computed for other prices")
+    if not response.ok:
+        return _failed("follower_failed", lam, response, case)
+    obj, exchange = case.objective, response.exchange_power
+    revenue = float((lam * exchange).sum())
+
+    result = None
+    if fixed:
+        state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+        if not state.converged.all():
+            return _failed("ac_not_converged", lam, response, case)
+        v = state.vm**2
+        buy, sell = day.buy_price, day.sell_price
+        grid_cost = float((sell * state.grid_power + (buy - sell) * np.maximum(state.grid_power, 0)).sum())
+        line_loss_cost = obj.loss_cost * float(state.line_loss.sum())
+        mop_loss_cost = obj.loss_cost * float((case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)).sum())
+        deviation_cost = obj.voltage_cost * float(np.abs(v - 1).sum())
+        vm_ac, vm_model, grid_power = state.vm, np.full_like(state.vm, np.nan), state.grid_power
+        gap = mismatch = np.full(HOURS, np.nan)
+    else:
+        result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
+        if not result.status.startswith("optimal"):
+            return _failed(result.status, lam, response, case, result)
+        mop_p, mop_q = result.mop_p, result.mop_q
+        grid_cost, line_loss_cost, mop_loss_cost = result.grid_cost, result.line_loss_cost, result.mop_loss_cost
+        deviation_cost, vm_model, grid_power, gap = (result.voltage_deviation_cost, result.voltage, result.grid_power,
+                                                     result.relaxation_gap)
+        if ac == "sweep":
+            state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+            vm_ac, converged = state.vm, state.converged
+        else:
+            vm_ac, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q)
+        if not converged.all():
+            return _failed("ac_not_converged", lam, response, case, result)
+        mismatch = np.abs(vm_ac - vm_model).max(axis=0)
+
+    dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
+    others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
+    outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
+    return Outcome(
+        status="optimal", prices=lam, dno_objective=obj.omega_economic * dno_cost + obj.omega_voltage * deviation_cost,
+        dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
+        mop_loss_cost=mop_loss_cost, voltage_deviation_cost=deviation_cost, prosumer_costs=response.cost,
+        exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, voltages_ac=vm_ac,
+        voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
+        price_violation=price_violation(case, lam), response=response, dispatch=result)

@@ -1,0 +1,291 @@
+"""The DNO's 24-hour dispatch: grid exchange, MOP set-points and the network state.
+
+Given the prosumers' exchange power, the DNO minimises (MODEL.md, "Upper level", all in ¥)
+
+    F = ω_1 · (grid cost + c_loss · (line + MOP losses) − revenue) + ω_2 · c_V · Σ_t Σ_i |v_i,t − 1|
+
+subject to DistFlow on the radial tree, the MOP's converter model and the voltage/current limits. The
+problem (what is optimised) is written once; the network formulation is a separate, swappable object
+(PowerModels' problem/formulation split): `SOCP` (branch flow with the second-order-cone relaxation
+ℓ v >= P² + Q²) or `LinDistFlow` (lossless, ℓ = 0). Each model is built once with cvxpy Parameters
+and re-solved (DPP): only the loads and tariff change between calls.
+
+Hours are independent given the exchange power (no storage on the DNO side), but one block-diagonal
+problem for all 24 hours keeps one solver call per day.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from .network import Feeder, feeder
+
+MOP_MODES = ("opf", "off")
+VOLTAGE_MODES = ("hard", "soft", "none")
+#: ¥ per p.u. (of v = |V|²) per bus-hour outside the limits in "soft" mode; reported separately
+SOFT_VOLTAGE_PENALTY = 1e4
+
+
+class SOCP:
+    """Branch flow with the second-order-cone relaxation of ℓ_ij v_i = P_ij² + Q_ij² (exact when gap ≈ 0)."""
+
+    name = "socp"
+
+    def current(self, nb: int):
+        return cp.Variable((nb, HOURS), nonneg=True, name="current_sq")
+
+    def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
+        flat = lambda e: cp.reshape(e, (fd.n_branch * HOURS,), order="F")
+        lhs = flat(current + v_from)
+        return [cp.SOC(lhs, cp.vstack([flat(2 * p), flat(2 * q), flat(current - v_from)]), axis=0)]
+
+
+class LinDistFlow:
+    """Linearised DistFlow: lossless branches (ℓ = 0), voltage drop linear in the flows."""
+
+    name = "lindistflow"
+
+    def current(self, nb: int):
+        return None
+
+    def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
+        return []
+
+
+FORMULATIONS = {"socp": SOCP, "lindistflow": LinDistFlow}
+
+
+@dataclass(frozen=True, eq=False)
+class DispatchResult:
+    """The DNO's dispatch for one day. Powers in MW/Mvar, costs in ¥ per day, voltages in p.u.
+
+    status: "optimal", "infeasible" or "solver_error: ..." (then the numbers are NaN).
+    grid_power: (24,) MW drawn from the HV grid (> 0: the DNO buys). mop_p, mop_q, mop_loss: (K, 24)
+    injections into the AC buses and converter losses. branch_p, branch_q: (nb, 24) sending-end flows;
+    current_sq: (nb, 24) ℓ in p.u.; v: (B, 24) squared voltage magnitude, p.u.
+    Costs: grid_cost, line_loss_cost, mop_loss_cost, voltage_deviation_cost (c_V Σ|v − 1|, before ω_2),
+    voltage_penalty (soft mode only; not part of the DNO objective).
+    relaxation_gap: (24,) max over branches of ℓ v_i − P² − Q² (p.u.², MODEL.md Eq. 41; 0 for LinDistFlow).
+    lmp: (B, 24) ¥/MWh, the dual of each bus's active-power balance: the DNO objective's increase per
+    MWh of extra load at that bus, divided by ω_1 to read as operating cost.
+    """
+
+    status: str
+    grid_power: np.ndarray
+    grid_q: np.ndarray
+    mop_p: np.ndarray
+    mop_q: np.ndarray
+    mop_loss: np.ndarray
+    branch_p: np.ndarray
+    branch_q: np.ndarray
+    current_sq: np.ndarray
+    v: np.ndarray
+    grid_cost: float
+    line_loss_cost: float
+    mop_loss_cost: float
+    voltage_deviation_cost: float
+    voltage_penalty: float
+    relaxation_gap: np.ndarray
+    lmp: np.ndarray
+    solve_time: float
+
+    @property
+    def voltage(self) -> np.ndarray:
+        """(B, 24) voltage magnitude √v, p.u."""
+        return np.sqrt(np.maximum(self.v, 0.0))
+
+    @property
+    def line_loss(self) -> np.ndarray:
+        """(24,) MW of line losses."""
+        return self.line_loss_mw.sum(0)
+
+    @property
+    def line_loss_mw(self) -> np.ndarray:
+        return np.zeros_like(self.branch_p) if self.current_sq is None else self._r[:, None] * self.current_sq * self._s
+
+    _r: np.ndarray = None
+    _s: float = 1.0
+
+
+def _nan_result(status: str, fd: Feeder, k: int, elapsed: float) -> DispatchResult:
+    nan = lambda *shape: np.full(shape, np.nan)
+    return DispatchResult(status=status, grid_power=nan(HOURS), grid_q=nan(HOURS), mop_p=nan(k, HOURS),
+                          mop_q=nan(k, HOURS), mop_loss=nan(k, HOURS), branch_p=nan(fd.n_branch, HOURS),
+                          branch_q=nan(fd.n_branch, HOURS), current_sq=nan(fd.n_branch, HOURS),
+                          v=nan(fd.n_bus, HOURS), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
+                          voltage_deviation_cost=np.nan, voltage_penalty=np.nan, relaxation_gap=nan(HOURS),
+                          lmp=nan(fd.n_bus, HOURS), solve_time=elapsed, _r=fd.r, _s=fd.s_base)
+
+
+class DispatchModel:
+    """One day's DNO dispatch problem, built once and re-solved for new loads and exchange power.
+
+    formulation: "socp" (default) or "lindistflow". mop: "opf" (the MOP is dispatched) or "off" (idle).
+    voltage_limits: "hard" (V_min <= |V| <= V_max), "soft" (violations allowed at
+    SOFT_VOLTAGE_PENALTY ¥ per p.u. per bus-hour, reported apart from the objective) or "none".
+    Branch current limits come from the network's ``line.max_i_ka`` (values >= 1000 kA mean none).
+    """
+
+    def __init__(self, case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
+                 solver: str = "CLARABEL"):
+        if formulation not in FORMULATIONS:
+            raise ValueError(f"formulation: must be one of {tuple(FORMULATIONS)}, got {formulation!r}")
+        if mop not in MOP_MODES:
+            raise ValueError(f"mop: must be one of {MOP_MODES} for the dispatch, got {mop!r}")
+        if voltage_limits not in VOLTAGE_MODES:
+            raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
+        self.case, self.formulation, self.mop_mode, self.voltage_mode = case, FORMULATIONS[formulation](), mop, \
+            voltage_limits
+        self.solver = solver
+        fd = self.feeder = feeder(case)
+        obj, s = case.objective, case.s_base
+        nb, nbus, k = fd.n_branch, fd.n_bus, len(case.mop)
+        self.mop_pos = case.bus_position(case.mop.bus)
+
+        # parameters: per-unit demand at every bus, and the tariff (¥/MWh)
+        self.demand_p = cp.Parameter((nbus, HOURS), name="demand_p")
+        self.demand_q = cp.Parameter((nbus, HOURS), name="demand_q")
+        self.buy = cp.Parameter(HOURS, name="buy_price")
+        self.premium = cp.Parameter(HOURS, nonneg=True, name="buy_minus_sell")
+        self.sell = self.buy - self.premium
+
+        p = cp.Variable((nb, HOURS), name="branch_p")
+        q = cp.Variable((nb, HOURS), name="branch_q")
+        v = cp.Variable((nbus, HOURS), name="v")
+        pg = cp.Variable(HOURS, name="grid_p")
+        qg = cp.Variable(HOURS, name="grid_q")
+        buying = cp.Variable(HOURS, nonneg=True, name="grid_buying")  # max(P^G, 0)
+        current = self.formulation.current(nb)
+        self.vars = dict(p=p, q=q, v=v, pg=pg, qg=qg, current=current)
+
+        # MOP: injections at its buses, losses A_k |S_k|, capacity S_k, DC balance
+        mop_cons = []
+        if k and mop == "opf":
+            pm, qm = cp.Variable((k, HOURS), name="mop_p"), cp.Variable((k, HOURS), name="mop_q")
+            ploss = cp.Variable((k, HOURS), nonneg=True, name="mop_loss")
+            for i in range(k):
+                mop_cons += [cp.SOC(np.full(HOURS, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
+                if case.mop.loss_coefficient[i] > 0:
+                    mop_cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
+            mop_cons += [cp.sum(pm + ploss, axis=0) == 0]
+            self.vars.update(pm=pm, qm=qm, ploss=ploss)
+        placement = np.zeros((nbus, k))
+        placement[self.mop_pos, np.arange(k)] = 1.0
+        root = np.zeros(nbus)
+        root[fd.root] = 1.0
+
+        a_in = (fd.incidence > 0).astype(float)
+        a_out = (fd.incidence < 0).astype(float)
+        delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
+        delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
+        inj_p = cp.outer(root, pg) - self.demand_p
+        inj_q = cp.outer(root, qg) - self.demand_q
+        if "pm" in self.vars:
+            inj_p = inj_p + placement @ self.vars["pm"]
+            inj_q = inj_q + placement @ self.vars["qm"]
+        self.balance_p = a_in @ delivered_p - a_out @ p + inj_p == 0
+        balance_q = a_in @ delivered_q - a_out @ q + inj_q == 0
+        v_from, v_to = v[fd.from_pos], v[fd.to_pos]
+        drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
+        if current is not None:
+            drop = drop - cp.multiply((fd.r**2 + fd.x**2)[:, None], current)
+        cons = [self.balance_p, balance_q, v_to == v_from - drop, v[fd.root] == case.v_slack**2, buying >= pg]
+        cons += self.formulation.constraints(fd, v_from, p, q, current) + mop_cons
+        limited = np.flatnonzero(np.isfinite(fd.i_max))
+        if current is not None and limited.size:
+            cons += [current[limited] <= (fd.i_max[limited] ** 2)[:, None]]
+
+        others = np.setdiff1d(np.arange(nbus), [fd.root])
+        penalty = 0
+        if voltage_limits == "hard":
+            cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
+        elif voltage_limits == "soft":
+            excess = cp.Variable((others.size, HOURS), nonneg=True, name="voltage_excess")
+            cons += [v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
+            penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
+        deviation = cp.Variable((nbus, HOURS), nonneg=True, name="voltage_deviation")
+        cons += [deviation >= v - 1, deviation >= 1 - v]
+
+        # costs in ¥ (powers in p.u. × s MW × 1 h)
+        self.grid_cost = s * (self.sell @ pg + self.premium @ buying)
+        self.line_loss_cost = 0 if current is None else obj.loss_cost * s * cp.sum(fd.r @ current)
+        self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
+        self.voltage_deviation_cost = obj.voltage_cost * cp.sum(deviation)
+        self.voltage_penalty = penalty
+        objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
+                     + obj.omega_voltage * self.voltage_deviation_cost + penalty)
+        self.problem = cp.Problem(cp.Minimize(objective), cons)
+        assert self.problem.is_dcp(dpp=True)
+
+    def set_day(self, day: Day, exchange_power: np.ndarray) -> None:
+        """Load the day's base loads and the prosumers' exchange power (N, 24) MW into the parameters."""
+        case = self.case
+        day.check(case)
+        exchange = np.asarray(exchange_power, dtype=float)
+        if exchange.shape != (len(case.prosumers), HOURS) or not np.all(np.isfinite(exchange)):
+            raise ValueError(f"exchange_power: expected finite (N, 24) = ({len(case.prosumers)}, 24) MW, "
+                             f"got shape {exchange.shape}")
+        demand = day.base_p.copy()
+        np.add.at(demand, case.bus_position(case.prosumers.bus), exchange)
+        self.demand_p.value = demand / case.s_base
+        self.demand_q.value = day.base_q / case.s_base
+        self.buy.value = day.buy_price
+        self.premium.value = day.buy_price - day.sell_price
+
+    def solve(self, day: Day, exchange_power: np.ndarray) -> DispatchResult:
+        """Dispatch the day; a solver failure is returned as a status, never raised."""
+        self.set_day(day, exchange_power)
+        fd, k, s = self.feeder, len(self.case.mop), self.case.s_base
+        start = time.perf_counter()
+        try:
+            self.problem.solve(solver=self.solver)
+            status = self.problem.status
+        except cp.SolverError as err:
+            return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return _nan_result("infeasible" if "infeasible" in status else f"solver_error: {status}", fd, k, elapsed)
+        val = lambda e: float(e.value) if isinstance(e, cp.Expression) else float(e)
+        var = self.vars
+        p, q, v = var["p"].value, var["q"].value, var["v"].value
+        current = np.zeros_like(p) if var["current"] is None else var["current"].value
+        if var["current"] is None:
+            gap = np.zeros(HOURS)
+        else:
+            gap = (current * v[fd.from_pos] - p**2 - q**2).max(axis=0)
+        zeros = np.zeros((k, HOURS))
+        omega = self.case.objective.omega_economic
+        # extra load at a bus lowers its balance row; cvxpy's dual y of "balance == 0" gives ∂F/∂load = −y
+        lmp = -self.balance_p.dual_value / s / (omega if omega > 0 else 1.0)
+        return DispatchResult(
+            status="optimal" if status == cp.OPTIMAL else "optimal_inaccurate",
+            grid_power=var["pg"].value * s, grid_q=var["qg"].value * s,
+            mop_p=var["pm"].value * s if "pm" in var else zeros, mop_q=var["qm"].value * s if "qm" in var else zeros,
+            mop_loss=var["ploss"].value * s if "ploss" in var else zeros,
+            branch_p=p * s, branch_q=q * s, current_sq=current, v=v,
+            grid_cost=val(self.grid_cost), line_loss_cost=val(self.line_loss_cost),
+            mop_loss_cost=val(self.mop_loss_cost), voltage_deviation_cost=val(self.voltage_deviation_cost),
+            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed,
+            _r=fd.r, _s=s)
+
+
+def dispatch_model(case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
+                   ) -> DispatchModel:
+    """The cached `DispatchModel` of `case` for these options (built on first use)."""
+    cache = case.__dict__.setdefault("_dispatch_models", {})
+    key = (formulation, mop, voltage_limits)
+    if key not in cache:
+        cache[key] = DispatchModel(case, formulation, mop, voltage_limits)
+    return cache[key]
+
+
+def dispatch(case: Case, day: Day, exchange_power, formulation: str = "socp", mop: str = "opf",
+             voltage_limits: str = "hard") -> DispatchResult:
+    """Solve the DNO's dispatch of `day` for the prosumers' exchange power (N, 24) MW."""
+    return dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange_power)
