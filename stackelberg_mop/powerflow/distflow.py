@@ -68,7 +68,7 @@ class DispatchResult:
     status: "optimal", "infeasible" or "solver_error: ..." (then the numbers are NaN).
     grid_power: (24,) MW drawn from the HV grid (> 0: the DNO buys). mop_p, mop_q, mop_loss: (K, 24)
     injections into the AC buses and converter losses. branch_p, branch_q: (nb, 24) sending-end flows;
-    current_sq: (nb, 24) ℓ in p.u.; v: (B, 24) squared voltage magnitude, p.u.
+    current_sq: (nb, 24) ℓ in p.u.; v: (B, 24) squared voltage magnitude, p.u.; line_loss: (24,) MW.
     Costs: grid_cost, line_loss_cost, mop_loss_cost, voltage_deviation_cost (c_V Σ|v − 1|, before ω_2),
     voltage_penalty (soft mode only; not part of the DNO objective).
     relaxation_gap: (24,) max over branches of ℓ v_i − P² − Q² (p.u.², MODEL.md Eq. 41; 0 for LinDistFlow).
@@ -86,6 +86,7 @@ class DispatchResult:
     branch_q: np.ndarray
     current_sq: np.ndarray
     v: np.ndarray
+    line_loss: np.ndarray
     grid_cost: float
     line_loss_cost: float
     mop_loss_cost: float
@@ -100,27 +101,15 @@ class DispatchResult:
         """(B, 24) voltage magnitude √v, p.u."""
         return np.sqrt(np.maximum(self.v, 0.0))
 
-    @property
-    def line_loss(self) -> np.ndarray:
-        """(24,) MW of line losses."""
-        return self.line_loss_mw.sum(0)
-
-    @property
-    def line_loss_mw(self) -> np.ndarray:
-        return np.zeros_like(self.branch_p) if self.current_sq is None else self._r[:, None] * self.current_sq * self._s
-
-    _r: np.ndarray = None
-    _s: float = 1.0
-
 
 def _nan_result(status: str, fd: Feeder, k: int, elapsed: float) -> DispatchResult:
     nan = lambda *shape: np.full(shape, np.nan)
     return DispatchResult(status=status, grid_power=nan(HOURS), grid_q=nan(HOURS), mop_p=nan(k, HOURS),
                           mop_q=nan(k, HOURS), mop_loss=nan(k, HOURS), branch_p=nan(fd.n_branch, HOURS),
                           branch_q=nan(fd.n_branch, HOURS), current_sq=nan(fd.n_branch, HOURS),
-                          v=nan(fd.n_bus, HOURS), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
+                          v=nan(fd.n_bus, HOURS), line_loss=nan(HOURS), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
                           voltage_deviation_cost=np.nan, voltage_penalty=np.nan, relaxation_gap=nan(HOURS),
-                          lmp=nan(fd.n_bus, HOURS), solve_time=elapsed, _r=fd.r, _s=fd.s_base)
+                          lmp=nan(fd.n_bus, HOURS), solve_time=elapsed)
 
 
 class DispatchModel:
@@ -146,7 +135,7 @@ class DispatchModel:
         fd = self.feeder = feeder(case)
         obj, s = case.objective, case.s_base
         nb, nbus, k = fd.n_branch, fd.n_bus, len(case.mop)
-        self.mop_pos = case.bus_position(case.mop.bus)
+        mop_pos = case.bus_position(case.mop.bus)
 
         # parameters: per-unit demand at every bus, and the tariff (¥/MWh)
         self.demand_p = cp.Parameter((nbus, HOURS), name="demand_p")
@@ -162,7 +151,7 @@ class DispatchModel:
         qg = cp.Variable(HOURS, name="grid_q")
         buying = cp.Variable(HOURS, nonneg=True, name="grid_buying")  # max(P^G, 0)
         current = self.formulation.current(nb)
-        self.vars = dict(p=p, q=q, v=v, pg=pg, qg=qg, current=current)
+        self.vars = {"p": p, "q": q, "v": v, "pg": pg, "qg": qg, "current": current}
 
         # MOP: injections at its buses, losses A_k |S_k|, capacity S_k, DC balance
         mop_cons = []
@@ -176,7 +165,7 @@ class DispatchModel:
             mop_cons += [cp.sum(pm + ploss, axis=0) == 0]
             self.vars.update(pm=pm, qm=qm, ploss=ploss)
         placement = np.zeros((nbus, k))
-        placement[self.mop_pos, np.arange(k)] = 1.0
+        placement[mop_pos, np.arange(k)] = 1.0
         root = np.zeros(nbus)
         root[fd.root] = 1.0
 
@@ -268,11 +257,10 @@ class DispatchModel:
             grid_power=var["pg"].value * s, grid_q=var["qg"].value * s,
             mop_p=var["pm"].value * s if "pm" in var else zeros, mop_q=var["qm"].value * s if "qm" in var else zeros,
             mop_loss=var["ploss"].value * s if "ploss" in var else zeros,
-            branch_p=p * s, branch_q=q * s, current_sq=current, v=v,
+            branch_p=p * s, branch_q=q * s, current_sq=current, v=v, line_loss=(fd.r @ current) * s,
             grid_cost=val(self.grid_cost), line_loss_cost=val(self.line_loss_cost),
             mop_loss_cost=val(self.mop_loss_cost), voltage_deviation_cost=val(self.voltage_deviation_cost),
-            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed,
-            _r=fd.r, _s=s)
+            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed)
 
 
 def dispatch_model(case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",

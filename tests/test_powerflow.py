@@ -1,0 +1,183 @@
+"""The DNO's dispatch, its LMPs, the MOP, the AC checks and `evaluate` on the default case."""
+
+import dataclasses
+
+import numpy as np
+import pandapower.networks as pn
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stackelberg_mop as sm
+from stackelberg_mop.cases import case_from_dict
+from stackelberg_mop.powerflow import DispatchModel, dispatch, feeder
+from stackelberg_mop.powerflow.ac import bus_demand, pandapower_power_flow, sweep_power_flow
+from stackelberg_mop.scenarios import run_scenarios, scenario_table
+
+
+@pytest.fixture(scope="module")
+def tariff_response(case, day):
+    return sm.best_response(case, day, case.tariff.buy_price)
+
+
+@pytest.fixture(scope="module")
+def opf(case, day, tariff_response):
+    return dispatch(case, day, tariff_response.exchange_power)
+
+
+@pytest.fixture(scope="module")
+def scenarios(case, day):
+    return run_scenarios(case, day)
+
+
+def test_paper_scenarios_on_the_reference_day(case, day, scenarios):
+    table = scenario_table(case, scenarios)
+    assert (table.status == "optimal").all()
+    full = table.loc["full strategy"]
+    assert full.violation_rate == 0
+    assert table.loc["no MOP"].violation_rate > 0.05
+    assert table.loc["no MOP"].dno_objective > full.dno_objective
+    assert table.dno_cost.idxmin() == "economy only"
+    # MODEL.md's quick check of this case: no MOP -> min 0.923 p.u., ~14 % of bus-hours violate
+    assert table.loc["no MOP"].v_min == pytest.approx(0.923, abs=1e-3)
+    assert table.loc["no MOP"].violation_rate == pytest.approx(0.14, abs=0.01)
+    assert 0.96 <= full.v_min and full.v_max <= 1.04
+
+
+def test_full_strategy_relaxation_is_exact_against_pandapower(case, day, scenarios):
+    full = scenarios["full strategy"]
+    assert np.all(full.relaxation_gap <= 1e-6)
+    vm, converged = pandapower_power_flow(case, day, full.exchange_power, full.mop_p, full.mop_q)
+    assert converged.all()
+    assert np.abs(vm - full.voltages_model).max() <= 1e-4
+
+
+def test_power_balance_at_every_bus_and_hour(case, day, tariff_response, opf):
+    fd = feeder(case)
+    demand_p, demand_q = bus_demand(case, day, tariff_response.exchange_power, opf.mop_p, opf.mop_q)
+    loss_p = fd.r[:, None] * opf.current_sq * case.s_base
+    loss_q = fd.x[:, None] * opf.current_sq * case.s_base
+    for flow, loss, demand, grid in ((opf.branch_p, loss_p, demand_p, opf.grid_power),
+                                     (opf.branch_q, loss_q, demand_q, opf.grid_q)):
+        arriving = np.zeros_like(demand)
+        np.add.at(arriving, fd.to_pos, flow - loss)
+        leaving = np.zeros_like(demand)
+        np.add.at(leaving, fd.from_pos, flow)
+        injection = -demand
+        injection[fd.root] += grid
+        assert np.abs(arriving - leaving + injection).max() < 1e-6  # MW / Mvar
+    # and the voltage-drop equation on every branch
+    drop = 2 * (fd.r[:, None] * opf.branch_p + fd.x[:, None] * opf.branch_q) / case.s_base
+    drop -= (fd.r**2 + fd.x**2)[:, None] * opf.current_sq
+    assert np.abs(opf.v[fd.to_pos] - opf.v[fd.from_pos] + drop).max() < 1e-7
+
+
+def test_mop_dc_balance_capacity_and_losses(case, opf):
+    apparent = np.hypot(opf.mop_p, opf.mop_q)
+    assert np.all(apparent <= case.mop.s_max[:, None] + 1e-6)
+    assert np.abs((opf.mop_p + opf.mop_loss).sum(axis=0)).max() < 1e-6
+    # losses are priced, so the loss cone is tight: P^loss = A |S|
+    np.testing.assert_allclose(opf.mop_loss, case.mop.loss_coefficient[:, None] * apparent, atol=1e-6)
+    assert apparent.max() > 0.1  # the MOP is really used on this day
+
+
+@pytest.mark.parametrize("bus, hour", [(17, 19), (6, 3), (24, 12)])
+def test_lmp_matches_finite_difference(case, day, tariff_response, opf, bus, hour):
+    model = DispatchModel(case)
+    step = 1e-3  # MW
+    values = []
+    for sign in (-1, 1):
+        base_p = day.base_p.copy()
+        base_p[case.bus_position(bus), hour] += sign * step
+        model.solve(dataclasses.replace(day, base_p=base_p), tariff_response.exchange_power)
+        values.append(model.problem.value)
+    finite_difference = (values[1] - values[0]) / (2 * step) / case.objective.omega_economic
+    lmp = opf.lmp[case.bus_position(bus), hour]
+    assert lmp == pytest.approx(finite_difference, rel=2e-3)
+    assert opf.lmp[feeder(case).root, hour] == pytest.approx(day.buy_price[hour], rel=1e-4)  # substation: tariff
+
+
+@settings(max_examples=3, deadline=None)
+@given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16))
+def test_fast_power_flow_agrees_with_pandapower(case, day_of_year, seed):
+    day = sm.simbench_day(case, day_of_year)
+    rng = np.random.default_rng(seed)
+    exchange = sm.best_response(case, day, rng.uniform(400, 1100, 24)).exchange_power
+    mop_p = rng.uniform(-0.5, 0.5, (4, 24))
+    mop_q = rng.uniform(-0.5, 0.5, (4, 24))
+    fast = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+    vm, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q)
+    assert fast.converged.all() and converged.all()
+    assert np.abs(fast.vm - vm).max() < 1e-6
+
+
+def test_lindistflow_is_the_same_problem_without_losses(case, day, tariff_response, opf):
+    lin = dispatch(case, day, tariff_response.exchange_power, formulation="lindistflow")
+    assert lin.status == "optimal"
+    assert np.all(lin.current_sq == 0) and np.all(lin.relaxation_gap == 0)
+    assert np.abs(lin.voltage - opf.voltage).max() < 0.01  # the linearisation error on this feeder
+    assert lin.grid_power.sum() < opf.grid_power.sum()  # no line losses to buy
+
+
+def test_set_point_scoring_reproduces_the_dispatch(case, day, scenarios):
+    full = scenarios["full strategy"]
+    fixed = sm.evaluate(case, day, case.tariff.buy_price, mop=np.stack([full.mop_p, full.mop_q]))
+    assert fixed.status == "optimal"
+    assert fixed.dno_objective == pytest.approx(full.dno_objective, abs=0.05)  # exact relaxation: same state
+    np.testing.assert_allclose(fixed.voltages_ac, full.voltages_ac, atol=1e-6)
+
+
+def test_hard_limits_without_mop_are_reported_infeasible(case, day):
+    out = sm.evaluate(case, day, case.tariff.buy_price, mop="off", voltage_limits="hard")
+    assert out.status == "infeasible" and np.isnan(out.dno_objective)
+
+
+def test_branch_current_limit_binds(case, day, tariff_response, opf):
+    """The seed paper's line-capacity case: cap the branch between (1-based) buses 2 and 3 below its peak."""
+    import json
+    from importlib import resources
+
+    fd = feeder(case)
+    net = pn.case33bw()
+    line = net.line.index[(net.line.from_bus == 1) & (net.line.to_bus == 2)][0]
+    k = int(np.flatnonzero(fd.line_index == line)[0])
+    uncapped = np.sqrt(opf.current_sq[k]) * fd.i_base_ka[k]  # kA
+    limit = 0.9 * uncapped.max()
+    net.line.loc[line, "max_i_ka"] = limit
+    spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
+    capped = case_from_dict(spec, net=net)
+    out = dispatch(capped, day, tariff_response.exchange_power)
+    amps = np.sqrt(out.current_sq[k]) * feeder(capped).i_base_ka[k]
+    assert out.status == "optimal"
+    assert amps.max() <= limit * (1 + 1e-6) and amps.max() >= limit * (1 - 1e-4)
+    objective = lambda r: (case.objective.omega_economic * (r.grid_cost + r.line_loss_cost + r.mop_loss_cost)
+                           + case.objective.omega_voltage * r.voltage_deviation_cost)
+    assert objective(out) > objective(opf) + 1.0  # a binding limit costs the DNO something
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prices": np.full(24, np.nan)}, "prices: must be finite"),
+    ({"mop": "on"}, "mop: must be one of"),
+    ({"voltage_limits": "strict"}, "voltage_limits: must be one of"),
+    ({"formulation": "ac"}, "formulation: must be one of"),
+    ({"ac": "newton"}, "ac: must be one of"),
+    ({"mop": np.zeros((2, 3, 24))}, r"mop: set-points must have shape"),
+    ({"mop": np.stack([np.full((4, 24), 0.3), np.zeros((4, 24))])}, "mop: the DC balance"),
+    ({"mop": np.stack([np.r_[np.full((2, 24), 1.5), np.full((2, 24), -1.5)], np.zeros((4, 24))])},
+     "exceeds its 1.0 MVA rating"),
+])
+def test_evaluate_rejects_bad_input(case, day, kwargs, message):
+    kwargs = {"prices": case.tariff.buy_price, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        sm.evaluate(case, day, **kwargs)
+
+
+def test_outcome_accounting(case, scenarios):
+    o = scenarios["full strategy"]
+    assert o.dno_cost == pytest.approx(o.grid_cost - o.revenue + o.line_loss_cost + o.mop_loss_cost)
+    assert o.revenue == pytest.approx(float((o.prices * o.exchange_power).sum()))
+    obj = case.objective
+    assert o.dno_objective == pytest.approx(obj.omega_economic * o.dno_cost + obj.omega_voltage * o.voltage_deviation_cost)
+    assert o.welfare == pytest.approx(-(o.dno_cost + o.prosumer_costs.sum()))
+    assert o.price_violation == 0
+    assert sm.evaluate(case, sm.reference_day(case), np.full(24, 1000.0)).price_violation == pytest.approx(1000 - case.price_rules.mean_cap)
