@@ -30,6 +30,8 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/follower.py
+	$(BIN)/python benchmarks/dispatch.py
+	$(BIN)/python benchmarks/scenarios.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

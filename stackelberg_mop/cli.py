@@ -1,8 +1,11 @@
 """The `stackelberg-mop` command.
 
     stackelberg-mop case [NAME]                 print a case's parameters
-    stackelberg-mop demo [--case NAME] [--day reference|YYYY-MM-DD] [--prices tariff|flat:X]
-                                                prosumers' best response on one day, verified
+    stackelberg-mop respond [--case NAME] [--day reference|YYYY-MM-DD] [--prices tariff|flat:X]
+                                                the prosumers' verified best response on one day
+    stackelberg-mop scenarios [--case NAME] [--day ...] [--prices ...] [--out DIR]
+                                                the paper's three scenarios: table (CSV) and voltage plot (PNG)
+    stackelberg-mop demo                        respond + scenarios on the default case's reference day
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -59,7 +63,7 @@ def cmd_case(args) -> None:
           f"daily mean <= {case.price_rules.mean_cap:.2f}")
 
 
-def cmd_demo(args) -> None:
+def cmd_respond(args) -> None:
     case = load_case(args.case)
     day = _day(case, args.day)
     prices = _prices(case, args.prices)
@@ -78,17 +82,46 @@ def cmd_demo(args) -> None:
         raise SystemExit("verification failed: the best response is not exact")
 
 
+def cmd_scenarios(args) -> None:
+    from .scenarios import format_table, plot_voltage_envelopes, run_scenarios, scenario_table
+
+    case = load_case(args.case)
+    day = _day(case, args.day)
+    outcomes = run_scenarios(case, day, _prices(case, args.prices))
+    table = scenario_table(case, outcomes)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "scenarios.csv")
+    png = plot_voltage_envelopes(case, outcomes, out / "voltage_envelopes.png")
+    print(f"\nscenarios on day {day.name}, prices {args.prices} (costs ¥/day, voltages p.u.)")
+    print(format_table(table.drop(columns="status")))
+    print(f"wrote {out / 'scenarios.csv'} and {png}")
+    failed = table.index[table.status != "optimal"].tolist()
+    if failed:
+        raise SystemExit(f"scenarios {failed} did not solve: {table.status[failed].tolist()}")
+
+
+def cmd_demo(args) -> None:
+    cmd_respond(args)
+    cmd_scenarios(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stackelberg-mop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("case", help="print a case's parameters")
     p.add_argument("name", nargs="?", default="ieee33-mop", help="shipped case name or path to a case .json")
     p.set_defaults(func=cmd_case)
-    p = sub.add_parser("demo", help="the prosumers' verified best response on one day")
-    p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
-    p.add_argument("--day", default="reference", help="'reference' or a date of 2016, YYYY-MM-DD")
-    p.add_argument("--prices", default="tariff", help="'tariff' (the HV buy price) or 'flat:PRICE' in ¥/MWh")
-    p.set_defaults(func=cmd_demo)
+    for name, func, text in (("respond", cmd_respond, "the prosumers' verified best response on one day"),
+                             ("scenarios", cmd_scenarios, "the paper's three scenarios: table and voltage plot"),
+                             ("demo", cmd_demo, "respond + scenarios on one day (default: the reference day)")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
+        p.add_argument("--day", default="reference", help="'reference' or a date of 2016, YYYY-MM-DD")
+        p.add_argument("--prices", default="tariff", help="'tariff' (the HV buy price) or 'flat:PRICE' in ¥/MWh")
+        if name != "respond":
+            p.add_argument("--out", default="results", help="folder for the table (CSV) and plot (PNG)")
+        p.set_defaults(func=func)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -70,6 +70,14 @@ def scenario_table(case: Case, outcomes: dict[str, Outcome]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("scenario")
 
 
+def format_table(table: pd.DataFrame) -> str:
+    """The scenario table as text: ¥ to 0.1, shares and voltages to 1e-4, residuals in scientific notation."""
+    fmt = {col: (lambda x: f"{x:,.1f}") for col in table.columns if col.endswith("cost") or col == "dno_objective"}
+    fmt.update({col: (lambda x: f"{x:.4f}") for col in ("violation_rate", "v_min", "v_max")})
+    fmt.update({col: (lambda x: f"{x:.1e}") for col in ("max_relaxation_gap", "max_ac_mismatch")})
+    return table.to_string(formatters={c: f for c, f in fmt.items() if c in table.columns})
+
+
 def plot_voltage_envelopes(case: Case, outcomes: dict[str, Outcome], path: str | Path) -> Path:
     """Save a PNG of each scenario's hourly min/max AC voltage against the limits."""
     import matplotlib
