@@ -23,8 +23,14 @@ def assert_exact(case, day, response, tol=1e-6):
 
 
 @settings(max_examples=15)
-@given(prices=price_vectors)
+@given(prices=arrays(np.float64, 24, elements=st.integers(0, 2000).map(float), unique=True))
 def test_matches_independent_cvxpy_model(case, day, prices):
+    """Identical schedules and costs (1e-6) to a cvxpy model solved by Clarabel.
+
+    Prices are distinct whole ¥/MWh: where hours tie, only the small ε term fixes the battery's split
+    and an interior-point reference drifts ~1e-6 MW along the flat face at ~1e-12 ¥, so it cannot
+    judge the fast path there; ties are covered by the reference-free KKT and perturbation tests.
+    """
     fast = sm.best_response(case, day, prices)
     ref = best_response_cvxpy(case, day, prices)
     for key in KEYS:

@@ -25,6 +25,8 @@ import numpy as np
 from ..cases import HOURS, Case
 from ..data import Day
 
+#: DAQP's default primal tolerance (1e-6) would let E_t sit that far outside its limits on degenerate prices
+DAQP_SETTINGS = {"primal_tol": 1e-11, "dual_tol": 1e-11}
 #: a schedule with charge and discharge both above this (MW) in one hour is flagged `simultaneous`
 SIMULTANEOUS_TOL = 1e-7
 
@@ -145,21 +147,17 @@ def _battery_qp(case: Case, m: int) -> _BatteryQP:
                       sense=sense, eta_c=eta_c, eta_d=eta_d, delta=float(b.degradation_cost[m]), e_init=e0)
 
 
-_QP_CACHE: dict[int, tuple[Case, list[_BatteryQP]]] = {}
-
-
 def _battery_qps(case: Case) -> list[_BatteryQP]:
-    hit = _QP_CACHE.get(id(case))
-    if hit is None or hit[0] is not case:
-        hit = (case, [_battery_qp(case, m) for m in range(len(case.batteries))])
-        _QP_CACHE[id(case)] = hit
-    return hit[1]
+    """The case's battery QPs, built once and cached on the case (like its feeder and dispatch models)."""
+    if "_battery_qps" not in case.__dict__:
+        case.__dict__["_battery_qps"] = [_battery_qp(case, m) for m in range(len(case.batteries))]
+    return case.__dict__["_battery_qps"]
 
 
 def _solve_battery(qp: _BatteryQP, lam: np.ndarray):
     """Returns (charge, discharge, net bound duals of charge/discharge, net row duals, ok)."""
     f = np.concatenate([lam + qp.delta, qp.delta - lam])
-    z, _, flag, info = daqp.solve(qp.H, f, qp.A, qp.upper, qp.lower, qp.sense)
+    z, _, flag, info = daqp.solve(qp.H, f, qp.A, qp.upper, qp.lower, qp.sense, **DAQP_SETTINGS)
     if flag != 1:
         nan = np.full(HOURS, np.nan)
         return nan, nan, nan, nan, nan, False

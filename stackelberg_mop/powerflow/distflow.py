@@ -129,9 +129,8 @@ class DispatchModel:
             raise ValueError(f"mop: must be one of {MOP_MODES} for the dispatch, got {mop!r}")
         if voltage_limits not in VOLTAGE_MODES:
             raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
-        self.case, self.formulation, self.mop_mode, self.voltage_mode = case, FORMULATIONS[formulation](), mop, \
-            voltage_limits
-        self.solver = solver
+        self.case, self.solver = case, solver
+        self.formulation = FORMULATIONS[formulation]()
         fd = self.feeder = feeder(case)
         obj, s = case.objective, case.s_base
         nb, nbus, k = fd.n_branch, fd.n_bus, len(case.mop)
