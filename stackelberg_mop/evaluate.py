@@ -34,6 +34,7 @@ class Outcome:
     prosumer_costs: (N,) each follower's minimised cost; total_cost = dno_cost + Σ prosumer_costs
     (the revenue cancels: what the society pays), welfare = −total_cost.
     exchange_power: (N, 24); grid_power: (24,); mop_p, mop_q: (K, 24) injections at the terminals.
+    line_loss: (24,) MW; mop_loss: (K, 24) MW of converter losses.
     voltages_ac: (B, 24) from the AC power flow; voltages_model: (B, 24) the dispatch model's √v.
     relaxation_gap: (24,) max ℓv − P² − Q² (p.u.²; NaN when no relaxation was solved).
     ac_mismatch: (24,) max_i |V_AC − √v| (NaN when the network was not dispatched by a model).
@@ -57,6 +58,8 @@ class Outcome:
     grid_power: np.ndarray
     mop_p: np.ndarray
     mop_q: np.ndarray
+    line_loss: np.ndarray
+    mop_loss: np.ndarray
     voltages_ac: np.ndarray
     voltages_model: np.ndarray
     relaxation_gap: np.ndarray
@@ -130,6 +133,7 @@ def _failed(status, lam, response, case, dispatch=None) -> Outcome:
                    line_loss_cost=nan, mop_loss_cost=nan, voltage_deviation_cost=nan,
                    prosumer_costs=response.cost, exchange_power=response.exchange_power,
                    grid_power=np.full(HOURS, nan), mop_p=np.full((k, HOURS), nan), mop_q=np.full((k, HOURS), nan),
+                   line_loss=np.full(HOURS, nan), mop_loss=np.full((k, HOURS), nan),
                    voltages_ac=np.full((n_bus, HOURS), nan), voltages_model=np.full((n_bus, HOURS), nan),
                    relaxation_gap=np.full(HOURS, nan), ac_mismatch=np.full(HOURS, nan), violation_rate=nan,
                    price_violation=price_violation(case, lam), response=response, dispatch=dispatch)
@@ -172,8 +176,9 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         v = state.vm**2
         buy, sell = day.buy_price, day.sell_price
         grid_cost = float((sell * state.grid_power + (buy - sell) * np.maximum(state.grid_power, 0)).sum())
-        line_loss_cost = obj.loss_cost * float(state.line_loss.sum())
-        mop_loss_cost = obj.loss_cost * float((case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)).sum())
+        line_loss, mop_loss = state.line_loss, case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
+        line_loss_cost = obj.loss_cost * float(line_loss.sum())
+        mop_loss_cost = obj.loss_cost * float(mop_loss.sum())
         deviation_cost = obj.voltage_cost * float(np.abs(v - 1).sum())
         vm_ac, vm_model, grid_power = state.vm, np.full_like(state.vm, np.nan), state.grid_power
         gap = mismatch = np.full(HOURS, np.nan)
@@ -181,7 +186,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
         if not result.status.startswith("optimal"):
             return _failed(result.status, lam, response, case, result)
-        mop_p, mop_q = result.mop_p, result.mop_q
+        mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
         grid_cost, line_loss_cost, mop_loss_cost = result.grid_cost, result.line_loss_cost, result.mop_loss_cost
         deviation_cost, vm_model, grid_power, gap = (result.voltage_deviation_cost, result.voltage, result.grid_power,
                                                      result.relaxation_gap)
@@ -201,6 +206,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         status="optimal", prices=lam, dno_objective=obj.omega_economic * dno_cost + obj.omega_voltage * deviation_cost,
         dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
         mop_loss_cost=mop_loss_cost, voltage_deviation_cost=deviation_cost, prosumer_costs=response.cost,
-        exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, voltages_ac=vm_ac,
+        exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, line_loss=line_loss,
+        mop_loss=mop_loss, voltages_ac=vm_ac,
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
         price_violation=price_violation(case, lam), response=response, dispatch=result)

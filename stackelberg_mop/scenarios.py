@@ -57,10 +57,8 @@ def scenario_table(case: Case, outcomes: dict[str, Outcome]) -> pd.DataFrame:
     """One row per scenario: costs in ¥/day, over-limit rate as a share, voltage range in p.u."""
     rows = []
     for name, o in outcomes.items():
-        line_mw = o.dispatch.line_loss.sum() if o.dispatch is not None else np.nan
-        mop_mw = float((case.mop.loss_coefficient[:, None] * np.hypot(o.mop_p, o.mop_q)).sum())
         rows.append({"scenario": name, "status": o.status,
-                     "loss_cost": case.objective.loss_cost * (line_mw + mop_mw),
+                     "loss_cost": case.objective.loss_cost * float(o.line_loss.sum() + o.mop_loss.sum()),
                      "voltage_deviation_cost": case.objective.voltage_cost * float(np.abs(o.voltages_model**2 - 1).sum()),
                      "dno_cost": o.dno_cost, "dno_objective": o.dno_objective,
                      "prosumer_cost": float(o.prosumer_costs.sum()), "violation_rate": o.violation_rate,

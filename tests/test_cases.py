@@ -1,19 +1,11 @@
 """The shipped case has MODEL.md's values; validation names the field that cannot work."""
 
-import json
-from importlib import resources
-
 import numpy as np
 import pandapower.networks as pn
 import pytest
 
 import stackelberg_mop as sm
 from stackelberg_mop.cases import CaseError, case_from_dict
-
-
-@pytest.fixture
-def spec():
-    return json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
 
 
 def test_default_case_matches_model(case):

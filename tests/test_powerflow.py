@@ -132,11 +132,8 @@ def test_hard_limits_without_mop_are_reported_infeasible(case, day):
     assert out.status == "infeasible" and np.isnan(out.dno_objective)
 
 
-def test_branch_current_limit_binds(case, day, tariff_response, opf):
+def test_branch_current_limit_binds(case, day, tariff_response, opf, spec):
     """The seed paper's line-capacity case: cap the branch between (1-based) buses 2 and 3 below its peak."""
-    import json
-    from importlib import resources
-
     fd = feeder(case)
     net = pn.case33bw()
     line = net.line.index[(net.line.from_bus == 1) & (net.line.to_bus == 2)][0]
@@ -144,7 +141,6 @@ def test_branch_current_limit_binds(case, day, tariff_response, opf):
     uncapped = np.sqrt(opf.current_sq[k]) * fd.i_base_ka[k]  # kA
     limit = 0.9 * uncapped.max()
     net.line.loc[line, "max_i_ka"] = limit
-    spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
     capped = case_from_dict(spec, net=net)
     out = dispatch(capped, day, tariff_response.exchange_power)
     amps = np.sqrt(out.current_sq[k]) * feeder(capped).i_base_ka[k]
