@@ -126,6 +126,19 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     return p, q
 
 
+def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
+    """(grid, line loss, MOP loss, voltage deviation) costs in ¥ of a network state, MODEL.md's C_op terms.
+
+    The only place these are priced: for an optimised dispatch and for set-points alike, from the
+    physical quantities (the model's auxiliary variables are tight only where their weight is > 0).
+    grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.
+    """
+    obj, buy, sell = case.objective, day.buy_price, day.sell_price
+    grid = float((sell * grid_power + (buy - sell) * np.maximum(grid_power, 0)).sum())
+    return (grid, obj.loss_cost * float(np.sum(line_loss)), obj.loss_cost * float(np.sum(mop_loss)),
+            obj.voltage_cost * float(np.abs(v - 1).sum()))
+
+
 def _failed(status, lam, response, case, dispatch=None) -> Outcome:
     nan = float("nan")
     n_bus, k = case.buses.size, len(case.mop)
@@ -173,23 +186,16 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
         if not state.converged.all():
             return _failed("ac_not_converged", lam, response, case)
-        v = state.vm**2
-        buy, sell = day.buy_price, day.sell_price
-        grid_cost = float((sell * state.grid_power + (buy - sell) * np.maximum(state.grid_power, 0)).sum())
-        line_loss, mop_loss = state.line_loss, case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
-        line_loss_cost = obj.loss_cost * float(line_loss.sum())
-        mop_loss_cost = obj.loss_cost * float(mop_loss.sum())
-        deviation_cost = obj.voltage_cost * float(np.abs(v - 1).sum())
-        vm_ac, vm_model, grid_power = state.vm, np.full_like(state.vm, np.nan), state.grid_power
+        v, line_loss, grid_power = state.vm**2, state.line_loss, state.grid_power
+        mop_loss = case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
+        vm_ac, vm_model = state.vm, np.full_like(state.vm, np.nan)
         gap = mismatch = np.full(HOURS, np.nan)
     else:
         result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
         if not result.status.startswith("optimal"):
             return _failed(result.status, lam, response, case, result)
         mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
-        grid_cost, line_loss_cost, mop_loss_cost = result.grid_cost, result.line_loss_cost, result.mop_loss_cost
-        deviation_cost, vm_model, grid_power, gap = (result.voltage_deviation_cost, result.voltage, result.grid_power,
-                                                     result.relaxation_gap)
+        v, vm_model, grid_power, gap = result.v, result.voltage, result.grid_power, result.relaxation_gap
         if ac == "sweep":
             state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
             vm_ac, converged = state.vm, state.converged
@@ -199,6 +205,8 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
             return _failed("ac_not_converged", lam, response, case, result)
         mismatch = np.abs(vm_ac - vm_model).max(axis=0)
 
+    grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = network_costs(case, day, grid_power, line_loss,
+                                                                             mop_loss, v)
     dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
     others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
     outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)

@@ -59,7 +59,7 @@ def scenario_table(case: Case, outcomes: dict[str, Outcome]) -> pd.DataFrame:
     for name, o in outcomes.items():
         rows.append({"scenario": name, "status": o.status,
                      "loss_cost": case.objective.loss_cost * float(o.line_loss.sum() + o.mop_loss.sum()),
-                     "voltage_deviation_cost": case.objective.voltage_cost * float(np.abs(o.voltages_model**2 - 1).sum()),
+                     "voltage_deviation_cost": o.voltage_deviation_cost,
                      "dno_cost": o.dno_cost, "dno_objective": o.dno_objective,
                      "prosumer_cost": float(o.prosumer_costs.sum()), "violation_rate": o.violation_rate,
                      "v_min": float(np.nanmin(o.voltages_ac)), "v_max": float(np.nanmax(o.voltages_ac)),

@@ -168,6 +168,16 @@ def test_evaluate_rejects_bad_input(case, day, kwargs, message):
         sm.evaluate(case, day, **kwargs)
 
 
+def test_costs_are_priced_from_the_state_in_every_scenario(case, day, scenarios):
+    """Scenario 1 has ω_2 = 0, so the model's deviation variable is free above |v − 1|: the scorer must not use it."""
+    for name, o in scenarios.items():
+        obj = case.objective
+        v = o.voltages_model**2
+        assert o.voltage_deviation_cost == pytest.approx(obj.voltage_cost * np.abs(v - 1).sum(), rel=1e-9), name
+        assert o.grid_cost == pytest.approx(float((day.sell_price * o.grid_power + (day.buy_price - day.sell_price)
+                                                   * np.maximum(o.grid_power, 0)).sum()), rel=1e-9), name
+
+
 def test_outcome_accounting(case, scenarios):
     o = scenarios["full strategy"]
     assert o.dno_cost == pytest.approx(o.grid_cost - o.revenue + o.line_loss_cost + o.mop_loss_cost)

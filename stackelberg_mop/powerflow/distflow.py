@@ -70,7 +70,9 @@ class DispatchResult:
     injections into the AC buses and converter losses. branch_p, branch_q: (nb, 24) sending-end flows;
     current_sq: (nb, 24) ℓ in p.u.; v: (B, 24) squared voltage magnitude, p.u.; line_loss: (24,) MW.
     Costs: grid_cost, line_loss_cost, mop_loss_cost, voltage_deviation_cost (c_V Σ|v − 1|, before ω_2),
-    voltage_penalty (soft mode only; not part of the DNO objective).
+    voltage_penalty (soft mode only; not part of the DNO objective): the model's own objective terms,
+    whose auxiliary variables are tight only where their weight is > 0 (e.g. not the deviation when
+    ω_2 = 0); `evaluate` prices the state itself with `network_costs`.
     relaxation_gap: (24,) max over branches of ℓ v_i − P² − Q² (p.u.², MODEL.md Eq. 41; 0 for LinDistFlow).
     lmp: (B, 24) ¥/MWh, the dual of each bus's active-power balance: the DNO objective's increase per
     MWh of extra load at that bus, divided by ω_1 to read as operating cost.
