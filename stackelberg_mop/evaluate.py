@@ -40,7 +40,7 @@ class Outcome:
     ac_mismatch: (24,) max_i |V_AC − √v| (NaN when the network was not dispatched by a model).
     violation_rate: share of bus-hours (substation excluded) outside [v_min, v_max] in the AC check.
     price_violation: how far the prices break the case's rules, ¥/MWh (0 when they keep them).
-    status: "optimal", or what failed ("follower_failed", "infeasible", "solver_error: …",
+    status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed", "infeasible", "solver_error: …",
     "ac_not_converged"); on failure the costs are NaN.
     """
 
@@ -211,7 +211,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
     outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
     return Outcome(
-        status="optimal", prices=lam, dno_objective=obj.omega_economic * dno_cost + obj.omega_voltage * deviation_cost,
+        status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.omega_economic * dno_cost + obj.omega_voltage * deviation_cost,
         dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
         mop_loss_cost=mop_loss_cost, voltage_deviation_cost=deviation_cost, prosumer_costs=response.cost,
         exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, line_loss=line_loss,

@@ -145,7 +145,8 @@ def test_branch_current_limit_binds(case, day, tariff_response, opf, spec):
     out = dispatch(capped, day, tariff_response.exchange_power)
     amps = np.sqrt(out.current_sq[k]) * feeder(capped).i_base_ka[k]
     assert out.status == "optimal"
-    assert amps.max() <= limit * (1 + 1e-6) and amps.max() >= limit * (1 - 1e-4)
+    # 1e-5: Clarabel's feasibility tolerance without iterative refinement (CLARABEL_OPTIONS) is ~2e-6 here
+    assert amps.max() <= limit * (1 + 1e-5) and amps.max() >= limit * (1 - 1e-4)
     objective = lambda r: (case.objective.omega_economic * (r.grid_cost + r.line_loss_cost + r.mop_loss_cost)
                            + case.objective.omega_voltage * r.voltage_deviation_cost)
     assert objective(out) > objective(opf) + 1.0  # a binding limit costs the DNO something

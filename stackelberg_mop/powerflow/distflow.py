@@ -17,6 +17,7 @@ problem for all 24 hours keeps one solver call per day.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -30,6 +31,12 @@ MOP_MODES = ("opf", "off")
 VOLTAGE_MODES = ("hard", "soft", "none")
 #: ¥ per p.u. (of v = |V|²) per bus-hour outside the limits in "soft" mode; reported separately
 SOFT_VOLTAGE_PENALTY = 1e4
+#: Clarabel re-uses its solver between days (warm_start = a data update, which needs presolve off).
+#: Iterative refinement doubles the time per iteration for ~1e-2 ¥/MWh in the LMPs and ~1e-6 relative
+#: in the constraints (benchmarks/dispatch.py), so the first attempt runs without it; a solve that ends
+#: inaccurate (seen on some soft-limit days with the MOP off) is repeated with it (ACCURATE_OPTIONS).
+CLARABEL_OPTIONS = {"warm_start": True, "presolve_enable": False, "iterative_refinement_enable": False}
+ACCURATE_OPTIONS = {"warm_start": True, "presolve_enable": False, "iterative_refinement_enable": True}
 
 
 class SOCP:
@@ -38,7 +45,7 @@ class SOCP:
     name = "socp"
 
     def current(self, nb: int):
-        return cp.Variable((nb, HOURS), nonneg=True, name="current_sq")
+        return cp.Variable((nb, HOURS), name="current_sq")  # ℓ >= 0 follows from the cone
 
     def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
         flat = lambda e: cp.reshape(e, (fd.n_branch * HOURS,), order="F")
@@ -158,11 +165,13 @@ class DispatchModel:
         mop_cons = []
         if k and mop == "opf":
             pm, qm = cp.Variable((k, HOURS), name="mop_p"), cp.Variable((k, HOURS), name="mop_q")
-            ploss = cp.Variable((k, HOURS), nonneg=True, name="mop_loss")
+            ploss = cp.Variable((k, HOURS), name="mop_loss")  # >= A_k |S_k| >= 0 by its cone
             for i in range(k):
                 mop_cons += [cp.SOC(np.full(HOURS, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
                 if case.mop.loss_coefficient[i] > 0:
                     mop_cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
+                else:
+                    mop_cons += [ploss[i] == 0]
             mop_cons += [cp.sum(pm + ploss, axis=0) == 0]
             self.vars.update(pm=pm, qm=qm, ploss=ploss)
         placement = np.zeros((nbus, k))
@@ -199,14 +208,14 @@ class DispatchModel:
             excess = cp.Variable((others.size, HOURS), nonneg=True, name="voltage_excess")
             cons += [v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
             penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
-        deviation = cp.Variable((nbus, HOURS), nonneg=True, name="voltage_deviation")
-        cons += [deviation >= v - 1, deviation >= 1 - v]
+        deviation = cp.Variable((others.size, HOURS), name="voltage_deviation")  # |v − 1| (the root's is fixed)
+        cons += [deviation >= v[others] - 1, deviation >= 1 - v[others]]
 
         # costs in ¥ (powers in p.u. × s MW × 1 h)
         self.grid_cost = s * (self.sell @ pg + self.premium @ buying)
         self.line_loss_cost = 0 if current is None else obj.loss_cost * s * cp.sum(fd.r @ current)
         self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
-        self.voltage_deviation_cost = obj.voltage_cost * cp.sum(deviation)
+        self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + HOURS * abs(case.v_slack**2 - 1))
         self.voltage_penalty = penalty
         objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
                      + obj.omega_voltage * self.voltage_deviation_cost + penalty)
@@ -228,14 +237,21 @@ class DispatchModel:
         self.buy.value = day.buy_price
         self.premium.value = day.buy_price - day.sell_price
 
+    def _run(self, options: dict) -> str:
+        with warnings.catch_warnings():  # the status is reported; cvxpy's warning would repeat it
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            self.problem.solve(solver=self.solver, **(options if self.solver == "CLARABEL" else {}))
+        return self.problem.status
+
     def solve(self, day: Day, exchange_power: np.ndarray) -> DispatchResult:
         """Dispatch the day; a solver failure is returned as a status, never raised."""
         self.set_day(day, exchange_power)
         fd, k, s = self.feeder, len(self.case.mop), self.case.s_base
         start = time.perf_counter()
         try:
-            self.problem.solve(solver=self.solver)
-            status = self.problem.status
+            status = self._run(CLARABEL_OPTIONS)
+            if status == cp.OPTIMAL_INACCURATE:
+                status = self._run(ACCURATE_OPTIONS)
         except cp.SolverError as err:
             return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - start)
         elapsed = time.perf_counter() - start
