@@ -6,8 +6,9 @@ Units everywhere: MW, Mvar, MWh, hours, ¥ (CNY), ¥/MWh, per-unit voltage.
 
 from .cases import Case, CaseError, available_cases, load_case
 from .data import Day, days, reference_day, simbench_day
+from .envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv  # registers the Gymnasium IDs
 from .evaluate import Outcome, evaluate
-from .market import BestResponse, best_response, best_response_batch, kkt_residuals
+from .market import BestResponse, best_response, best_response_batch, kkt_residuals, project_prices
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
            "CaseError",
            "Day",
            "Outcome",
+           "StackelbergMOPEnv",
+           "StackelbergMOPHourlyEnv",
            "available_cases",
            "best_response",
            "best_response_batch",
@@ -24,6 +27,7 @@ __all__ = [
            "evaluate",
            "kkt_residuals",
            "load_case",
+           "project_prices",
            "reference_day",
            "simbench_day",
 ]

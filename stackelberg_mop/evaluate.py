@@ -40,6 +40,8 @@ class Outcome:
     ac_mismatch: (24,) max_i |V_AC − √v| (NaN when the network was not dispatched by a model).
     violation_rate: share of bus-hours (substation excluded) outside [v_min, v_max] in the AC check.
     price_violation: how far the prices break the case's rules, ¥/MWh (0 when they keep them).
+    hourly_objective: (24,) ¥, each hour's share of dno_objective (hours are separable given the
+    exchange power; they sum to dno_objective).
     status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed", "infeasible", "solver_error: …",
     "ac_not_converged"); on failure the costs are NaN.
     """
@@ -68,6 +70,7 @@ class Outcome:
     price_violation: float
     response: BestResponse
     dispatch: DispatchResult | None = None
+    hourly_objective: np.ndarray | None = None
 
     @property
     def total_cost(self) -> float:
@@ -126,17 +129,23 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     return p, q
 
 
-def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
-    """(grid, line loss, MOP loss, voltage deviation) costs in ¥ of a network state, MODEL.md's C_op terms.
+def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> np.ndarray:
+    """(4, 24): grid, line loss, MOP loss and voltage deviation cost (¥) of each hour of a network state.
 
     The only place these are priced: for an optimised dispatch and for set-points alike, from the
     physical quantities (the model's auxiliary variables are tight only where their weight is > 0).
     grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.
     """
     obj, buy, sell = case.objective, day.buy_price, day.sell_price
-    grid = float((sell * grid_power + (buy - sell) * np.maximum(grid_power, 0)).sum())
-    return (grid, obj.loss_cost * float(np.sum(line_loss)), obj.loss_cost * float(np.sum(mop_loss)),
-            obj.voltage_cost * float(np.abs(v - 1).sum()))
+    grid = sell * grid_power + (buy - sell) * np.maximum(grid_power, 0)
+    return np.stack([grid, obj.loss_cost * np.asarray(line_loss), obj.loss_cost * np.sum(mop_loss, axis=0),
+                     obj.voltage_cost * np.abs(v - 1).sum(axis=0)])
+
+
+def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
+    """(grid, line loss, MOP loss, voltage deviation) costs in ¥ of a day: `hourly_network_costs` summed."""
+    grid, line, mop, deviation = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v).sum(axis=1)
+    return float(grid), float(line), float(mop), float(deviation)
 
 
 def _failed(status, lam, response, case, dispatch=None) -> Outcome:
@@ -149,7 +158,8 @@ def _failed(status, lam, response, case, dispatch=None) -> Outcome:
                    line_loss=np.full(HOURS, nan), mop_loss=np.full((k, HOURS), nan),
                    voltages_ac=np.full((n_bus, HOURS), nan), voltages_model=np.full((n_bus, HOURS), nan),
                    relaxation_gap=np.full(HOURS, nan), ac_mismatch=np.full(HOURS, nan), violation_rate=nan,
-                   price_violation=price_violation(case, lam), response=response, dispatch=dispatch)
+                   price_violation=price_violation(case, lam), response=response, dispatch=dispatch,
+                   hourly_objective=np.full(HOURS, nan))
 
 
 def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "hard", formulation: str = "socp",
@@ -205,8 +215,10 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
             return _failed("ac_not_converged", lam, response, case, result)
         mismatch = np.abs(vm_ac - vm_model).max(axis=0)
 
-    grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = network_costs(case, day, grid_power, line_loss,
-                                                                             mop_loss, v)
+    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v)
+    grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = (float(c) for c in hourly.sum(axis=1))
+    hourly_objective = (obj.omega_economic * (hourly[0] - (lam * exchange).sum(axis=0) + hourly[1] + hourly[2])
+                        + obj.omega_voltage * hourly[3])
     dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
     others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
     outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
@@ -217,4 +229,5 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, line_loss=line_loss,
         mop_loss=mop_loss, voltages_ac=vm_ac,
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
-        price_violation=price_violation(case, lam), response=response, dispatch=result)
+        price_violation=price_violation(case, lam), response=response, dispatch=result,
+        hourly_objective=hourly_objective)

@@ -1,7 +1,21 @@
 """The prosumer (follower) model: exact and batched best response, standard form, KKT residuals."""
 
-from .follower import BestResponse, best_response, best_response_batch, check_prices
+from .follower import BestResponse, best_response, best_response_batch, check_prices, replan
 from .kkt import FollowerQP, follower_qp, kkt_residuals, qp_kkt_residuals, standard_solution
+from .prices import action_to_prices, prices_to_action, project_prices
 
-__all__ = ["BestResponse", "FollowerQP", "best_response", "best_response_batch", "check_prices", "follower_qp",
-           "kkt_residuals", "qp_kkt_residuals", "standard_solution"]
+__all__ = [
+           "BestResponse",
+           "FollowerQP",
+           "action_to_prices",
+           "best_response",
+           "best_response_batch",
+           "check_prices",
+           "follower_qp",
+           "kkt_residuals",
+           "prices_to_action",
+           "project_prices",
+           "qp_kkt_residuals",
+           "replan",
+           "standard_solution",
+]

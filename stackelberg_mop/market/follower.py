@@ -154,10 +154,20 @@ def _battery_qps(case: Case) -> list[_BatteryQP]:
     return case.__dict__["_battery_qps"]
 
 
-def _solve_battery(qp: _BatteryQP, lam: np.ndarray):
-    """Returns (charge, discharge, net bound duals of charge/discharge, net row duals, ok)."""
+def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.ndarray] | None = None):
+    """Returns (charge, discharge, net bound duals of charge/discharge, net row duals, ok).
+
+    fixed: (charge, discharge) of the first hours, already carried out (receding-horizon re-planning).
+    """
     f = np.concatenate([lam + qp.delta, qp.delta - lam])
-    z, _, flag, info = daqp.solve(qp.H, f, qp.A, qp.upper, qp.lower, qp.sense, **DAQP_SETTINGS)
+    upper, lower, sense = qp.upper, qp.lower, qp.sense
+    if fixed is not None and fixed[0].size:
+        h = fixed[0].size
+        upper, lower, sense = upper.copy(), lower.copy(), sense.copy()
+        for block, values in ((0, fixed[0]), (HOURS, fixed[1])):
+            upper[block:block + h] = lower[block:block + h] = values
+            sense[block:block + h] = 5  # equality
+    z, _, flag, info = daqp.solve(qp.H, f, qp.A, upper, lower, sense, **DAQP_SETTINGS)
     if flag != 1:
         nan = np.full(HOURS, np.nan)
         return nan, nan, nan, nan, nan, False
@@ -166,13 +176,21 @@ def _solve_battery(qp: _BatteryQP, lam: np.ndarray):
 
 
 # --- public API -------------------------------------------------------------------------------
-def _respond(case: Case, day: Day, lam: np.ndarray) -> BestResponse:
-    """Best response for prices lam (S, N, 24); all outputs carry the batch axis."""
+def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | None = None,
+             hours: int = 0) -> BestResponse:
+    """Best response for prices lam (S, N, 24); all outputs carry the batch axis.
+
+    committed, hours: the first `hours` hours of `committed` (an (N, 24) response) are fixed.
+    """
     day.check(case)
     s, n = lam.shape[0], len(case.prosumers)
     pros = case.prosumers
     hi = pros.shift_fraction[:, None] * day.fixed_load
-    transfer, nu, mu_tr = _shift_response(lam, pros.kappa, -hi, hi)
+    lo = -hi
+    if hours:
+        lo, hi = lo.copy(), hi.copy()
+        lo[:, :hours] = hi[:, :hours] = committed.transfer[:, :hours]
+    transfer, nu, mu_tr = _shift_response(lam, pros.kappa, lo, hi)
 
     zeros = np.zeros((s, n, HOURS))
     charge, discharge, energy = zeros.copy(), zeros.copy(), zeros.copy()
@@ -181,7 +199,8 @@ def _respond(case: Case, day: Day, lam: np.ndarray) -> BestResponse:
     for m, qp in enumerate(_battery_qps(case)):
         owner = case.batteries.owner[m]
         for i in range(s):
-            c, d, dc, dd, rows, ok = _solve_battery(qp, lam[i, owner])
+            fixed = None if not hours else (committed.charge[owner, :hours], committed.discharge[owner, :hours])
+            c, d, dc, dd, rows, ok = _solve_battery(qp, lam[i, owner], fixed)
             charge[i, owner], discharge[i, owner] = c, d
             mu_ch[i, owner], mu_dis[i, owner], mu_e[i, owner] = dc, dd, rows
             energy[i, owner] = qp.e_init + np.cumsum(qp.eta_c * c - d / qp.eta_d)
@@ -213,6 +232,18 @@ def best_response(case: Case, day: Day, prices) -> BestResponse:
     or a wrong shape.
     """
     return _respond(case, day, check_prices(case, prices, batched=False))[0]
+
+
+def replan(case: Case, day: Day, prices, committed: BestResponse, hours: int) -> BestResponse:
+    """Receding-horizon best response: hours 0..hours−1 are carried out as in `committed` (their shifted
+    load, charge and discharge are fixed, so the battery's energy and the remaining shift budget carry
+    over) and the prosumers re-optimise the rest of the day against `prices` (24,) or (N, 24) ¥/MWh.
+
+    `hours` = 0 is `best_response`; the result's arrays cover the whole day (N, 24).
+    """
+    if not 0 <= hours <= HOURS:
+        raise ValueError(f"hours: must be in [0, {HOURS}], got {hours}")
+    return _respond(case, day, check_prices(case, prices, batched=False), committed, hours)[0]
 
 
 def best_response_batch(case: Case, day: Day, prices) -> BestResponse:

@@ -1,0 +1,114 @@
+"""What both environments share: the case, the pool of days, option checks and rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cases import Case, load_case
+from ..data import Day, days, reference_day
+from ..evaluate import evaluate
+from ..market import project_prices
+from .render import day_figure, figure_to_rgb
+
+MOP_MODES = ("opf", "agent", "off")
+SPLITS = ("train", "val", "test", "reference")
+RENDER_MODES = ["human", "rgb_array"]
+
+
+def resolve_case(case: str | Case) -> Case:
+    return case if isinstance(case, Case) else load_case(case)
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {tuple(choices)}, got {value!r}")
+
+
+def default_voltage_limits(mop: str, voltage_limits: str | None) -> str:
+    """Hard limits when the DNO's model dispatches the MOP; soft when the MOP is off (the feeder alone
+    cannot keep them on most days, hard limits would make the dispatch infeasible)."""
+    if voltage_limits is not None:
+        return voltage_limits
+    return "soft" if mop == "off" else "hard"
+
+
+class DayPool:
+    """The days an environment draws from: a split of the case's SimBench year, or a given list."""
+
+    def __init__(self, case: Case, split: str, day_list: list[Day] | None):
+        self.case = case
+        check_choice("split", split, SPLITS)
+        self.split = split
+        self._given = list(day_list) if day_list is not None else None
+        self._cache: dict[str, list[Day]] = {}
+        if self._given is not None:
+            if not self._given:
+                raise ValueError("days: the list of days is empty")
+            for d in self._given:
+                d.check(case)
+
+    def of(self, split: str) -> list[Day]:
+        if self._given is not None and split == self.split:
+            return self._given
+        check_choice("options['split']", split, SPLITS)
+        if split not in self._cache:
+            self._cache[split] = [reference_day(self.case)] if split == "reference" else days(self.case, split)
+        return self._cache[split]
+
+    def draw(self, rng: np.random.Generator, options: dict | None) -> Day:
+        """options: {"split": ..., "day": index into the split, a date "2016-07-04", or a `Day`}; without
+        "day" a day of the split is drawn with `rng`."""
+        options = options or {}
+        unknown = set(options) - {"split", "day"}
+        if unknown:
+            raise ValueError(f"options: unknown keys {sorted(unknown)}; allowed: 'split', 'day'")
+        pool = self.of(options.get("split", self.split))
+        choice = options.get("day")
+        if choice is None:
+            return pool[int(rng.integers(len(pool)))]
+        if isinstance(choice, Day):
+            choice.check(self.case)
+            return choice
+        if isinstance(choice, str):
+            for d in pool:
+                if d.name == choice:
+                    return d
+            raise ValueError(f"options['day']: no day named {choice!r} in this split")
+        index = int(choice)
+        if not 0 <= index < len(pool):
+            raise ValueError(f"options['day']: index {index} outside the split's {len(pool)} days")
+        return pool[index]
+
+
+class TariffBaseline:
+    """J_tariff of each day (the DNO objective when the HV tariff, projected onto the price rules, is
+    posted), cached by day name: the reward baseline "tariff"."""
+
+    def __init__(self, case: Case, mop: str, voltage_limits: str):
+        self.case, self.mop, self.voltage_limits = case, ("opf" if mop == "agent" else mop), voltage_limits
+        self._values: dict[str, float] = {}
+
+    def __call__(self, day: Day) -> float:
+        if day.name not in self._values:
+            prices = project_prices(self.case, day.buy_price)
+            out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
+            self._values[day.name] = out.dno_objective if out.status.startswith("optimal") else 0.0
+        return self._values[day.name]
+
+
+def render_day(env, outcome, prices, title: str):
+    """The `render()` of both environments."""
+    if env.render_mode is None:
+        return None
+    fig = day_figure(env.case, env.day, outcome, prices, title)
+    if env.render_mode == "rgb_array":
+        return figure_to_rgb(fig)
+    import matplotlib.pyplot as plt  # "human": an interactive window
+
+    if env._window is None:
+        env._window = plt.figure(figsize=fig.get_size_inches())
+    env._window.clf()
+    plt.imshow(figure_to_rgb(fig))
+    plt.axis("off")
+    plt.pause(0.001)
+    return None

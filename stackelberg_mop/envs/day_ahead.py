@@ -1,0 +1,149 @@
+"""`StackelbergMOP-v0`: the day-ahead Stackelberg game, one decision per episode.
+
+reset → a day (its forecasts are the observation) → step(prices [, MOP set-points]) → the prosumers'
+exact best response, the DNO's dispatch and the AC check (`evaluate`) → reward, terminated.
+
+Action: float32 Box [-1, 1]^24 (mop "opf" or "off"), or [-1, 1]^(24 + 2·K·24) (mop "agent"):
+  a[:24] → prices λ_min + (a + 1)/2 · (λ_max − λ_min), then the Euclidean projection onto the mean cap
+  (`market.project_prices`); a[24:] reshaped (2, K, 24) = [P; Q] → MOP set-points by
+  `powerflow.mop.action_to_mop_setpoints` (the last terminal balances the DC bus). Entries outside
+  [-1, 1] are clipped; NaN/inf raise ValueError.
+Reward: −(F − baseline + violation_penalty · violating bus-hours) / reward_scale, with F the DNO
+  objective (¥/day) and baseline 0 (default) or J_tariff of the day (reward_baseline="tariff": the
+  reward is then the improvement over passing the HV tariff through, the part of F that prices move).
+  A failed solve ends the episode with reward `failure_reward` and the status in info.
+Observation: `observation.day_features`, layout in `env.unwrapped.observation_layout`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from ..evaluate import Outcome, evaluate
+from ..market import action_to_prices
+from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
+from .common import (
+    MOP_MODES,
+    RENDER_MODES,
+    DayPool,
+    TariffBaseline,
+    check_choice,
+    default_voltage_limits,
+    render_day,
+    resolve_case,
+)
+from .observation import OBS_BOUND, day_features, day_layout, observation_box
+
+REWARD_BASELINES = (None, "tariff")
+
+
+def check_action(action, space: gym.spaces.Box) -> np.ndarray:
+    """The action as float array of the space's shape; ValueError naming the problem."""
+    a = np.asarray(action, dtype=float)
+    if a.size != space.shape[0]:
+        raise ValueError(f"action: expected {space.shape[0]} values, got shape {np.shape(action)}")
+    a = a.reshape(space.shape)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise ValueError(f"action: must be finite; entry {int(np.flatnonzero(bad)[0])} is {a[bad][0]}")
+    return a
+
+
+def outcome_info(outcome: Outcome) -> dict:
+    """The `info` of a scored day: the scalars of `Outcome.summary()` plus the main arrays. Scalars that do
+    not apply are left out rather than NaN (max_relaxation_gap, max_ac_mismatch when no model
+    dispatched the network, mop "agent"), so that equal steps give equal infos."""
+    info = {k: v for k, v in outcome.summary().items() if not (isinstance(v, float) and np.isnan(v))}
+    info.update(prosumer_costs=outcome.prosumer_costs, exchange_power=outcome.exchange_power,
+                grid_power=outcome.grid_power, mop_p=outcome.mop_p, mop_q=outcome.mop_q,
+                voltage_min=float(np.min(outcome.voltages_ac)), voltage_max=float(np.max(outcome.voltages_ac)),
+                hourly_objective=outcome.hourly_objective)
+    return info
+
+
+class StackelbergMOPEnv(gym.Env):
+    """The DNO posts 24 hourly clearing prices for a day; see the module docstring for spaces and reward.
+
+    case: a case name or `Case` (default "ieee33-mop"). split: the days reset draws from ("train",
+    "val", "test" or "reference"); days: an explicit list of `Day` instead. mop: "opf" (the DNO's SOCP
+    dispatches the MOP), "agent" (the action also sets the MOP; the network is scored by the AC
+    power flow, no optimiser) or "off". voltage_limits: for the dispatch ("hard", "soft", "none";
+    default hard, soft with mop "off"). reward_scale: ¥ per unit of reward. reward_baseline: None or
+    "tariff". violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
+    the reward only. failure_reward: the reward of a failed solve.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 1}
+
+    def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
+                 mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e4,
+                 reward_baseline: str | None = None, violation_penalty: float = 0.0,
+                 failure_reward: float = -10.0, render_mode: str | None = None):
+        check_choice("mop", mop, MOP_MODES)
+        check_choice("reward_baseline", reward_baseline, REWARD_BASELINES)
+        check_choice("render_mode", render_mode, RENDER_MODES + [None])
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise ValueError(f"reward_scale: must be a positive number (¥ per unit of reward), got {reward_scale}")
+        if not np.isfinite(failure_reward):
+            raise ValueError(f"failure_reward: must be finite, got {failure_reward}")
+        self.case = resolve_case(case)
+        self.mop = mop
+        self.voltage_limits = default_voltage_limits(mop, voltage_limits)
+        check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
+        self.render_mode = render_mode
+        self.pool = DayPool(self.case, split, days)
+        self.baseline = TariffBaseline(self.case, mop, self.voltage_limits) if reward_baseline == "tariff" else None
+
+        self.observation_layout = day_layout(self.case)
+        size = max(s.stop for s in self.observation_layout.values())
+        self.observation_space = observation_box(size)
+        n_action = HOURS + (mop_action_size(self.case) if mop == "agent" else 0)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_action,), dtype=np.float32)
+        self.day: Day | None = None
+        self.outcome: Outcome | None = None
+        self.prices: np.ndarray | None = None
+        self._window = None
+
+    # --- Gymnasium API ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.day = self.pool.draw(self.np_random, options)
+        self.outcome, self.prices = None, None
+        self._obs = np.clip(day_features(self.case, self.day), -OBS_BOUND, OBS_BOUND)
+        return self._obs.copy(), {"day": self.day.name, "split": self.day.split}
+
+    def step(self, action):
+        if self.day is None:
+            raise RuntimeError("step: call reset() first")
+        a = check_action(action, self.action_space)
+        prices, raw = action_to_prices(self.case, a[:HOURS])
+        mop = self.mop
+        if mop == "agent":
+            mop = action_to_mop_setpoints(self.case, a[HOURS:].reshape(2, len(self.case.mop), HOURS))
+        outcome = evaluate(self.case, self.day, prices, mop=mop, voltage_limits=self.voltage_limits)
+        self.outcome, self.prices = outcome, prices
+        baseline = self.baseline(self.day) if self.baseline is not None else 0.0
+        info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "reward_baseline": baseline,
+                **outcome_info(outcome)}
+        if not outcome.status.startswith("optimal"):
+            reward = self.failure_reward
+        else:
+            violating = outcome.violation_rate * (self.case.buses.size - 1) * HOURS
+            reward = -(outcome.dno_objective - baseline + self.violation_penalty * violating) / self.reward_scale
+        return self._obs.copy(), float(reward), True, False, info
+
+    def render(self):
+        return render_day(self, self.outcome, self.prices, f"{self.case.name}, {self.day.name if self.day else ''}")
+
+    def close(self):
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window)
+            self._window = None

@@ -1,0 +1,171 @@
+"""`StackelbergMOPHourly-v0`: the same market, hour by hour (24 steps per day).
+
+At hour t the DNO posts λ_t (and, with mop "agent", the MOP set-points of hour t). The prosumers then
+re-plan the rest of the day (`market.replan`): what they did in hours < t is fixed, so their battery
+energy and remaining shift budget carry over; for hours > t they expect the *price expectation*:
+by default the day's HV buy tariff mapped affinely from its own range onto [λ_min, λ_max] (the shape
+they know, scaled into the prices the DNO may post). They carry out hour t of that plan and the DNO
+dispatches it. Hours are separable for the network given the exchange power, so hour t is scored as
+its share of `evaluate` on the day's current plan (`Outcome.hourly_objective[t]`), and the rewards of
+a day sum to −F(realised day) / reward_scale.
+
+Action: Box [-1, 1]^1 (or 1 + 2K with mop "agent": [a_λ, a_P(K), a_Q(K)]). λ_t = λ_min + (a + 1)/2 ·
+  (λ_max − λ_min), then capped at 24·cap − Σ_{τ<t} λ_τ − (23 − t)·λ_min so that the daily-mean cap can
+  still be met with the floor price in the remaining hours (info["prices"] are the posted ones).
+Observation: the day's features (`observation.day_features`) then
+  hour: sin, cos of 2π t/24 and t/23; battery_energy: E_{t−1}/capacity per battery;
+  shift_budget: −Σ_{τ<t} P^tr_τ / nominal load per prosumer (what must still be shifted back);
+  posted_prices: 24 values, λ_τ/λ_max for τ < t and 0 after. Layout: `env.unwrapped.observation_layout`.
+Reward: −(hour's share of F + violation_penalty · violating bus-hours of hour t) / reward_scale
+  (default scale 1,000 ¥). A failed solve ends the episode with `failure_reward`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from ..evaluate import Outcome, evaluate
+from ..market import BestResponse, best_response, replan
+from ..powerflow.mop import action_to_mop_setpoints
+from .common import (
+    MOP_MODES,
+    RENDER_MODES,
+    DayPool,
+    check_choice,
+    default_voltage_limits,
+    render_day,
+    resolve_case,
+)
+from .day_ahead import check_action, outcome_info
+from .observation import OBS_BOUND, _scales, day_blocks, day_features, layout, observation_box
+
+
+def expected_prices(case: Case, day: Day) -> np.ndarray:
+    """The prosumers' default expectation of future prices (24,) ¥/MWh: the HV buy tariff's shape
+    mapped affinely from [min, max] of the day's tariff onto [λ_min, λ_max] (a flat tariff maps to the
+    midpoint of the bounds)."""
+    rules, buy = case.price_rules, day.buy_price
+    span = buy.max() - buy.min()
+    if span <= 0:
+        return np.full(HOURS, 0.5 * (rules.price_min + rules.price_max))
+    return rules.price_min + (buy - buy.min()) / span * (rules.price_max - rules.price_min)
+
+
+class StackelbergMOPHourlyEnv(gym.Env):
+    """The DNO posts one clearing price per step for 24 steps; see the module docstring.
+
+    Options as `StackelbergMOPEnv` (case, split, days, mop, voltage_limits, reward_scale,
+    violation_penalty, failure_reward, render_mode), plus price_expectation: None (the default above)
+    or a callable (case, day) → (24,) ¥/MWh.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 4}
+
+    def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
+                 mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
+                 violation_penalty: float = 0.0, failure_reward: float = -10.0, price_expectation=None,
+                 render_mode: str | None = None):
+        check_choice("mop", mop, MOP_MODES)
+        check_choice("render_mode", render_mode, RENDER_MODES + [None])
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise ValueError(f"reward_scale: must be a positive number (¥ per unit of reward), got {reward_scale}")
+        if price_expectation is not None and not callable(price_expectation):
+            raise ValueError("price_expectation: must be None or a callable (case, day) -> (24,) ¥/MWh")
+        self.case = resolve_case(case)
+        self.mop = mop
+        self.voltage_limits = default_voltage_limits(mop, voltage_limits)
+        check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
+        self.price_expectation = price_expectation or expected_prices
+        self.render_mode = render_mode
+        self.pool = DayPool(self.case, split, days)
+
+        n, e, k = len(self.case.prosumers), len(self.case.batteries), len(self.case.mop)
+        blocks = day_blocks(self.case) | {"hour": 3, "battery_energy": e, "shift_budget": n, "posted_prices": HOURS}
+        self.observation_layout = layout(blocks)
+        size = max(s.stop for s in self.observation_layout.values())
+        self.observation_space = observation_box(size)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1 + (2 * k if mop == "agent" else 0),),
+                                           dtype=np.float32)
+        self.day: Day | None = None
+        self.outcome: Outcome | None = None
+        self._window = None
+
+    # --- state --------------------------------------------------------------------------------
+    def _observation(self) -> np.ndarray:
+        t, case, sc = self.hour, self.case, _scales(self.case)
+        b = case.batteries
+        energy = b.e_init if t == 0 else self.plan.stored_energy[b.owner, t - 1]
+        shifted = self.plan.transfer[:, :t].sum(axis=1)
+        posted = np.where(np.arange(HOURS) < t, self.posted, 0.0) / case.price_rules.price_max
+        extra = [np.sin(2 * np.pi * t / HOURS), np.cos(2 * np.pi * t / HOURS), t / (HOURS - 1)]
+        return np.concatenate([self._day_obs, extra, energy / b.capacity, -shifted / sc["fixed_load"],
+                               posted]).clip(-OBS_BOUND, OBS_BOUND).astype(np.float32)
+
+    # --- Gymnasium API ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.day = self.pool.draw(self.np_random, options)
+        self.hour = 0
+        self.expected = np.asarray(self.price_expectation(self.case, self.day), dtype=float)
+        if self.expected.shape != (HOURS,) or not np.all(np.isfinite(self.expected)):
+            raise ValueError(f"price_expectation: must return 24 finite prices, got {self.expected}")
+        self.posted = self.expected.copy()  # hours >= t hold the expectation
+        self.plan: BestResponse = best_response(self.case, self.day, self.posted)
+        k = len(self.case.mop)
+        self.setpoints = np.zeros((2, k, HOURS))
+        self.outcome = None
+        self._day_obs = day_features(self.case, self.day)
+        return self._observation(), {"day": self.day.name, "split": self.day.split, "hour": 0}
+
+    def step(self, action):
+        if self.day is None or self.hour >= HOURS:
+            raise RuntimeError("step: call reset() first (the day is over after 24 steps)")
+        a = check_action(action, self.action_space)
+        t, rules = self.hour, self.case.price_rules
+        price = rules.price_min + 0.5 * (np.clip(a[0], -1, 1) + 1) * (rules.price_max - rules.price_min)
+        room = HOURS * rules.mean_cap - self.posted[:t].sum() - (HOURS - 1 - t) * rules.price_min
+        self.posted[t] = min(price, max(room, rules.price_min))
+        self.plan = replan(self.case, self.day, self.posted, self.plan, t)
+        mop = self.mop
+        if mop == "agent":
+            k = len(self.case.mop)
+            self.setpoints[:, :, t:t + 1] = action_to_mop_setpoints(self.case, a[1:].reshape(2, k, 1))
+            mop = self.setpoints
+        outcome = evaluate(self.case, self.day, self.posted, mop=mop, voltage_limits=self.voltage_limits,
+                           response=self.plan)
+        self.outcome = outcome
+        self.hour = t + 1
+        terminated = self.hour == HOURS
+        info = {"day": self.day.name, "hour": t, "price": float(self.posted[t]), "raw_price": float(price),
+                "prices": self.posted.copy(), "status": outcome.status}
+        if not outcome.status.startswith("optimal"):
+            info["hour_objective"] = float("nan")
+            return self._observation(), float(self.failure_reward), True, False, info
+        vm = outcome.voltages_ac[:, t]
+        others = np.arange(self.case.buses.size) != self.case.bus_position(self.case.slack_bus)
+        violating = int(((vm[others] < self.case.v_min - 1e-6) | (vm[others] > self.case.v_max + 1e-6)).sum())
+        hour_objective = float(outcome.hourly_objective[t])
+        info.update(hour_objective=hour_objective, hour_violations=violating,
+                    exchange_power=outcome.exchange_power[:, t].copy())
+        if terminated:
+            info.update(outcome_info(outcome))
+        reward = -(hour_objective + self.violation_penalty * violating) / self.reward_scale
+        return self._observation(), float(reward), terminated, False, info
+
+    def render(self):
+        prices = self.posted if self.day is not None else None
+        return render_day(self, self.outcome, prices,
+                          f"{self.case.name}, {self.day.name if self.day else ''}, hour {getattr(self, 'hour', 0)}")
+
+    def close(self):
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window)
+            self._window = None

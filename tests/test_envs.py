@@ -1,0 +1,269 @@
+"""The Gymnasium environments: API conformance, the price and MOP maps, rewards equal to `evaluate`,
+determinism, robustness, vectorised use and a short SB3 run."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import stackelberg_mop as sm
+from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
+from stackelberg_mop.evaluate import check_mop_setpoints
+from stackelberg_mop.market import action_to_prices, prices_to_action, project_prices, replan
+from stackelberg_mop.powerflow.mop import action_to_mop_setpoints
+
+IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
+MODES = ["opf", "agent", "off"]
+
+
+@pytest.fixture(scope="module")
+def ref_days(case):
+    return [sm.reference_day(case)]
+
+
+# --- the maps from actions to prices and set-points ---------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, 24, elements=st.floats(-500, 2500)))
+def test_projection_is_the_closest_admissible_price_vector(case, p):
+    rules = case.price_rules
+    lam = project_prices(case, p)
+    assert lam.min() >= rules.price_min - 1e-9 and lam.max() <= rules.price_max + 1e-9
+    assert lam.mean() <= rules.mean_cap + 1e-9
+    x = cp.Variable(24)
+    ref = cp.Problem(cp.Minimize(cp.sum_squares(x - p)),
+                     [x >= rules.price_min, x <= rules.price_max, cp.sum(x) / 24 <= rules.mean_cap])
+    ref.solve(solver="CLARABEL")
+    assert np.sum((lam - p) ** 2) <= ref.value * (1 + 1e-7) + 1e-6
+    assert np.allclose(project_prices(case, lam), lam, atol=1e-9)  # idempotent
+
+
+def test_action_map_covers_the_bounds_and_inverts(case):
+    rules = case.price_rules
+    lo, _ = action_to_prices(case, -np.ones(24))
+    assert np.allclose(lo, rules.price_min)
+    prices = np.linspace(rules.price_min, rules.price_min + 300, 24)
+    back, raw = action_to_prices(case, prices_to_action(case, prices))
+    assert np.allclose(back, prices, atol=1e-4) and np.allclose(raw, prices, atol=1e-4)
+    clipped, _ = action_to_prices(case, np.full(24, 5.0))
+    assert np.allclose(clipped, action_to_prices(case, np.ones(24))[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (2, 4, 24), elements=st.floats(-3, 3)))
+def test_mop_action_gives_admissible_setpoints(case, action):
+    setpoints = action_to_mop_setpoints(case, action)
+    p, q = check_mop_setpoints(case, setpoints)  # raises on a broken rating or DC balance
+    # terminals in P/Q mode follow the action exactly unless the DC-controlling one had to be relieved
+    a = np.clip(action, -1, 1)
+    norm = np.maximum(np.hypot(a[0, :-1], a[1, :-1]), 1)
+    unscaled = np.hypot(p[-1], q[-1]) < case.mop.s_max[-1] - 1e-6
+    target = case.mop.s_max[:-1, None] * a[0, :-1] / norm
+    assert np.allclose(p[:-1, unscaled], target[:, unscaled], atol=1e-9)
+
+
+# --- Gymnasium and SB3 conformance ---------------------------------------------------------------
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("mop", MODES)
+def test_gymnasium_check_env(env_id, mop):
+    env = gym.make(env_id, mop=mop)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("mop", MODES)
+def test_sb3_check_env(env_id, mop):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(gym.make(env_id, mop=mop).unwrapped, warn=True)
+
+
+def test_make_without_prior_import():
+    import subprocess
+    import sys
+
+    code = ("import gymnasium as gym; e = gym.make('stackelberg_mop:StackelbergMOP-v0', mop='agent'); "
+            "print(e.reset(seed=1)[0].shape[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) == StackelbergMOPEnv(mop="agent").observation_space.shape[0]
+
+
+# --- rewards are the scorer's -------------------------------------------------------------------
+@pytest.mark.parametrize("mop", MODES)
+def test_reward_is_minus_evaluate_over_scale(case, ref_days, mop):
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", mop=mop, reward_scale=2500.0)
+    env.reset(seed=3)
+    action = env.action_space.sample()
+    _, reward, terminated, truncated, info = env.step(action)
+    prices, _ = action_to_prices(case, action[:24])
+    setting = mop
+    if mop == "agent":
+        setting = action_to_mop_setpoints(case, action[24:].reshape(2, len(case.mop), 24))
+    out = sm.evaluate(case, ref_days[0], prices, mop=setting, voltage_limits=env.voltage_limits)
+    assert terminated and not truncated and info["status"] == out.status == "optimal"
+    # exact for set-points; a re-solved SOCP agrees to the solver's tolerance
+    assert reward == pytest.approx(-out.dno_objective / 2500.0, rel=1e-12 if mop == "agent" else 1e-6)
+    assert np.allclose(info["prices"], prices) and info["dno_objective"] == pytest.approx(out.dno_objective)
+    assert out.hourly_objective.sum() == pytest.approx(out.dno_objective, rel=1e-12)
+
+
+def test_tariff_baseline_rewards_the_improvement(case, ref_days):
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", reward_baseline="tariff")
+    env.reset(seed=0)
+    _, reward, *_ = env.step(prices_to_action(case, project_prices(case, ref_days[0].buy_price)))
+    assert abs(reward) < 1e-6  # posting the tariff itself improves nothing
+
+
+def test_seeds_fix_days_observations_and_rewards():
+    def rollout(seed):
+        env = gym.make("StackelbergMOP-v0", mop="agent")
+        env.action_space.seed(seed)
+        out = []
+        obs, info = env.reset(seed=seed)
+        for _ in range(4):
+            _, r, *_ = env.step(env.action_space.sample())
+            out.append((info["day"], obs, r))
+            obs, info = env.reset()
+        return out
+
+    a, b, c = rollout(7), rollout(7), rollout(8)
+    assert all(x[0] == y[0] and np.array_equal(x[1], y[1]) and x[2] == y[2] for x, y in zip(a, b))
+    assert [x[0] for x in a] != [x[0] for x in c]
+
+
+def test_reset_options_pick_split_and_day(case):
+    env = StackelbergMOPEnv(case=case, mop="agent")
+    _, info = env.reset(seed=0, options={"split": "test", "day": 0})
+    assert info["day"] == sm.days(case, "test")[0].name and info["split"] == "test"
+    _, info = env.reset(options={"split": "val", "day": sm.days(case, "val")[3].name})
+    assert info["day"] == sm.days(case, "val")[3].name
+    test_names = {d.name for d in sm.days(case, "test")}
+    assert all(env.reset(options={"split": "test"})[1]["day"] in test_names for _ in range(5))
+    with pytest.raises(ValueError, match="split"):
+        env.reset(options={"split": "holdout"})
+    with pytest.raises(ValueError, match="outside"):
+        env.reset(options={"split": "test", "day": 49})
+
+
+# --- robustness ---------------------------------------------------------------------------------
+def test_bad_actions_and_options_raise_clear_errors(case, ref_days):
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference")
+    env.reset(seed=0)
+    bad = np.zeros(24)
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="entry 5"):
+        env.step(bad)
+    with pytest.raises(ValueError, match="expected 24"):
+        env.step(np.zeros(23))
+    with pytest.raises(ValueError, match="mop"):
+        StackelbergMOPEnv(case=case, mop="auto")
+    with pytest.raises(ValueError, match="reward_scale"):
+        StackelbergMOPEnv(case=case, reward_scale=0)
+
+
+def test_solver_failure_ends_episode_with_penalty(case, ref_days):
+    # hard voltage limits without the MOP: the feeder cannot keep them on the reference day
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", mop="off", voltage_limits="hard",
+                            failure_reward=-7.0)
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(np.zeros(24))
+    assert terminated and reward == -7.0 and info["status"] == "infeasible"
+
+
+# --- the hourly game ----------------------------------------------------------------------------
+def test_replan_keeps_the_past_and_agrees_with_itself(case, day):
+    lam = case.tariff.buy_price
+    plan = sm.best_response(case, day, lam)
+    assert np.allclose(replan(case, day, lam, plan, 9).exchange_power, plan.exchange_power, atol=1e-7)
+    other = replan(case, day, np.full(24, 600.0), plan, 9)
+    assert np.array_equal(other.transfer[:, :9], plan.transfer[:, :9])
+    assert np.allclose(other.stored_energy[:, :9], plan.stored_energy[:, :9], atol=1e-12)
+    assert np.allclose(other.transfer.sum(axis=1), 0, atol=1e-9)
+    b = case.batteries
+    assert np.allclose(other.stored_energy[b.owner, -1], b.e_init, atol=1e-9)
+    assert not np.allclose(other.transfer[:, 9:], plan.transfer[:, 9:])
+
+
+@pytest.mark.parametrize("mop", ["opf", "agent"])
+def test_hourly_rewards_sum_to_the_realised_day(case, ref_days, mop):
+    env = StackelbergMOPHourlyEnv(case=case, days=ref_days, split="reference", mop=mop, reward_scale=100.0)
+    obs, _ = env.reset(seed=2)
+    env.action_space.seed(2)
+    lay, total, done = env.observation_layout, 0.0, False
+    while not done:
+        obs, r, done, _, info = env.step(env.action_space.sample())
+        total += r
+    rules = case.price_rules
+    posted = info["prices"]
+    assert posted.mean() <= rules.mean_cap + 1e-9 and posted.min() >= rules.price_min - 1e-9
+    setting = mop if mop == "opf" else np.stack([info["mop_p"], info["mop_q"]])
+    out = sm.evaluate(case, ref_days[0], posted, mop=setting, response=env.plan)
+    assert total == pytest.approx(-out.dno_objective / 100.0, rel=1e-7)
+    assert np.allclose(obs[lay["posted_prices"]], posted / rules.price_max, atol=1e-6)
+
+
+def test_hourly_observation_tracks_the_state(case, ref_days):
+    env = StackelbergMOPHourlyEnv(case=case, days=ref_days, split="reference", mop="agent")
+    env.reset(seed=0)
+    for _ in range(10):
+        obs, *_ = env.step(env.action_space.sample())
+    lay, b = env.observation_layout, case.batteries
+    assert np.allclose(obs[lay["battery_energy"]], env.plan.stored_energy[b.owner, 9] / b.capacity, atol=1e-6)
+    assert obs[lay["hour"]][2] == pytest.approx(10 / 23)
+    assert np.all(obs[lay["posted_prices"]][10:] == 0)
+
+
+# --- vectorised use, rendering, SB3 ---------------------------------------------------------------
+@pytest.mark.parametrize("vector", ["sync", "async"])
+def test_vector_envs_match_single_envs(vector):
+    make = lambda: gym.make("StackelbergMOP-v0", mop="agent")
+    cls = gym.vector.SyncVectorEnv if vector == "sync" else gym.vector.AsyncVectorEnv
+    venv = cls([make, make])
+    obs, _ = venv.reset(seed=[11, 12])
+    actions = np.stack([np.linspace(-1, 1, venv.single_action_space.shape[0], dtype=np.float32)] * 2)
+    _, rewards, terminated, _, _ = venv.step(actions)
+    venv.close()
+    for i, seed in enumerate([11, 12]):
+        env = make()
+        o, _ = env.reset(seed=seed)
+        assert np.array_equal(o, obs[i])
+        assert env.step(actions[i])[1] == pytest.approx(rewards[i])
+    assert terminated.all()
+
+
+def test_sb3_vec_envs_and_short_ppo_run():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    venv = make_vec_env("StackelbergMOP-v0", n_envs=2, seed=0, env_kwargs={"mop": "agent"})
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu")
+    model.learn(total_timesteps=256)
+    assert model.num_timesteps >= 256
+    obs = venv.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2, venv.action_space.shape[0]) and np.all(np.abs(action) <= 1)
+    venv.close()
+    # worker processes start fresh: the "module:ID" form imports the package there (registering the IDs)
+    sub = make_vec_env("stackelberg_mop:StackelbergMOP-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
+                       env_kwargs={"mop": "agent"})
+    sub.reset()
+    _, rewards, dones, infos = sub.step(np.zeros((2, sub.action_space.shape[0])))
+    sub.close()
+    assert dones.all() and np.all(np.isfinite(rewards)) and all(i["status"] == "optimal" for i in infos)
+
+
+@pytest.mark.parametrize("cls", [StackelbergMOPEnv, StackelbergMOPHourlyEnv])
+def test_render_rgb_array_draws_the_day(case, ref_days, cls):
+    env = cls(case=case, days=ref_days, split="reference", mop="agent", render_mode="rgb_array")
+    env.reset(seed=0)
+    before = env.render()
+    env.step(env.action_space.sample())
+    after = env.render()
+    assert before.dtype == np.uint8 and before.ndim == 3 and before.shape[2] == 3
+    assert after.shape == before.shape and not np.array_equal(before, after) and after.std() > 0
