@@ -8,9 +8,9 @@ last, "DC-voltage control") balances the DC bus; the others follow P/Q set-point
    into the unit disk; terminal K takes Q_K = S_K · a_Q,K (its a_P is ignored);
 2. terminal K's P solves P_K + A_K √(P_K² + Q_K²) = R := −Σ_{k<K} (P_k + A_k |S_k|), in closed form
    P_K = (R − A_K √(R² + (1 − A_K²) Q_K²)) / (1 − A_K²);
-3. if that overloads terminal K (|S_K| > S_K), every set-point of the hour is scaled by the largest
-   factor α ∈ [0, 1] (bisection, 40 halvings, keeping the feasible end) that keeps it within rating;
-   α = 0 (all idle) is always feasible.
+3. if that overloads terminal K (|S_K| > S_K), every set-point of the hour is scaled by
+   α = S_K / |S_K| < 1: P_K is homogeneous of degree one in the other set-points and Q_K (losses are
+   A|S|), so the scaled hour is balanced and terminal K lands exactly on its rating.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..cases import HOURS, Case
-
-BISECTION_STEPS = 40
 
 
 def _balance_slack(p_others, q_others, q_last, a_others, a_last):
@@ -43,30 +41,15 @@ def action_to_mop_setpoints(case: Case, action) -> np.ndarray:
     q = mop.s_max[:, None] * a[1] / norm
     q[-1] = mop.s_max[-1] * a[1, -1]
     coef = mop.loss_coefficient
-
-    def balanced(alpha):
-        pk, qk = alpha * p[:-1], alpha * q[:-1]
-        qlast = alpha * q[-1]
-        plast = _balance_slack(pk, qk, qlast, coef[:-1], coef[-1])
-        return pk, qk, plast, qlast
-
-    def fits(alpha):
-        _, _, plast, qlast = balanced(alpha)
-        return np.hypot(plast, qlast) <= mop.s_max[-1]
-
-    alpha = np.ones(a.shape[2])
-    bad = ~fits(alpha)
-    if bad.any():
-        lo, hi = np.zeros(bad.sum()), np.ones(bad.sum())
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            full = alpha.copy()
-            full[bad] = mid
-            ok = fits(full)[bad]
-            lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
-        alpha[bad] = lo
-    pk, qk, plast, qlast = balanced(alpha)
-    return np.stack([np.vstack([pk, plast]), np.vstack([qk, qlast])])
+    p_last = _balance_slack(p[:-1], q[:-1], q[-1], coef[:-1], coef[-1])
+    # P_K is homogeneous of degree one in the others' set-points and Q_K, so scaling the hour by α
+    # scales |S_K| by α: the largest admissible α is S_K / |S_K| (capped at 1)
+    apparent = np.hypot(p_last, q[-1])
+    alpha = np.minimum(1.0, mop.s_max[-1] / np.maximum(apparent, 1e-300))
+    p[:-1] *= alpha
+    q *= alpha
+    p[-1] = alpha * p_last
+    return np.stack([p, q])
 
 
 def mop_action_size(case: Case, hours: int = HOURS) -> int:

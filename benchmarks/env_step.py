@@ -1,0 +1,90 @@
+"""Environment speed: median steps per second of each ID and `mop` mode, single and vectorised.
+
+    python benchmarks/env_step.py [--steps 40] [--envs 2]
+
+One step of StackelbergMOP-v0 is a whole day (reset + step: 5 exact best responses, the 24-hour
+dispatch, the AC sweep). The naive reference does the same with a cvxpy model of the followers and of
+the dispatch rebuilt for every step (what a straightforward implementation would do). Vectorised rows
+run `--envs` copies in gymnasium's SyncVectorEnv (one process) and AsyncVectorEnv (one process each)
+and count env-steps per second over all copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import gymnasium as gym
+import numpy as np
+from _timing import median_seconds
+
+import stackelberg_mop as sm
+from stackelberg_mop.market.reference import best_response_cvxpy
+from stackelberg_mop.powerflow import DispatchModel
+from stackelberg_mop.powerflow.ac import sweep_power_flow
+
+IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
+MODES = ["opf", "agent", "off"]
+
+
+def single_step_seconds(env_id: str, mop: str, steps: int) -> float:
+    env = gym.make(env_id, mop=mop)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+
+    def one():
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+    return median_seconds(one, steps, warmup=2)
+
+
+def vector_steps_per_second(env_id: str, mop: str, steps: int, n: int, cls) -> float:
+    venv = cls([lambda: gym.make(f"stackelberg_mop:{env_id}", mop=mop)] * n)  # autoreset on
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    venv.step(venv.action_space.sample())
+    start = time.perf_counter()
+    for _ in range(steps):
+        venv.step(venv.action_space.sample())
+    rate = steps * n / (time.perf_counter() - start)
+    venv.close()
+    return rate
+
+
+def naive_step_seconds(steps: int) -> float:
+    case = sm.load_case()
+    day = sm.reference_day(case)
+    rng = np.random.default_rng(0)
+
+    def one():
+        prices = sm.project_prices(case, rng.uniform(400, 1100, 24))
+        exchange = best_response_cvxpy(case, day, prices)["exchange_power"]
+        res = DispatchModel(case).solve(day, exchange)
+        sweep_power_flow(case, day, exchange, res.mop_p, res.mop_q)
+
+    return median_seconds(one, max(3, steps // 8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--envs", type=int, default=2)
+    args = parser.parse_args()
+    print(f"median steps/s ({os.cpu_count()} cores; single = one process, one core)")
+    naive = naive_step_seconds(args.steps)
+    print(f"{'ID':<26}{'mop':<7}{'single':>10}{'ms/step':>9}{'sync×' + str(args.envs):>10}"
+          f"{'async×' + str(args.envs):>10}")
+    print(f"{'naive (cvxpy rebuilt)':<26}{'opf':<7}{1 / naive:>10.1f}{naive * 1e3:>9.1f}")
+    for env_id in IDS:
+        for mop in MODES:
+            sec = single_step_seconds(env_id, mop, args.steps)
+            sync = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.SyncVectorEnv)
+            asyn = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.AsyncVectorEnv)
+            print(f"{env_id:<26}{mop:<7}{1 / sec:>10.1f}{sec * 1e3:>9.1f}{sync:>10.1f}{asyn:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
