@@ -231,7 +231,7 @@ def solve_centralised(case: Case, day: Day, scenarios=None, mop: str = "opf", vo
                           state=state)
 
 
-def solve(case: Case, day: Day, rho: float = 100.0, eps_abs: float = 1e-4, eps_rel: float = 1e-5,
+def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_rel: float = 1e-5,
           max_iter: int = 100, balance_residuals: bool = True, scenarios=None, initial_prices=None,
           mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp", evaluate_result: bool = True,
           verbose: bool = False) -> ClearingResult:
