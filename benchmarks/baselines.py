@@ -45,7 +45,7 @@ def compare(case, days, scenarios=False):
     for day in days:
         sc = hv_price_scenarios(day) if scenarios else None
 
-        def score(name, prices, iterations, seconds):
+        def score(name, prices, iterations, seconds, day=day, sc=sc):
             exp = evaluate_expected(case, day, prices, sc) if sc is not None else None
             _row(name, day.name, sm.evaluate(case, day, prices), iterations, seconds, exp)
 
