@@ -6,7 +6,8 @@ import pytest
 import stackelberg_mop as sm
 from stackelberg_mop.baselines import fixed_point
 from stackelberg_mop.cases.variants import line_limited_case
-from stackelberg_mop.market.prices import price_rule_violation, project_prices
+from stackelberg_mop.evaluate import price_violation as price_rule_violation
+from stackelberg_mop.market.prices import project_prices
 from stackelberg_mop.powerflow import dispatch_model
 
 

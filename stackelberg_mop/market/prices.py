@@ -1,55 +1,62 @@
-"""The case's price rules as a projection: what a posted clearing price may be.
+"""The price rules as maps: from an agent's action to admissible clearing prices.
 
-A clearing price vector must keep λ_min <= λ_t <= λ_max every hour and mean_t(λ_t) <= mean cap
-(MODEL.md, "Price rules"). `project_prices` maps any price vector to the nearest one (Euclidean) that
-keeps them; the fixed-point baseline and the environments use it wherever a raw price (an LMP, an
-action) must become a posted price.
+The DNO may post λ_min <= λ_t <= λ_max with a daily mean at most the cap (MODEL.md). `project_prices`
+is the Euclidean projection onto that set, deterministic and exact:
+
+    λ* = argmin ‖λ − p‖²  s.t.  λ_min <= λ_t <= λ_max,  mean(λ) <= cap
+       = clip(p − τ, λ_min, λ_max),  with τ = 0 if clip(p) keeps the cap, else the τ >= 0 at which
+         mean(clip(p − τ)) = cap (a piecewise-linear equation, solved on its breakpoints)
+
+(KKT: a single multiplier τ/24 of the mean constraint shifts every hour by the same amount.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..cases import HOURS, Case
+from ..cases import Case
 
 
 def project_prices(case: Case, prices) -> np.ndarray:
-    """Euclidean projection of prices (..., 24) ¥/MWh onto the case's price rules, row by row.
-
-    The feasible set {λ_min <= λ_t <= λ_max, mean(λ) <= mean_cap} is a box cut by one half-space, so
-    the projection is λ_t = clip(p_t − θ, λ_min, λ_max) with the smallest θ >= 0 that meets the cap:
-    θ = 0 when clipping alone keeps the mean, otherwise the root of the piecewise-linear, non-increasing
-    mean(clip(p − θ)) − cap, found exactly on its breakpoints (no iteration, no tolerance). Rows that
-    already keep the rules come back unchanged. Deterministic; NaN/inf or a last axis other than 24
-    raises ValueError.
-    """
-    p = np.asarray(prices, dtype=float)
-    if p.shape[-1:] != (HOURS,):
-        raise ValueError(f"prices: last axis must have {HOURS} hours, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("prices: must be finite (¥/MWh)")
+    """The admissible price vector (24,) or batch (S, 24) closest to `prices` (¥/MWh) in the 2-norm."""
     rules = case.price_rules
-    lo, hi, cap = rules.price_min, rules.price_max, rules.mean_cap
-    flat = p.reshape(-1, HOURS)
-    out = np.clip(flat, lo, hi)
-    over = out.mean(axis=1) > cap
-    if over.any():
-        q = flat[over]
-        # θ at which each hour leaves the upper bound / reaches the lower bound; the mean is linear between
-        bps = np.sort(np.concatenate([q - hi, q - lo], axis=1), axis=1)  # (R, 48)
-        bps = np.maximum(bps, 0.0)
-        g = np.clip(q[:, None, :] - bps[:, :, None], lo, hi).mean(-1) - cap  # (R, 48), non-increasing
-        k = np.clip((g > 0).sum(axis=1) - 1, 0, bps.shape[1] - 2)  # last breakpoint still above the cap
-        rows = np.arange(q.shape[0])
-        t0, t1, g0, g1 = bps[rows, k], bps[rows, k + 1], g[rows, k], g[rows, k + 1]
-        theta = np.where(g0 != g1, t0 + g0 * (t1 - t0) / np.where(g0 != g1, g0 - g1, 1.0), t0)
-        out[over] = np.clip(q - theta[:, None], lo, hi)
+    p = np.asarray(prices, dtype=float)
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"prices: must be finite (¥/MWh), got {p}")
+    flat = np.atleast_2d(p)
+    out = np.clip(flat, rules.price_min, rules.price_max)
+    over = out.mean(axis=1) > rules.mean_cap
+    for s in np.flatnonzero(over):
+        out[s] = _shift_to_cap(flat[s], rules.price_min, rules.price_max, rules.mean_cap)
     return out.reshape(p.shape)
 
 
-def price_rule_violation(case: Case, prices) -> float:
-    """Largest breach of the price rules, ¥/MWh (0 when every row keeps them)."""
-    p = np.asarray(prices, dtype=float)
+def _shift_to_cap(p: np.ndarray, lo: float, hi: float, cap: float) -> np.ndarray:
+    """clip(p − τ, lo, hi) with the τ >= 0 that puts its mean on `cap` (mean is non-increasing in τ)."""
+    mean = lambda tau: float(np.clip(p - tau, lo, hi).mean())
+    # breakpoints where an hour enters or leaves a bound; the mean is linear between them
+    taus = np.unique(np.concatenate([[0.0], p - hi, p - lo]))
+    taus = taus[taus >= 0]
+    values = np.array([mean(t) for t in taus])
+    k = int(np.searchsorted(-values, -cap))  # first breakpoint with mean <= cap
+    t0, t1, m0, m1 = taus[k - 1], taus[k], values[k - 1], values[k]
+    tau = t1 if m0 == m1 else t0 + (m0 - cap) * (t1 - t0) / (m0 - m1)
+    return np.clip(p - tau, lo, hi)
+
+
+def action_to_prices(case: Case, action) -> tuple[np.ndarray, np.ndarray]:
+    """An action in [-1, 1]^24 → (admissible prices, prices before the mean-cap projection), ¥/MWh.
+
+    Affine map of [-1, 1] onto [λ_min, λ_max] (values outside [-1, 1] are clipped), then `project_prices`.
+    """
     rules = case.price_rules
-    return float(max(np.max(rules.price_min - p), np.max(p - rules.price_max),
-                     np.max(p.mean(axis=-1)) - rules.mean_cap, 0.0))
+    a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+    raw = rules.price_min + 0.5 * (a + 1.0) * (rules.price_max - rules.price_min)
+    return project_prices(case, raw), raw
+
+
+def prices_to_action(case: Case, prices) -> np.ndarray:
+    """The inverse of the affine map in `action_to_prices` (float32): the action that posts `prices`."""
+    rules = case.price_rules
+    a = 2.0 * (np.asarray(prices, dtype=float) - rules.price_min) / (rules.price_max - rules.price_min) - 1.0
+    return a.astype(np.float32)
