@@ -173,6 +173,8 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     formulation: "socp" or "lindistflow". ac: "sweep" (vectorised backward/forward sweep, agrees with
     pandapower to ~1e-10 p.u.) or "pandapower" (Newton-Raphson, 24 runs, slower).
     response: a precomputed best response to the same prices (skips re-solving the followers).
+    It may also be a `market.p2p.P2PResult` for the same prices: the peer-to-peer sharing market's
+    exchange with the DNO and costs are then scored (``p2p=True`` in the environments).
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
     """
     if ac not in AC_MODES:
@@ -231,3 +233,52 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
         price_violation=price_violation(case, lam), response=response, dispatch=result,
         hourly_objective=hourly_objective)
+
+
+@dataclass(frozen=True, eq=False)
+class ExpectedOutcome:
+    """`evaluate` over weighted HV price scenarios: one `Outcome` per scenario and their expectations.
+
+    The prosumers face the same clearing prices in every scenario (so they respond once); the DNO
+    re-dispatches the network for each scenario's HV prices. Expected values are weighted sums.
+    """
+
+    outcomes: list
+    weight: np.ndarray
+
+    def expected(self, name: str) -> float:
+        """Probability-weighted mean of an `Outcome.summary()` entry, e.g. "dno_objective"."""
+        return float(sum(w * o.summary()[name] for w, o in zip(self.weight, self.outcomes)))
+
+    @property
+    def status(self) -> str:
+        bad = [o.status for o in self.outcomes if o.status != "optimal"]
+        return "optimal" if not bad else bad[0]
+
+    @property
+    def dno_objective(self) -> float:
+        return self.expected("dno_objective")
+
+    @property
+    def prosumer_cost(self) -> float:
+        return self.expected("prosumer_cost")
+
+    @property
+    def welfare(self) -> float:
+        return self.expected("welfare")
+
+    @property
+    def violation_rate(self) -> float:
+        return self.expected("violation_rate")
+
+
+def evaluate_expected(case: Case, day: Day, prices, scenarios, **kwargs) -> ExpectedOutcome:
+    """Score prices on `day` under HV price scenarios (`data.hv_prices.PriceScenarios`): expected cost.
+
+    Calls `evaluate` once per scenario with the day's buy/sell prices replaced; keyword arguments go
+    to `evaluate`. The best response is computed once (it does not depend on the HV prices).
+    """
+    lam = check_prices(case, prices, batched=False)[0]
+    response = kwargs.pop("response", None) or best_response(case, day, lam)
+    outcomes = [evaluate(case, d, lam, response=response, **kwargs) for d in scenarios.days(day)]
+    return ExpectedOutcome(outcomes=outcomes, weight=np.asarray(scenarios.weight, float))

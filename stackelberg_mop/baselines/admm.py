@@ -1,0 +1,387 @@
+"""Welfare-maximising market clearing by ADMM, and the Nash-bargaining split of its savings (seeds/001).
+
+The DNO and the prosumers jointly minimise the total cost (¥ per day)
+
+    W = F(P^D)/ω_1 + Σ_n own_n(x_n)        s.t.  P_n(x_n) = P^D_n   (N × 24 coupling, dual y)
+
+where F/ω_1 = grid cost + c_loss·(line + MOP losses) + (ω_2/ω_1)·c_V Σ|v − 1| is the DNO's objective
+in ¥ of operating cost without the revenue transfer (it cancels in W), P^D_n the exchange the DNO
+supplies at prosumer n's bus, and own_n = discomfort κ(P^tr)² + degradation δ(P^ch + P^dis) + ε terms.
+ADMM (Boyd et al. 2011, §3.1 unscaled form) decomposes the coupling:
+
+    prosumer n:  P_n^{k+1}  = argmin own_n + y_n·P_n + (ρ/2)‖P_n − P^D_n^k‖²        (its own problem only)
+    DNO:         P^D^{k+1}  = argmin F/ω_1 − y·P^D + (ρ/2)‖P^{k+1} − P^D‖²          (SOCP network + MOP)
+    prices:      y^{k+1}    = y^k + ρ (P^{k+1} − P^D^{k+1})
+
+Each party sees only the prices y and the other side's exchange power; y (N, 24) ¥/MWh are the
+clearing prices, at convergence the LMPs at the prosumers' buses. Residuals r = P − P^D and
+s = ρ(P^D^{k+1} − P^D^k), the stopping rule of §3.3.1 and residual balancing (§3.4.1, μ = 10, τ = 2)
+applied to the residuals divided by their tolerances (r is in MW and s in ¥/MWh, so Boyd's raw
+comparison would depend on the units).
+The DNO's problem is the dispatch model of `powerflow.distflow` with the exchange as a variable
+(the same DistFlow/SOCP/MOP constraints, built once with cvxpy Parameters and re-solved); all costs
+reported are priced by `evaluate.network_costs`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from ..evaluate import Outcome, evaluate, network_costs
+from ..market import best_response
+from ..market.prosumer_model import ProsumerBlock
+from ..powerflow.distflow import FORMULATIONS, SOFT_VOLTAGE_PENALTY, VOLTAGE_MODES, dispatch_model
+from ..powerflow.network import feeder
+
+#: residual balancing (Boyd et al. 2011 §3.4.1): change ρ by τ when one residual exceeds μ times the other
+BALANCE_MU, BALANCE_TAU = 10.0, 2.0
+
+
+# --- the DNO with the exchange as a variable ------------------------------------------------------
+class DNOModel:
+    """The DNO's network problem with the prosumers' exchange P^D (N, 24) MW as a variable.
+
+    Same constraints as `powerflow.DispatchModel` (DistFlow, SOC relaxation, MOP, voltage and
+    current limits). `network_cost` is F/ω_1 in ¥; `mode` selects the extra terms:
+    "admm" adds (ρ/2)‖P^D‖² − lin·P^D (Parameters rho, lin); "fixed" pins P^D to the Parameter `fixed`.
+    """
+
+    def __init__(self, case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp"):
+        if voltage_limits not in VOLTAGE_MODES:
+            raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
+        if case.objective.omega_economic <= 0:
+            raise ValueError("case.objective.omega_economic: must be > 0 for a welfare objective in ¥")
+        self.case = case
+        fd = self.feeder = feeder(case)
+        form = FORMULATIONS[formulation]()
+        obj, s = case.objective, case.s_base
+        nb, nbus, k, n = fd.n_branch, fd.n_bus, len(case.mop), len(case.prosumers)
+        self.base_p = cp.Parameter((nbus, HOURS), name="base_p")
+        self.base_q = cp.Parameter((nbus, HOURS), name="base_q")
+        self.buy = cp.Parameter(HOURS, name="buy")
+        self.premium = cp.Parameter(HOURS, nonneg=True, name="premium")
+        self.exchange = cp.Variable((n, HOURS), name="exchange")  # MW, P^D
+        p, q = cp.Variable((nb, HOURS)), cp.Variable((nb, HOURS))
+        v, pg, qg = cp.Variable((nbus, HOURS)), cp.Variable(HOURS), cp.Variable(HOURS)
+        buying = cp.Variable(HOURS, nonneg=True)
+        current = form.current(nb)
+        at_bus = np.zeros((nbus, n))
+        at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
+        demand_p = self.base_p + at_bus @ self.exchange / s
+        cons, pm, qm, ploss = [], None, None, None
+        if k and mop == "opf":
+            pm, qm = cp.Variable((k, HOURS)), cp.Variable((k, HOURS))
+            ploss = cp.Variable((k, HOURS), nonneg=True)
+            for i in range(k):
+                cons += [cp.SOC(np.full(HOURS, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
+                if case.mop.loss_coefficient[i] > 0:
+                    cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
+            cons += [cp.sum(pm + ploss, axis=0) == 0]
+        placement = np.zeros((nbus, k))
+        placement[case.bus_position(case.mop.bus), np.arange(k)] = 1.0
+        root = np.zeros(nbus)
+        root[fd.root] = 1.0
+        a_in, a_out = (fd.incidence > 0).astype(float), (fd.incidence < 0).astype(float)
+        delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
+        delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
+        inj_p, inj_q = cp.outer(root, pg) - demand_p, cp.outer(root, qg) - self.base_q
+        if pm is not None:
+            inj_p, inj_q = inj_p + placement @ pm, inj_q + placement @ qm
+        v_from, v_to = v[fd.from_pos], v[fd.to_pos]
+        drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
+        if current is not None:
+            drop = drop - cp.multiply((fd.r**2 + fd.x**2)[:, None], current)
+        cons += [a_in @ delivered_p - a_out @ p + inj_p == 0, a_in @ delivered_q - a_out @ q + inj_q == 0,
+                 v_to == v_from - drop, v[fd.root] == case.v_slack**2, buying >= pg]
+        cons += form.constraints(fd, v_from, p, q, current)
+        limited = np.flatnonzero(np.isfinite(fd.i_max))
+        if current is not None and limited.size:
+            cons += [current[limited] <= (fd.i_max[limited] ** 2)[:, None]]
+        others = np.setdiff1d(np.arange(nbus), [fd.root])
+        penalty = 0
+        if voltage_limits == "hard":
+            cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
+        elif voltage_limits == "soft":
+            excess = cp.Variable((others.size, HOURS), nonneg=True)
+            cons += [v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
+            penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
+        deviation = cp.Variable((nbus, HOURS), nonneg=True)
+        cons += [deviation >= v - 1, deviation >= 1 - v]
+        grid = s * ((self.buy - self.premium) @ pg + self.premium @ buying)
+        losses = 0 if current is None else s * cp.sum(fd.r @ current)
+        if ploss is not None:
+            losses = losses + s * cp.sum(ploss)
+        w = obj.omega_voltage / obj.omega_economic
+        self.network_cost = grid + obj.loss_cost * losses + w * obj.voltage_cost * cp.sum(deviation) \
+            + penalty / obj.omega_economic
+        self.constraints = cons
+        self.vars = {"pg": pg, "v": v, "current": current, "pm": pm, "qm": qm, "ploss": ploss}
+        # ADMM form
+        self.rho = cp.Parameter(nonneg=True, name="rho")
+        self.lin = cp.Parameter((n, HOURS), name="lin")
+        self.admm = cp.Problem(cp.Minimize(self.network_cost + 0.5 * self.rho * cp.sum_squares(self.exchange)
+                                           - cp.sum(cp.multiply(self.lin, self.exchange))), cons)
+        assert self.admm.is_dcp(dpp=True)
+
+    def set_day(self, day: Day) -> None:
+        day.check(self.case)
+        self.base_p.value = day.base_p / self.case.s_base
+        self.base_q.value = day.base_q / self.case.s_base
+        self.buy.value = day.buy_price
+        self.premium.value = day.buy_price - day.sell_price
+
+    def state(self, day: Day) -> dict:
+        """The network state of the last solve, priced by `evaluate.network_costs` (¥)."""
+        var, s, fd = self.vars, self.case.s_base, self.feeder
+        cur = np.zeros((fd.n_branch, HOURS)) if var["current"] is None else var["current"].value
+        k = len(self.case.mop)
+        ploss = np.zeros((k, HOURS)) if var["ploss"] is None else var["ploss"].value * s
+        grid, line, mop, dev = network_costs(self.case, day, var["pg"].value * s, (fd.r @ cur) * s, ploss,
+                                             var["v"].value)
+        obj = self.case.objective
+        return {"grid_power": var["pg"].value * s, "v": var["v"].value, "grid_cost": grid, "line_loss_cost": line,
+                    "mop_loss_cost": mop, "voltage_deviation_cost": dev,
+                    "network_cost": grid + line + mop + obj.omega_voltage / obj.omega_economic * dev}
+
+
+def dno_model(case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp") -> DNOModel:
+    cache = case.__dict__.setdefault("_dno_models", {})
+    key = (mop, voltage_limits, formulation)
+    if key not in cache:
+        cache[key] = DNOModel(case, mop, voltage_limits, formulation)
+    return cache[key]
+
+
+class _ProsumerADMM:
+    """Prosumer n's ADMM step: min own + lin·shift + (ρ/2)‖shift‖² (lin = y + ρ(h − P^D), DPP form)."""
+
+    def __init__(self, case: Case, n: int, day: Day):
+        self.block = ProsumerBlock(case, n, day)
+        self.rho = cp.Parameter(nonneg=True)
+        self.lin = cp.Parameter(HOURS)
+        self.problem = cp.Problem(cp.Minimize(self.block.own_cost + self.lin @ self.block.shift
+                                              + 0.5 * self.rho * cp.sum_squares(self.block.shift)),
+                                  self.block.constraints)
+        assert self.problem.is_dcp(dpp=True)
+
+
+# --- results --------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ClearingResult:
+    """Welfare-maximising clearing of one day. ¥, MW, ¥/MWh.
+
+    prices: (N, 24) clearing prices y (the consensus multipliers; centralised: the coupling duals).
+    exchange_power: (N, 24) the prosumers' P; dno_exchange: (N, 24) the DNO's P^D (equal at convergence).
+    own_cost: (N,) prosumers' discomfort + degradation; network_cost: F/ω_1 without revenue (¥).
+    total_cost: network_cost + Σ own_cost (what W minimises). status: "optimal", "max_iter" or a failure.
+    iterations and the residual/ρ log (ADMM only); solve_time in s; outcome: `evaluate` of the prices.
+    """
+
+    method: str
+    status: str
+    prices: np.ndarray
+    exchange_power: np.ndarray
+    dno_exchange: np.ndarray
+    own_cost: np.ndarray
+    network_cost: float
+    total_cost: float
+    iterations: int
+    solve_time: float
+    primal_residual: list = field(default_factory=list)
+    dual_residual: list = field(default_factory=list)
+    rho: list = field(default_factory=list)
+    outcome: Outcome | None = None
+    state: dict = field(default_factory=dict)
+
+
+def _market_day(day: Day, scenarios) -> Day:
+    # the clearing is day-ahead: its expected HV cost is the cost at the expected prices (linear in them)
+    return day if scenarios is None else scenarios.expected_day(day)
+
+
+def solve_centralised(case: Case, day: Day, scenarios=None, mop: str = "opf", voltage_limits: str = "hard",
+                      formulation: str = "socp") -> ClearingResult:
+    """W minimised as one convex problem (Clarabel): the reference the ADMM must reach."""
+    mday = _market_day(day, scenarios)
+    net = DNOModel(case, mop, voltage_limits, formulation)
+    net.set_day(mday)
+    blocks = [ProsumerBlock(case, n, day) for n in range(len(case.prosumers))]
+    coupling = [b.exchange == net.exchange[n] for n, b in enumerate(blocks)]
+    cons = net.constraints + [c for b in blocks for c in b.constraints] + coupling
+    problem = cp.Problem(cp.Minimize(net.network_cost + sum(b.own_cost for b in blocks)), cons)
+    start = time.perf_counter()
+    problem.solve(solver="CLARABEL")
+    elapsed = time.perf_counter() - start
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise RuntimeError(f"centralised clearing failed: {problem.status}")
+    # coupling P_n − P^D_n = 0 (Lagrangian term y·(P − P^D)): its dual is the price a prosumer pays per MWh
+    prices = np.array([c.dual_value for c in coupling])
+    state = net.state(mday)
+    own = np.array([b.own_cost_value() for b in blocks])
+    exchange = np.array([b.exchange.value for b in blocks])
+    return ClearingResult(method="centralised", status="optimal", prices=prices, exchange_power=exchange,
+                          dno_exchange=net.exchange.value, own_cost=own, network_cost=state["network_cost"],
+                          total_cost=state["network_cost"] + float(own.sum()), iterations=1, solve_time=elapsed,
+                          state=state)
+
+
+def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_rel: float = 1e-5,
+          max_iter: int = 100, balance_residuals: bool = True, scenarios=None, initial_prices=None,
+          mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp", evaluate_result: bool = True,
+          verbose: bool = False) -> ClearingResult:
+    """ADMM market clearing (module docstring). rho: ¥/(MW²h), the starting penalty.
+
+    eps_abs (MW per entry) and eps_rel: Boyd's §3.3.1 tolerances. initial_prices: y^0 ((24,) or (N, 24);
+    default: the LMPs at the prosumers' buses when they respond to the HV tariff, one dispatch);
+    P^D^0 = the best response to y^0. scenarios: HV price scenarios
+    (the DNO's expected cost = its cost at the expected prices). verbose: print the iteration log.
+    """
+    n = len(case.prosumers)
+    mday = _market_day(day, scenarios)
+    net = dno_model(case, mop, voltage_limits, formulation)
+    net.set_day(mday)
+    pros = case.__dict__.setdefault("_admm_prosumers", [_ProsumerADMM(case, i, day) for i in range(n)])
+    for p in pros:
+        p.block.set_day(day)
+    if initial_prices is None:  # the DNO's LMPs for the prosumers' response to the HV tariff
+        bids = best_response(case, day, mday.buy_price).exchange_power
+        initial = dispatch_model(case, formulation, mop, voltage_limits).solve(mday, bids)
+        if not initial.status.startswith("optimal"):
+            raise RuntimeError(f"admm: the initial dispatch failed ({initial.status}); pass initial_prices")
+        initial_prices = initial.lmp[case.bus_position(case.prosumers.bus)]
+    y = np.broadcast_to(np.asarray(initial_prices, float), (n, HOURS)).copy()
+    supply = best_response(case, day, y).exchange_power  # P^D^0
+    exchange = supply.copy()
+    dim = n * HOURS
+    primal, dual, rhos = [], [], []
+    status, k = "max_iter", 0
+    start = time.perf_counter()
+    for k in range(1, max_iter + 1):
+        for i, p in enumerate(pros):
+            p.rho.value = rho
+            p.lin.value = y[i] + rho * (p.block.h.value - supply[i])
+            p.problem.solve(solver="CLARABEL")
+            if p.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+                status = f"prosumer {i}: {p.problem.status}"
+                break
+            exchange[i] = p.block.exchange.value
+        else:
+            net.rho.value, net.lin.value = rho, y + rho * exchange
+            net.admm.solve(solver="CLARABEL")
+            if net.admm.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+                status = f"dno: {net.admm.status}"
+                break
+            new_supply = net.exchange.value.copy()
+            r = exchange - new_supply
+            y = y + rho * r
+            r_norm = float(np.linalg.norm(r))
+            s_norm = float(rho * np.linalg.norm(new_supply - supply))
+            supply = new_supply
+            primal.append(r_norm)
+            dual.append(s_norm)
+            rhos.append(rho)
+            eps_pri = np.sqrt(dim) * eps_abs + eps_rel * max(np.linalg.norm(exchange), np.linalg.norm(supply))
+            eps_dual = np.sqrt(dim) * eps_abs + eps_rel * np.linalg.norm(y)
+            if verbose:
+                print(f"admm {k:3d}  r={r_norm:.3e} (≤{eps_pri:.1e})  s={s_norm:.3e} (≤{eps_dual:.1e})  ρ={rho:g}")
+            if r_norm <= eps_pri and s_norm <= eps_dual:
+                status = "optimal"
+                break
+            if balance_residuals:  # on residuals relative to their tolerances: r is in MW, s in ¥/MWh
+                ratio = (r_norm / eps_pri) / max(s_norm / eps_dual, 1e-300)
+                if ratio > BALANCE_MU:
+                    rho *= BALANCE_TAU
+                elif ratio < 1 / BALANCE_MU:
+                    rho /= BALANCE_TAU
+            continue
+        break
+    elapsed = time.perf_counter() - start
+    state = net.state(mday)
+    own = np.array([p.block.own_cost_value() for p in pros])
+    outcome = None
+    if evaluate_result and status in ("optimal", "max_iter"):
+        outcome = evaluate(case, day, y, mop=mop, voltage_limits=voltage_limits, formulation=formulation)
+    return ClearingResult(method="admm", status=status, prices=y, exchange_power=exchange.copy(), dno_exchange=supply,
+                          own_cost=own, network_cost=state["network_cost"],
+                          total_cost=state["network_cost"] + float(own.sum()), iterations=k, solve_time=elapsed,
+                          primal_residual=primal, dual_residual=dual, rho=rhos, outcome=outcome, state=state)
+
+
+# --- generalised Nash bargaining over the savings ---------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Bargain:
+    """The split of the cooperation's savings. Parties: the DNO (index 0) then the N prosumers. ¥.
+
+    alone: stand-alone cost of each party (the HV tariff passed through as the clearing price; the DNO's
+    cost is F/ω_1 with its revenue). cooperative: cost at the ADMM clearing (prices y, before payments).
+    weight: bargaining power = share of energy traded. payment: what each party pays (< 0 receives);
+    sums to zero. final: cooperative + payment. savings: Σ alone − Σ cooperative.
+    individually_rational: every party ends no worse off than alone (final <= alone + 1e-6).
+    """
+
+    alone: np.ndarray
+    cooperative: np.ndarray
+    weight: np.ndarray
+    payment: np.ndarray
+    final: np.ndarray
+    savings: float
+    individually_rational: bool
+
+
+def bargaining_weights(exchange_power: np.ndarray) -> np.ndarray:
+    """Bargaining power from energy traded: prosumer n traded Σ_t |P_n,t|; the DNO, as every prosumer's
+    counterparty, traded the sum of those. Returns (1 + N,) weights (DNO first) summing to one."""
+    traded = np.abs(np.asarray(exchange_power, float)).sum(axis=-1)
+    w = np.concatenate([[traded.sum()], traded])
+    return w / w.sum()
+
+
+def nash_payments(alone, cooperative, weight) -> np.ndarray:
+    """Payments maximising Π_i (alone_i − cooperative_i − pay_i)^{w_i} with Σ pay = 0 (log form, cvxpy).
+
+    The problem is solved as written, max Σ w_i log(benefit_i); its closed form, benefit_i = w_i·S with
+    S the total savings (for Σ w = 1), is what the tests check it against. ValueError when S <= 0 (no
+    cooperative gain to split).
+    """
+    alone, coop, w = (np.asarray(a, float) for a in (alone, cooperative, weight))
+    savings = float(alone.sum() - coop.sum())
+    if savings <= 0:
+        raise ValueError(f"no savings to split: Σ alone − Σ cooperative = {savings:.6g} ¥")
+    scale = savings  # solve in units of the savings for a well-scaled problem
+    pay = cp.Variable(alone.size)
+    benefit = (alone - coop) / scale - pay
+    problem = cp.Problem(cp.Maximize(w @ cp.log(benefit)), [cp.sum(pay) == 0])
+    problem.solve(solver="CLARABEL")
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise RuntimeError(f"nash bargaining failed: {problem.status}")
+    pay = pay.value * scale
+    return pay - pay.mean()  # remove solver round-off from Σ pay = 0
+
+
+def bargain(case: Case, day: Day, clearing: ClearingResult, mop: str = "opf", voltage_limits: str = "hard",
+            formulation: str = "socp") -> Bargain:
+    """Split the savings of `clearing` (ADMM or centralised) against stand-alone operation.
+
+    Stand-alone: the prosumers face the HV buy tariff as their price and the DNO dispatches the
+    network for their response (scored by `evaluate`). Cooperative: each prosumer pays y·P plus its own
+    cost; the DNO bears F/ω_1 − y·P^D.
+    """
+    obj = case.objective
+    alone_outcome = evaluate(case, day, day.buy_price, mop=mop, voltage_limits=voltage_limits, formulation=formulation)
+    if alone_outcome.status != "optimal":
+        raise RuntimeError(f"stand-alone operation is infeasible ({alone_outcome.status})")
+    alone = np.concatenate([[alone_outcome.dno_objective / obj.omega_economic], alone_outcome.prosumer_costs])
+    revenue = float((clearing.prices * clearing.dno_exchange).sum())
+    pros = clearing.own_cost + (clearing.prices * clearing.exchange_power).sum(axis=1)
+    coop = np.concatenate([[clearing.network_cost - revenue], pros])
+    weight = bargaining_weights(clearing.exchange_power)
+    pay = nash_payments(alone, coop, weight)
+    final = coop + pay
+    return Bargain(alone=alone, cooperative=coop, weight=weight, payment=pay, final=final,
+                   savings=float(alone.sum() - coop.sum()), individually_rational=bool(np.all(final <= alone + 1e-6)))

@@ -1,0 +1,375 @@
+"""Peer-to-peer energy sharing among the prosumers (the lower layer of seeds/003, MODEL.md).
+
+Given clearing prices Λ (N, 24) ¥/MWh (one row per prosumer, e.g. the LMP at its bus), prosumers may
+also trade with each other. p_nm,t (MW) is what n buys from m (p_nm = −p_mn), |p_nm| <= cap_nm, and
+n's exchange with the DNO becomes
+
+    g_n,t = P_n,t − Σ_m p_nm,t        (P_n: its own consumption schedule, > 0 buys, as in `follower`)
+
+Prosumer n pays Λ_n·g_n to the DNO, π_nm·p_nm to each peer m (π_nm = π_mn, the pairwise sharing
+price) and a trading cost (γ/2)·p_nm² per side (γ = `trade_cost`, ¥/MW²h; it prices the use of the
+platform and makes the trades unique). Optionally |g_n,t| <= exchange_limit_n (seeds/003 Eq. 17, the
+bid limit), which couples a prosumer's schedule to its trades.
+
+The prosumers' joint (centralised) problem minimises Σ_n [own cost + Λ_n·g_n] + γ Σ_{n<m} p_nm²
+(the peer payments cancel). Three ways to solve it, same answer:
+- ``"exact"`` (no exchange limit): the problem separates. Schedules are the exact best response to
+  Λ; each pair trades p_nm = clip((Λ_n − Λ_m) / 2γ, ±cap_nm) at π_nm = (Λ_n + Λ_m) / 2. Microseconds.
+- ``"centralised"``: one cvxpy problem (Clarabel); π is the dual of p_nm + p_mn = 0.
+- ``"admm"``: the distributed mechanism (seeds/003 Algorithm 1 = consensus ADMM): each prosumer
+  solves only its own problem given the sharing prices; the platform updates
+  π_nm += ρ/2 (p_nm + p_mn). Stopping rule and residual balancing as Boyd et al. (2011) §3.3–3.4.
+
+With a single price for everyone (Λ_n = λ for all n) and no exchange limit, no trade lowers the joint
+cost (the payments cancel and the DNO buys and sells at the same price): the trades are zero.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from .follower import best_response, check_prices
+from .prosumer_model import ProsumerBlock, own_costs
+
+METHODS = ("auto", "exact", "centralised", "admm")
+
+
+@dataclass(frozen=True, eq=False)
+class P2PMarket:
+    """The sharing platform's rules.
+
+    cap: (N, N) MW, symmetric, zero diagonal: the largest |p_nm| (0 = the pair cannot trade).
+    trade_cost: γ, ¥/(MW²h), > 0; each side of a trade pays (γ/2) p².
+    exchange_limit: (N,) MW bound on |g_n,t| (the bid limit), or None for none.
+    """
+
+    cap: np.ndarray
+    trade_cost: float = 10.0
+    exchange_limit: np.ndarray | None = None
+
+    def __post_init__(self):
+        cap = np.array(self.cap, dtype=float)
+        if cap.ndim != 2 or cap.shape[0] != cap.shape[1]:
+            raise ValueError(f"cap: expected a square (N, N) matrix in MW, got shape {cap.shape}")
+        if not np.all(np.isfinite(cap)) or np.any(cap < 0) or not np.allclose(cap, cap.T):
+            raise ValueError("cap: must be finite, >= 0 and symmetric (MW)")
+        np.fill_diagonal(cap, 0.0)
+        cap.setflags(write=False)
+        object.__setattr__(self, "cap", cap)
+        if not (np.isfinite(self.trade_cost) and self.trade_cost > 0):
+            raise ValueError(f"trade_cost: must be > 0 ¥/(MW²h), got {self.trade_cost}")
+        if self.exchange_limit is not None:
+            lim = np.array(self.exchange_limit, dtype=float).reshape(-1)
+            if lim.shape != (cap.shape[0],) or np.any(lim <= 0) or not np.all(np.isfinite(lim)):
+                raise ValueError(f"exchange_limit: expected {cap.shape[0]} positive values in MW, got {lim}")
+            lim.setflags(write=False)
+            object.__setattr__(self, "exchange_limit", lim)
+
+    @property
+    def size(self) -> int:
+        return self.cap.shape[0]
+
+    def key(self) -> tuple:
+        lim = None if self.exchange_limit is None else self.exchange_limit.tobytes()
+        return (self.cap.tobytes(), float(self.trade_cost), lim)
+
+
+def p2p_market(case: Case, cap_mw: float | np.ndarray = 0.2, trade_cost: float = 10.0,
+               exchange_limit_mw: float | np.ndarray | None = None) -> P2PMarket:
+    """A sharing platform for `case`: every pair may trade up to `cap_mw` (scalar or (N, N) matrix)."""
+    n = len(case.prosumers)
+    cap = np.array(cap_mw, dtype=float)
+    if cap.ndim == 0:
+        cap = np.full((n, n), float(cap))
+    limit = None if exchange_limit_mw is None else np.broadcast_to(np.asarray(exchange_limit_mw, float), (n,))
+    return P2PMarket(cap=cap, trade_cost=trade_cost, exchange_limit=limit)
+
+
+@dataclass(frozen=True, eq=False)
+class P2PResult:
+    """Outcome of the sharing market for one day. MW, ¥/MWh, ¥.
+
+    prices: (N, 24) clearing prices faced. exchange_power: (N, 24) g_n, the exchange with the DNO
+    (> 0 buys), what the DNO's dispatch sees. consumption: (N, 24) P_n, the own schedule before trades.
+    trades: (N, N, 24) p_nm (> 0: n buys from m). sharing_price: (N, N, 24) π_nm = π_mn.
+    own_cost: (N,) discomfort + degradation (+ ε). cost: (N,) own cost + payments to the DNO and peers
+    + trading cost. joint_cost: the centralised objective (Σ cost; the peer payments cancel).
+    status: "optimal", "max_iter" (ADMM stopped at its cap) or a solver failure.
+    iterations, primal_residual, dual_residual, rho: the ADMM log (empty for the direct methods).
+    """
+
+    method: str
+    status: str
+    prices: np.ndarray
+    exchange_power: np.ndarray
+    consumption: np.ndarray
+    trades: np.ndarray
+    sharing_price: np.ndarray
+    own_cost: np.ndarray
+    cost: np.ndarray
+    joint_cost: float
+    solve_time: float
+    iterations: int = 0
+    primal_residual: list = field(default_factory=list)
+    dual_residual: list = field(default_factory=list)
+    rho: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
+
+
+def _costs(prices, exchange, trades, sharing_price, own, gamma):
+    pay_dno = (prices * exchange).sum(-1)
+    pay_peers = (sharing_price * trades).sum((-2, -1))
+    trading = 0.5 * gamma * (trades**2).sum((-2, -1))
+    cost = own + pay_dno + pay_peers + trading
+    return cost, float(own.sum() + pay_dno.sum() + trading.sum())
+
+
+def _check(case: Case, prices, market: P2PMarket) -> np.ndarray:
+    lam = check_prices(case, prices, batched=False)[0]
+    if market.size != len(case.prosumers):
+        raise ValueError(f"market: built for {market.size} prosumers, the case has {len(case.prosumers)}")
+    return lam
+
+
+# --- exact (separable) ------------------------------------------------------------------------
+def _solve_exact(case: Case, day: Day, lam: np.ndarray, market: P2PMarket) -> P2PResult:
+    start = time.perf_counter()
+    response = best_response(case, day, lam)
+    gamma, cap = market.trade_cost, market.cap[:, :, None]
+    diff = lam[:, None, :] - lam[None, :, :]  # Λ_n − Λ_m
+    trades = np.clip(diff / (2 * gamma), -cap, cap)
+    sharing = 0.5 * (lam[:, None, :] + lam[None, :, :]) * (cap > 0)
+    exchange = response.exchange_power - trades.sum(1)
+    own = own_costs(case, response)
+    cost, joint = _costs(lam, exchange, trades, sharing, own, gamma)
+    status = "optimal" if response.ok else "follower_failed"
+    return P2PResult(method="exact", status=status, prices=lam, exchange_power=exchange,
+                     consumption=response.exchange_power, trades=trades, sharing_price=sharing, own_cost=own,
+                     cost=cost, joint_cost=joint, solve_time=time.perf_counter() - start)
+
+
+# --- centralised (cvxpy) ----------------------------------------------------------------------
+class _CentralModel:
+    def __init__(self, case: Case, day: Day, market: P2PMarket):
+        n = len(case.prosumers)
+        self.blocks = [ProsumerBlock(case, i, day) for i in range(n)]
+        self.prices = cp.Parameter((n, HOURS), name="prices")
+        self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if market.cap[i, j] > 0]
+        self.trade = {}
+        cons = []
+        for i, j in self.pairs:
+            self.trade[i, j] = cp.Variable(HOURS, name=f"p_{i}{j}")
+            self.trade[j, i] = cp.Variable(HOURS, name=f"p_{j}{i}")
+            cons += [cp.abs(self.trade[i, j]) <= market.cap[i, j], cp.abs(self.trade[j, i]) <= market.cap[i, j]]
+        self.balance = {(i, j): self.trade[i, j] + self.trade[j, i] == 0 for i, j in self.pairs}
+        cons += list(self.balance.values())
+        self.exchange = []
+        obj = 0
+        for i, b in enumerate(self.blocks):
+            bought = sum((self.trade[i, j] for j in range(n) if (i, j) in self.trade), start=cp.Constant(np.zeros(HOURS)))
+            g = b.exchange - bought
+            self.exchange.append(g)
+            cons += b.constraints
+            if market.exchange_limit is not None:
+                cons += [cp.abs(g) <= market.exchange_limit[i]]
+            obj = obj + b.own_cost + self.prices[i] @ (b.shift - bought)  # + Λ·h, a constant
+        obj = obj + 0.5 * market.trade_cost * sum((cp.sum_squares(p) for p in self.trade.values()), start=0)
+        self.problem = cp.Problem(cp.Minimize(obj), cons)
+        assert self.problem.is_dcp(dpp=True)
+
+    def solve(self, case: Case, day: Day, lam: np.ndarray, market: P2PMarket) -> P2PResult:
+        n = len(case.prosumers)
+        for b in self.blocks:
+            b.set_day(day)
+        self.prices.value = lam
+        start = time.perf_counter()
+        try:
+            self.problem.solve(solver="CLARABEL")
+            status = self.problem.status
+        except cp.SolverError as err:
+            status = f"solver_error: {err}"
+        elapsed = time.perf_counter() - start
+        trades = np.zeros((n, n, HOURS))
+        sharing = np.zeros((n, n, HOURS))
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            nan = np.full((n, HOURS), np.nan)
+            return P2PResult(method="centralised", status=str(status), prices=lam, exchange_power=nan,
+                             consumption=nan, trades=trades * np.nan, sharing_price=sharing * np.nan,
+                             own_cost=np.full(n, np.nan), cost=np.full(n, np.nan), joint_cost=np.nan,
+                             solve_time=elapsed)
+        for (i, j), var in self.trade.items():
+            trades[i, j] = var.value
+        for (i, j), con in self.balance.items():
+            # n's stationarity in p_nm: −Λ_n + γ p_nm + (dual) = 0 off the cap, so the dual is the price
+            sharing[i, j] = sharing[j, i] = con.dual_value
+        exchange = np.array([g.value for g in self.exchange])
+        consumption = np.array([b.exchange.value for b in self.blocks])
+        own = np.array([b.own_cost_value() for b in self.blocks])
+        cost, joint = _costs(lam, exchange, trades, sharing, own, market.trade_cost)
+        return P2PResult(method="centralised", status="optimal", prices=lam, exchange_power=exchange,
+                         consumption=consumption, trades=trades, sharing_price=sharing, own_cost=own, cost=cost,
+                         joint_cost=joint, solve_time=elapsed)
+
+
+def _cached(case: Case, name: str, market: P2PMarket, build):
+    cache = case.__dict__.setdefault(name, {})
+    if market.key() not in cache:
+        cache[market.key()] = build()
+    return cache[market.key()]
+
+
+def solve_centralised(case: Case, day: Day, prices, market: P2PMarket) -> P2PResult:
+    """The prosumers' joint problem with sharing, solved as one convex problem (Clarabel)."""
+    lam = _check(case, prices, market)
+    model = _cached(case, "_p2p_central", market, lambda: _CentralModel(case, day, market))
+    return model.solve(case, day, lam, market)
+
+
+# --- distributed (consensus ADMM) -------------------------------------------------------------
+class _LocalModel:
+    """Prosumer n's own problem in the sharing mechanism: it sees only Λ_n, π_n· and the target trades."""
+
+    def __init__(self, case: Case, day: Day, market: P2PMarket, n: int):
+        size = market.size
+        self.block = ProsumerBlock(case, n, day)
+        self.price = cp.Parameter(HOURS, name="price")
+        # (ρ/2)‖p − v‖² + π·p = (ρ/2)‖p‖² + (π − ρv)·p + const: one linear Parameter keeps the problem DPP
+        self.linear = cp.Parameter((size, HOURS), name="sharing_price_minus_rho_target")
+        self.rho = cp.Parameter(nonneg=True, name="rho")
+        self.trade = cp.Variable((size, HOURS), name="trades")
+        cap = np.repeat(market.cap[n][:, None], HOURS, axis=1)
+        self.exchange = self.block.exchange - cp.sum(self.trade, axis=0)
+        cons = self.block.constraints + [cp.abs(self.trade) <= cap]
+        if market.exchange_limit is not None:
+            cons += [cp.abs(self.exchange) <= market.exchange_limit[n]]
+        obj = (self.block.own_cost + self.price @ (self.block.shift - cp.sum(self.trade, axis=0))  # + Λ·h
+               + cp.sum(cp.multiply(self.linear, self.trade))
+               + 0.5 * (market.trade_cost + self.rho) * cp.sum_squares(self.trade))
+        self.problem = cp.Problem(cp.Minimize(obj), cons)
+        assert self.problem.is_dcp(dpp=True)
+
+    def solve(self) -> bool:
+        try:
+            self.problem.solve(solver="CLARABEL")
+        except cp.SolverError:
+            return False
+        return self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+
+def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 1000.0, eps_abs: float = 1e-5,
+               eps_rel: float = 1e-5, max_iter: int = 500, balance_residuals: bool = True,
+               initial_price=None) -> P2PResult:
+    """The distributed sharing mechanism (seeds/003 Algorithm 1), consensus ADMM on p_nm = −p_mn.
+
+    Each iteration every prosumer n solves its own problem given the sharing prices π_n· and the
+    targets v_nm = (p_nm − p_mn)/2 with the penalty (ρ/2)(p_nm − v_nm)²; the platform then sets
+    π_nm += (ρ/2)(p_nm + p_mn). Primal residual r = (p_nm + p_mn)/2, dual residual s = ρ Δv; stop when
+    ‖r‖ <= √d ε_abs + ε_rel max(‖p‖, ‖v‖) and ‖s‖ <= √d ε_abs + ε_rel ‖π‖ (Boyd et al. 2011 §3.3.1,
+    d = number of trade entries). Residual balancing (§3.4.1, μ = 10, τ = 2) adapts ρ, comparing the
+    residuals relative to their tolerances (they have different units).
+    rho: ¥/(MW²h). initial_price: (N, N, 24) or scalar start of π (default: the mean of Λ each hour,
+    public information). Returns a `P2PResult` with the residual log.
+    """
+    lam = _check(case, prices, market)
+    n = market.size
+    models = _cached(case, "_p2p_local", market,
+                     lambda: [_LocalModel(case, day, market, i) for i in range(n)])
+    for m in models:
+        m.block.set_day(day)
+    mask = (market.cap > 0)[:, :, None]
+    dim = int(mask.sum()) * HOURS
+    if initial_price is None:
+        pi = np.broadcast_to(lam.mean(0), (n, n, HOURS)) * mask
+    else:
+        pi = np.broadcast_to(np.asarray(initial_price, float), (n, n, HOURS)) * mask
+    pi = np.array(pi)
+    trades = np.zeros((n, n, HOURS))
+    target = np.zeros((n, n, HOURS))
+    primal, dual, rhos = [], [], []
+    status = "max_iter"
+    start = time.perf_counter()
+    for i, m in enumerate(models):
+        m.price.value = lam[i]
+    k = 0
+    for k in range(1, max_iter + 1):
+        for i, m in enumerate(models):
+            m.linear.value, m.rho.value = pi[i] - rho * target[i], rho
+            if not m.solve():
+                status = f"solver_failed (prosumer {i})"
+                break
+            trades[i] = m.trade.value * mask[i]
+        else:
+            new_target = 0.5 * (trades - trades.transpose(1, 0, 2))
+            r = 0.5 * (trades + trades.transpose(1, 0, 2))
+            pi = pi + rho * r * mask
+            r_norm = float(np.linalg.norm(r))
+            s_norm = float(rho * np.linalg.norm(new_target - target))
+            target = new_target
+            primal.append(r_norm)
+            dual.append(s_norm)
+            rhos.append(rho)
+            eps_pri = np.sqrt(dim) * eps_abs + eps_rel * max(np.linalg.norm(trades), np.linalg.norm(target))
+            eps_dual = np.sqrt(dim) * eps_abs + eps_rel * np.linalg.norm(pi)
+            if r_norm <= eps_pri and s_norm <= eps_dual:
+                status = "optimal"
+                break
+            if balance_residuals:  # on residuals relative to their tolerances (r in MW, s in ¥/MWh)
+                ratio = (r_norm / eps_pri) / max(s_norm / eps_dual, 1e-300)
+                if ratio > 10.0:
+                    rho *= 2.0
+                elif ratio < 0.1:
+                    rho /= 2.0
+            continue
+        break
+    elapsed = time.perf_counter() - start
+    # the agreed trades are the consensus values v (exactly antisymmetric)
+    exchange = np.array([m.block.exchange.value for m in models]) - target.sum(1)
+    consumption = np.array([m.block.exchange.value for m in models])
+    own = np.array([m.block.own_cost_value() for m in models])
+    cost, joint = _costs(lam, exchange, target, pi, own, market.trade_cost)
+    return P2PResult(method="admm", status=status, prices=lam, exchange_power=exchange, consumption=consumption,
+                     trades=target, sharing_price=pi, own_cost=own, cost=cost, joint_cost=joint,
+                     solve_time=elapsed, iterations=k, primal_residual=primal, dual_residual=dual, rho=rhos)
+
+
+# --- the entry points -------------------------------------------------------------------------
+def p2p_response(case: Case, day: Day, prices, market: P2PMarket, method: str = "auto", **admm) -> P2PResult:
+    """The prosumers' schedules and trades under peer-to-peer sharing at clearing prices (24,) or (N, 24).
+
+    method: "auto" ("exact" without an exchange limit, else "centralised"), "exact", "centralised" or
+    "admm" (keyword arguments go to `solve_admm`).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
+    lam = _check(case, prices, market)
+    if method == "auto":
+        method = "exact" if market.exchange_limit is None else "centralised"
+    if method == "exact":
+        if market.exchange_limit is not None:
+            raise ValueError("method: 'exact' needs a market without exchange_limit (use 'centralised')")
+        return _solve_exact(case, day, lam, market)
+    if method == "centralised":
+        return solve_centralised(case, day, lam, market)
+    return solve_admm(case, day, lam, market, **admm)
+
+
+def p2p_exchange(case: Case, day: Day, prices, market: P2PMarket | None = None) -> np.ndarray:
+    """(N, 24) MW: each prosumer's net exchange with the DNO under sharing (> 0 buys).
+
+    The hook for ``p2p=True`` in the environments: replaces ``best_response(...).exchange_power``.
+    market: default `p2p_market(case)` (0.2 MW between every pair, γ = 10 ¥/MW²h, no exchange limit).
+    """
+    market = p2p_market(case) if market is None else market
+    result = p2p_response(case, day, prices, market)
+    if not result.ok:
+        raise RuntimeError(f"p2p: the sharing market failed ({result.status})")
+    return result.exchange_power
