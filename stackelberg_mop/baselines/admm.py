@@ -36,8 +36,7 @@ from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
 from ..market import best_response
 from ..market.prosumer_model import ProsumerBlock
-from ..powerflow.distflow import FORMULATIONS, SOFT_VOLTAGE_PENALTY, VOLTAGE_MODES, dispatch_model
-from ..powerflow.network import feeder
+from ..powerflow.distflow import DispatchModel, dispatch_model
 
 #: residual balancing (Boyd et al. 2011 §3.4.1): change ρ by τ when one residual exceeds μ times the other
 BALANCE_MU, BALANCE_TAU = 10.0, 2.0
@@ -47,101 +46,37 @@ BALANCE_MU, BALANCE_TAU = 10.0, 2.0
 class DNOModel:
     """The DNO's network problem with the prosumers' exchange P^D (N, 24) MW as a variable.
 
-    Same constraints as `powerflow.DispatchModel` (DistFlow, SOC relaxation, MOP, voltage and
-    current limits). `network_cost` is F/ω_1 in ¥; `mode` selects the extra terms:
-    "admm" adds (ρ/2)‖P^D‖² − lin·P^D (Parameters rho, lin); "fixed" pins P^D to the Parameter `fixed`.
+    It is `powerflow.DispatchModel(exchange="variable")` (the same DistFlow/SOCP/MOP constraints,
+    built once); `network_cost` is its objective over ω_1, F/ω_1 in ¥, and `admm` adds
+    (ρ/2)‖P^D‖² − lin·P^D (Parameters rho, lin).
     """
 
     def __init__(self, case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp"):
-        if voltage_limits not in VOLTAGE_MODES:
-            raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
         if case.objective.omega_economic <= 0:
             raise ValueError("case.objective.omega_economic: must be > 0 for a welfare objective in ¥")
         self.case = case
-        fd = self.feeder = feeder(case)
-        form = FORMULATIONS[formulation]()
-        obj, s = case.objective, case.s_base
-        nb, nbus, k, n = fd.n_branch, fd.n_bus, len(case.mop), len(case.prosumers)
-        self.base_p = cp.Parameter((nbus, HOURS), name="base_p")
-        self.base_q = cp.Parameter((nbus, HOURS), name="base_q")
-        self.buy = cp.Parameter(HOURS, name="buy")
-        self.premium = cp.Parameter(HOURS, nonneg=True, name="premium")
-        self.exchange = cp.Variable((n, HOURS), name="exchange")  # MW, P^D
-        p, q = cp.Variable((nb, HOURS)), cp.Variable((nb, HOURS))
-        v, pg, qg = cp.Variable((nbus, HOURS)), cp.Variable(HOURS), cp.Variable(HOURS)
-        buying = cp.Variable(HOURS, nonneg=True)
-        current = form.current(nb)
-        at_bus = np.zeros((nbus, n))
-        at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
-        demand_p = self.base_p + at_bus @ self.exchange / s
-        cons, pm, qm, ploss = [], None, None, None
-        if k and mop == "opf":
-            pm, qm = cp.Variable((k, HOURS)), cp.Variable((k, HOURS))
-            ploss = cp.Variable((k, HOURS), nonneg=True)
-            for i in range(k):
-                cons += [cp.SOC(np.full(HOURS, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
-                if case.mop.loss_coefficient[i] > 0:
-                    cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
-            cons += [cp.sum(pm + ploss, axis=0) == 0]
-        placement = np.zeros((nbus, k))
-        placement[case.bus_position(case.mop.bus), np.arange(k)] = 1.0
-        root = np.zeros(nbus)
-        root[fd.root] = 1.0
-        a_in, a_out = (fd.incidence > 0).astype(float), (fd.incidence < 0).astype(float)
-        delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
-        delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
-        inj_p, inj_q = cp.outer(root, pg) - demand_p, cp.outer(root, qg) - self.base_q
-        if pm is not None:
-            inj_p, inj_q = inj_p + placement @ pm, inj_q + placement @ qm
-        v_from, v_to = v[fd.from_pos], v[fd.to_pos]
-        drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
-        if current is not None:
-            drop = drop - cp.multiply((fd.r**2 + fd.x**2)[:, None], current)
-        cons += [a_in @ delivered_p - a_out @ p + inj_p == 0, a_in @ delivered_q - a_out @ q + inj_q == 0,
-                 v_to == v_from - drop, v[fd.root] == case.v_slack**2, buying >= pg]
-        cons += form.constraints(fd, v_from, p, q, current)
-        limited = np.flatnonzero(np.isfinite(fd.i_max))
-        if current is not None and limited.size:
-            cons += [current[limited] <= (fd.i_max[limited] ** 2)[:, None]]
-        others = np.setdiff1d(np.arange(nbus), [fd.root])
-        penalty = 0
-        if voltage_limits == "hard":
-            cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
-        elif voltage_limits == "soft":
-            excess = cp.Variable((others.size, HOURS), nonneg=True)
-            cons += [v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
-            penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
-        deviation = cp.Variable((nbus, HOURS), nonneg=True)
-        cons += [deviation >= v - 1, deviation >= 1 - v]
-        grid = s * ((self.buy - self.premium) @ pg + self.premium @ buying)
-        losses = 0 if current is None else s * cp.sum(fd.r @ current)
-        if ploss is not None:
-            losses = losses + s * cp.sum(ploss)
-        w = obj.omega_voltage / obj.omega_economic
-        self.network_cost = grid + obj.loss_cost * losses + w * obj.voltage_cost * cp.sum(deviation) \
-            + penalty / obj.omega_economic
-        self.constraints = cons
-        self.vars = {"pg": pg, "v": v, "current": current, "pm": pm, "qm": qm, "ploss": ploss}
-        # ADMM form
+        self.model = DispatchModel(case, formulation, mop, voltage_limits, exchange="variable")
+        self.feeder = self.model.feeder
+        self.exchange = self.model.exchange
+        self.network_cost = self.model.objective / case.objective.omega_economic
+        self.constraints = self.model.constraints
+        self.vars = self.model.vars
+        n = len(case.prosumers)
         self.rho = cp.Parameter(nonneg=True, name="rho")
         self.lin = cp.Parameter((n, HOURS), name="lin")
         self.admm = cp.Problem(cp.Minimize(self.network_cost + 0.5 * self.rho * cp.sum_squares(self.exchange)
-                                           - cp.sum(cp.multiply(self.lin, self.exchange))), cons)
+                                           - cp.sum(cp.multiply(self.lin, self.exchange))), self.constraints)
         assert self.admm.is_dcp(dpp=True)
 
     def set_day(self, day: Day) -> None:
-        day.check(self.case)
-        self.base_p.value = day.base_p / self.case.s_base
-        self.base_q.value = day.base_q / self.case.s_base
-        self.buy.value = day.buy_price
-        self.premium.value = day.buy_price - day.sell_price
+        self.model.set_day(day)
 
     def state(self, day: Day) -> dict:
         """The network state of the last solve, priced by `evaluate.network_costs` (¥)."""
         var, s, fd = self.vars, self.case.s_base, self.feeder
         cur = np.zeros((fd.n_branch, HOURS)) if var["current"] is None else var["current"].value
         k = len(self.case.mop)
-        ploss = np.zeros((k, HOURS)) if var["ploss"] is None else var["ploss"].value * s
+        ploss = var["ploss"].value * s if "ploss" in var else np.zeros((k, HOURS))
         grid, line, mop, dev = network_costs(self.case, day, var["pg"].value * s, (fd.r @ cur) * s, ploss,
                                              var["v"].value)
         obj = self.case.objective

@@ -131,23 +131,35 @@ class DispatchModel:
     """
 
     def __init__(self, case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
-                 solver: str = "CLARABEL"):
+                 solver: str = "CLARABEL", exchange: str = "parameter"):
         if formulation not in FORMULATIONS:
             raise ValueError(f"formulation: must be one of {tuple(FORMULATIONS)}, got {formulation!r}")
         if mop not in MOP_MODES:
             raise ValueError(f"mop: must be one of {MOP_MODES} for the dispatch, got {mop!r}")
         if voltage_limits not in VOLTAGE_MODES:
             raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
-        self.case, self.solver = case, solver
+        if exchange not in ("parameter", "variable"):
+            raise ValueError(f"exchange: must be 'parameter' or 'variable', got {exchange!r}")
+        self.case, self.solver, self.exchange_mode = case, solver, exchange
         self.formulation = FORMULATIONS[formulation]()
         fd = self.feeder = feeder(case)
         obj, s = case.objective, case.s_base
         nb, nbus, k = fd.n_branch, fd.n_bus, len(case.mop)
         mop_pos = case.bus_position(case.mop.bus)
 
-        # parameters: per-unit demand at every bus, and the tariff (¥/MWh)
-        self.demand_p = cp.Parameter((nbus, HOURS), name="demand_p")
+        # parameters: per-unit demand at every bus, and the tariff (¥/MWh); with exchange="variable" the
+        # prosumers' exchange is a variable `self.exchange` (MW) added to the base demand (ADMM's DNO)
         self.demand_q = cp.Parameter((nbus, HOURS), name="demand_q")
+        if exchange == "parameter":
+            self.demand_p = cp.Parameter((nbus, HOURS), name="demand_p")
+            demand_p = self.demand_p
+        else:
+            n = len(case.prosumers)
+            self.base_p = cp.Parameter((nbus, HOURS), name="base_p")
+            self.exchange = cp.Variable((n, HOURS), name="exchange")
+            at_bus = np.zeros((nbus, n))
+            at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
+            demand_p = self.base_p + at_bus @ self.exchange / s
         self.buy = cp.Parameter(HOURS, name="buy_price")
         self.premium = cp.Parameter(HOURS, nonneg=True, name="buy_minus_sell")
         self.sell = self.buy - self.premium
@@ -183,7 +195,7 @@ class DispatchModel:
         a_out = (fd.incidence < 0).astype(float)
         delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
         delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
-        inj_p = cp.outer(root, pg) - self.demand_p
+        inj_p = cp.outer(root, pg) - demand_p
         inj_q = cp.outer(root, qg) - self.demand_q
         if "pm" in self.vars:
             inj_p = inj_p + placement @ self.vars["pm"]
@@ -217,15 +229,25 @@ class DispatchModel:
         self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
         self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + HOURS * abs(case.v_slack**2 - 1))
         self.voltage_penalty = penalty
-        objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
-                     + obj.omega_voltage * self.voltage_deviation_cost + penalty)
-        self.problem = cp.Problem(cp.Minimize(objective), cons)
+        self.objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
+                          + obj.omega_voltage * self.voltage_deviation_cost + penalty)
+        self.constraints = cons
+        self.problem = cp.Problem(cp.Minimize(self.objective), cons)
         assert self.problem.is_dcp(dpp=True)
 
-    def set_day(self, day: Day, exchange_power: np.ndarray) -> None:
-        """Load the day's base loads and the prosumers' exchange power (N, 24) MW into the parameters."""
+    def set_day(self, day: Day, exchange_power: np.ndarray | None = None) -> None:
+        """Load the day's base loads and the prosumers' exchange power (N, 24) MW into the parameters
+        (exchange_power None with exchange="variable")."""
         case = self.case
         day.check(case)
+        self.demand_q.value = day.base_q / case.s_base
+        self.buy.value = day.buy_price
+        self.premium.value = day.buy_price - day.sell_price
+        if self.exchange_mode == "variable":
+            if exchange_power is not None:
+                raise ValueError("exchange_power: the model's exchange is a variable; pass None")
+            self.base_p.value = day.base_p / case.s_base
+            return
         exchange = np.asarray(exchange_power, dtype=float)
         if exchange.shape != (len(case.prosumers), HOURS) or not np.all(np.isfinite(exchange)):
             raise ValueError(f"exchange_power: expected finite (N, 24) = ({len(case.prosumers)}, 24) MW, "
@@ -233,9 +255,6 @@ class DispatchModel:
         demand = day.base_p.copy()
         np.add.at(demand, case.bus_position(case.prosumers.bus), exchange)
         self.demand_p.value = demand / case.s_base
-        self.demand_q.value = day.base_q / case.s_base
-        self.buy.value = day.buy_price
-        self.premium.value = day.buy_price - day.sell_price
 
     def _run(self, options: dict) -> str:
         with warnings.catch_warnings():  # the status is reported; cvxpy's warning would repeat it
