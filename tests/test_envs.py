@@ -150,6 +150,25 @@ def test_reset_options_pick_split_and_day(case):
         env.reset(options={"split": "test", "day": 49})
 
 
+def test_sampled_hv_prices_are_seeded_and_scored(case, ref_days):
+    def first(seed):
+        env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", hv_prices="sampled",
+                                reward_baseline="tariff")
+        obs, _ = env.reset(seed=seed)
+        return env, obs
+
+    (env, obs), (_, same), (_, other) = first(4), first(4), first(5)
+    lay = env.observation_layout
+    assert np.array_equal(obs, same) and not np.array_equal(obs[lay["buy_price"]], other[lay["buy_price"]])
+    assert not np.allclose(env.day.buy_price, ref_days[0].buy_price)
+    action = np.zeros(24, dtype=np.float32)
+    _, reward, *_ = env.step(action)
+    drawn = env.day
+    base = sm.evaluate(case, drawn, project_prices(case, drawn.buy_price)).dno_objective
+    out = sm.evaluate(case, drawn, action_to_prices(case, action)[0])
+    assert reward == pytest.approx(-(out.dno_objective - base) / env.reward_scale, rel=1e-5)
+
+
 # --- robustness ---------------------------------------------------------------------------------
 def test_bad_actions_and_options_raise_clear_errors(case, ref_days):
     env = StackelbergMOPEnv(case=case, days=ref_days, split="reference")

@@ -6,11 +6,13 @@ import numpy as np
 
 from ..cases import Case, load_case
 from ..data import Day, days, reference_day
+from ..data.hv_prices import draw_hv_prices
 from ..evaluate import evaluate
 from ..market import project_prices
 from .render import day_figure, figure_to_rgb
 
 MOP_MODES = ("opf", "agent", "off")
+HV_PRICE_MODES = ("day", "sampled")
 SPLITS = ("train", "val", "test", "reference")
 RENDER_MODES = ["human", "rgb_array"]
 
@@ -35,10 +37,11 @@ def default_voltage_limits(mop: str, voltage_limits: str | None) -> str:
 class DayPool:
     """The days an environment draws from: a split of the case's SimBench year, or a given list."""
 
-    def __init__(self, case: Case, split: str, day_list: list[Day] | None):
+    def __init__(self, case: Case, split: str, day_list: list[Day] | None, hv_prices: str = "day"):
         self.case = case
         check_choice("split", split, SPLITS)
-        self.split = split
+        check_choice("hv_prices", hv_prices, HV_PRICE_MODES)
+        self.split, self.hv_prices = split, hv_prices
         self._given = list(day_list) if day_list is not None else None
         self._cache: dict[str, list[Day]] = {}
         if self._given is not None:
@@ -57,7 +60,12 @@ class DayPool:
 
     def draw(self, rng: np.random.Generator, options: dict | None) -> Day:
         """options: {"split": ..., "day": index into the split, a date "2016-07-04", or a `Day`}; without
-        "day" a day of the split is drawn with `rng`."""
+        "day" a day of the split is drawn with `rng`. With hv_prices="sampled" the day's HV buy price is
+        replaced by a draw around it (`data.hv_prices.draw_hv_prices`, seeds/001), also from `rng`."""
+        day = self._pick(rng, options)
+        return draw_hv_prices(day, rng) if self.hv_prices == "sampled" else day
+
+    def _pick(self, rng: np.random.Generator, options: dict | None) -> Day:
         options = options or {}
         unknown = set(options) - {"split", "day"}
         if unknown:
@@ -89,11 +97,12 @@ class TariffBaseline:
         self._values: dict[str, float] = {}
 
     def __call__(self, day: Day) -> float:
-        if day.name not in self._values:
+        key = (day.name, day.buy_price.tobytes(), day.sell_price.tobytes())  # sampled HV prices differ
+        if key not in self._values:
             prices = project_prices(self.case, day.buy_price)
             out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
-            self._values[day.name] = out.dno_objective if out.status.startswith("optimal") else 0.0
-        return self._values[day.name]
+            self._values[key] = out.dno_objective if out.status.startswith("optimal") else 0.0
+        return self._values[key]
 
 
 def render_day(env, outcome, prices, title: str):

@@ -75,7 +75,8 @@ class StackelbergMOPEnv(gym.Env):
     power flow, no optimiser) or "off". voltage_limits: for the dispatch ("hard", "soft", "none";
     default hard, soft with mop "off"). reward_scale: ¥ per unit of reward. reward_baseline: None or
     "tariff". violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
-    the reward only. failure_reward: the reward of a failed solve.
+    the reward only. failure_reward: the reward of a failed solve. hv_prices: "day" (the day's HV
+    tariff) or "sampled" (each reset draws the HV buy price around it, seeds/001's uncertainty).
     """
 
     metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 1}
@@ -83,7 +84,7 @@ class StackelbergMOPEnv(gym.Env):
     def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e4,
                  reward_baseline: str | None = None, violation_penalty: float = 0.0,
-                 failure_reward: float = -10.0, render_mode: str | None = None):
+                 failure_reward: float = -10.0, hv_prices: str = "day", render_mode: str | None = None):
         check_choice("mop", mop, MOP_MODES)
         check_choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         check_choice("render_mode", render_mode, RENDER_MODES + [None])
@@ -97,7 +98,7 @@ class StackelbergMOPEnv(gym.Env):
         check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
-        self.pool = DayPool(self.case, split, days)
+        self.pool = DayPool(self.case, split, days, hv_prices)
         self.baseline = TariffBaseline(self.case, mop, self.voltage_limits) if reward_baseline == "tariff" else None
 
         self.observation_layout = day_layout(self.case)

@@ -69,7 +69,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
     def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
                  violation_penalty: float = 0.0, failure_reward: float = -10.0, price_expectation=None,
-                 render_mode: str | None = None):
+                 hv_prices: str = "day", render_mode: str | None = None):
         check_choice("mop", mop, MOP_MODES)
         check_choice("render_mode", render_mode, RENDER_MODES + [None])
         if not (np.isfinite(reward_scale) and reward_scale > 0):
@@ -83,7 +83,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.price_expectation = price_expectation or expected_prices
         self.render_mode = render_mode
-        self.pool = DayPool(self.case, split, days)
+        self.pool = DayPool(self.case, split, days, hv_prices)
 
         n, e, k = len(self.case.prosumers), len(self.case.batteries), len(self.case.mop)
         blocks = day_blocks(self.case) | {"hour": 3, "battery_energy": e, "shift_budget": n, "posted_prices": HOURS}
