@@ -1,0 +1,42 @@
+"""Training scripts: a short run writes its artefacts, and the saved agent as a policy posts exactly
+the prices the trained model picks in the environment (same observation normalisation)."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+
+import numpy as np
+import pytest
+
+import stackelberg_mop as sm
+
+pytest.importorskip("stable_baselines3")
+
+
+def test_short_ppo_run_and_agent_policy(tmp_path):
+    from stable_baselines3 import PPO
+
+    from stackelberg_mop.market import action_to_prices
+    from stackelberg_mop.rl import ppo
+    from stackelberg_mop.rl.common import AgentPolicy
+
+    run = ppo.main(["--total-timesteps", "256", "--mop", "agent", "--n-steps", "64", "--eval-every", "128",
+                    "--eval-days", "2", "--checkpoint-every", "128", "--out", str(tmp_path), "--progress-bar", "false"])
+    rows = list(csv.DictReader((run / "evaluations.csv").open()))
+    assert [int(r["timesteps"]) for r in rows] == [128, 256]
+    assert all(np.isfinite(float(r["mean_reward"])) and r["failures"] == "0" for r in rows)
+    assert len(list((run / "checkpoints").glob("*.zip"))) == 2
+
+    policy = AgentPolicy(run, which="model")
+    case = sm.load_case()
+    day = sm.days(case, "test")[0]
+    prices, setpoints = policy(case, day)
+    norm = pickle.load((run / "model_vecnormalize.pkl").open("rb"))
+    model = PPO.load(run / "model.zip", device="cpu")
+    obs = sm.envs.day_features(case, day)
+    action, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
+    assert np.allclose(prices, action_to_prices(case, action[:24])[0])
+    assert setpoints.shape == (2, len(case.mop), 24)
+    out = sm.evaluate(case, day, prices, mop=setpoints)
+    assert out.status == "optimal" and policy.decision_time > 0
