@@ -169,6 +169,23 @@ def test_sampled_hv_prices_are_seeded_and_scored(case, ref_days):
     assert reward == pytest.approx(-(out.dno_objective - base) / env.reward_scale, rel=1e-5)
 
 
+def test_p2p_with_prices_per_prosumer_scores_the_sharing_market(case, ref_days):
+    from stackelberg_mop.market.p2p import p2p_market, p2p_response
+
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", price_per_prosumer=True, p2p=True)
+    gym_check_env(env, skip_render_check=True)
+    env.reset(seed=1)
+    n = len(case.prosumers)
+    rows = np.linspace(-1, 1, n)[:, None] * np.ones((n, 24))  # prosumers face different prices
+    _, reward, *_ = env.step(rows.ravel().astype(np.float32))
+    prices, _ = action_to_prices(case, rows)
+    share = p2p_response(case, ref_days[0], prices, p2p_market(case))
+    out = sm.evaluate(case, ref_days[0], prices, response=share)
+    assert np.abs(share.trades).max() > 1e-3  # price differences make sharing pay
+    assert reward == pytest.approx(-out.dno_objective / env.reward_scale, rel=1e-6)
+    assert np.allclose(env.outcome.exchange_power, share.exchange_power)
+
+
 # --- robustness ---------------------------------------------------------------------------------
 def test_bad_actions_and_options_raise_clear_errors(case, ref_days):
     env = StackelbergMOPEnv(case=case, days=ref_days, split="reference")

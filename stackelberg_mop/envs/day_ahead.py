@@ -3,7 +3,8 @@
 reset → a day (its forecasts are the observation) → step(prices [, MOP set-points]) → the prosumers'
 exact best response, the DNO's dispatch and the AC check (`evaluate`) → reward, terminated.
 
-Action: float32 Box [-1, 1]^24 (mop "opf" or "off"), or [-1, 1]^(24 + 2·K·24) (mop "agent"):
+Action: float32 Box [-1, 1]^24 (mop "opf" or "off"), or [-1, 1]^(24 + 2·K·24) (mop "agent"); with
+  price_per_prosumer=True the first block is N·24 (one row of 24 per prosumer):
   a[:24] → prices λ_min + (a + 1)/2 · (λ_max − λ_min), then the Euclidean projection onto the mean cap
   (`market.project_prices`); a[24:] reshaped (2, K, 24) = [P; Q] → MOP set-points by
   `powerflow.mop.action_to_mop_setpoints` (the last terminal balances the DC bus). Entries outside
@@ -26,6 +27,7 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate
 from ..market import action_to_prices
+from ..market.p2p import P2PMarket, p2p_market, p2p_response
 from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
 from .common import (
     MOP_MODES,
@@ -77,6 +79,11 @@ class StackelbergMOPEnv(gym.Env):
     "tariff". violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
     the reward only. failure_reward: the reward of a failed solve. hv_prices: "day" (the day's HV
     tariff) or "sampled" (each reset draws the HV buy price around it, seeds/001's uncertainty).
+    price_per_prosumer: one price row per prosumer (action N·24 prices, each row mapped and projected
+    like the single row). p2p: False, True (`market.p2p.p2p_market(case)`: 0.2 MW between every pair)
+    or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
+    sharing market's exchange and costs are scored (seeds/003). Trades only pay when prices differ
+    between prosumers, so p2p goes with price_per_prosumer=True.
     """
 
     metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 1}
@@ -84,7 +91,8 @@ class StackelbergMOPEnv(gym.Env):
     def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e4,
                  reward_baseline: str | None = None, violation_penalty: float = 0.0,
-                 failure_reward: float = -10.0, hv_prices: str = "day", render_mode: str | None = None):
+                 failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
+                 p2p=False, render_mode: str | None = None):
         check_choice("mop", mop, MOP_MODES)
         check_choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         check_choice("render_mode", render_mode, RENDER_MODES + [None])
@@ -94,6 +102,10 @@ class StackelbergMOPEnv(gym.Env):
             raise ValueError(f"failure_reward: must be finite, got {failure_reward}")
         self.case = resolve_case(case)
         self.mop = mop
+        self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1
+        self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)
+        if self.p2p is not None and not isinstance(self.p2p, P2PMarket):
+            raise ValueError(f"p2p: must be False, True or a market.p2p.P2PMarket, got {p2p!r}")
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
         check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
@@ -104,7 +116,8 @@ class StackelbergMOPEnv(gym.Env):
         self.observation_layout = day_layout(self.case)
         size = max(s.stop for s in self.observation_layout.values())
         self.observation_space = observation_box(size)
-        n_action = HOURS + (mop_action_size(self.case) if mop == "agent" else 0)
+        self.n_prices = self.price_rows * HOURS
+        n_action = self.n_prices + (mop_action_size(self.case) if mop == "agent" else 0)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_action,), dtype=np.float32)
         self.day: Day | None = None
         self.outcome: Outcome | None = None
@@ -123,11 +136,22 @@ class StackelbergMOPEnv(gym.Env):
         if self.day is None:
             raise RuntimeError("step: call reset() first")
         a = check_action(action, self.action_space)
-        prices, raw = action_to_prices(self.case, a[:HOURS])
+        prices, raw = action_to_prices(self.case, a[:self.n_prices].reshape(self.price_rows, HOURS))
+        if self.price_rows == 1:
+            prices, raw = prices[0], raw[0]
         mop = self.mop
         if mop == "agent":
-            mop = action_to_mop_setpoints(self.case, a[HOURS:].reshape(2, len(self.case.mop), HOURS))
-        outcome = evaluate(self.case, self.day, prices, mop=mop, voltage_limits=self.voltage_limits)
+            mop = action_to_mop_setpoints(self.case, a[self.n_prices:].reshape(2, len(self.case.mop), HOURS))
+        response = None if self.p2p is None else p2p_response(self.case, self.day, prices, self.p2p)
+        if response is not None and not response.ok:
+            outcome = None
+        else:
+            outcome = evaluate(self.case, self.day, prices, mop=mop, voltage_limits=self.voltage_limits,
+                               response=response)
+        if outcome is None:  # the sharing market itself failed: a reported status, not an exception
+            self.outcome, self.prices = None, prices
+            info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "status": f"p2p: {response.status}"}
+            return self._obs.copy(), float(self.failure_reward), True, False, info
         self.outcome, self.prices = outcome, prices
         baseline = self.baseline(self.day) if self.baseline is not None else 0.0
         info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "reward_baseline": baseline,
