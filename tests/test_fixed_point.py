@@ -71,3 +71,12 @@ def test_per_prosumer_prices_and_line_limit(case, day):
 def test_bad_damping(case, day):
     with pytest.raises(ValueError, match="damping"):
         fixed_point.solve(case, day, damping=0.0)
+
+
+@pytest.mark.slow
+def test_successive_averages_approach_the_equilibrium_where_damping_cycles(case, day):
+    """Default κ and ε: α = 0.5 keeps cycling (~40 ¥/MWh); the running mean (MSA) keeps shrinking."""
+    cycling = fixed_point.solve(case, day, damping=0.5, max_iter=150, evaluate_result=False)
+    averaged = fixed_point.solve(case, day, damping="msa", max_iter=150, evaluate_result=False)
+    assert not cycling.converged and min(cycling.price_residual[-20:]) > 10.0
+    assert max(averaged.price_residual[-20:]) < 0.25 * min(cycling.price_residual[-20:])

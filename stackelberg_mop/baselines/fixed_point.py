@@ -97,13 +97,16 @@ def _bids(case: Case, day: Day, prices: np.ndarray, p2p: P2PMarket | None):
     return r.exchange_power, r.ok, r
 
 
-def solve(case: Case, day: Day, damping: float = 0.5, tol_price: float = 0.1, tol_power: float = 1e-3,
+def solve(case: Case, day: Day, damping: float | str = 0.5, tol_price: float = 0.1, tol_power: float = 1e-3,
           max_iter: int = 50, price_per_prosumer: bool = False, project: bool = True,
           p2p: P2PMarket | None = None, scenarios=None, initial_prices=None, mop: str = "opf",
           voltage_limits: str = "hard", formulation: str = "socp", evaluate_result: bool = True) -> FixedPointResult:
     """Iterate bids → LMP → prices until the prices and bids stop changing (seeds/003 Algorithm 2).
 
-    damping: α in (0, 1] (1 = plain iteration). tol_price: ¥/MWh; tol_power: MW (∞-norms).
+    damping: α in (0, 1] (1 = plain iteration), or "msa", the method of successive averages
+    α_k = 1/(k + 2): λ^k is then the running mean of the targets, which approaches an equilibrium
+    where plain damping cycles (the default case: residual ≈ 2 ¥/MWh after 400 iterations, slowly
+    falling, against a steady ≈ 40 ¥/MWh cycle with α = 0.5). tol_price: ¥/MWh; tol_power: MW (∞-norms).
     price_per_prosumer: post the LMP at each prosumer's bus (prices (N, 24)) instead of one price.
     project: map posted prices onto the case's price rules (bounds and mean cap).
     p2p: a `market.p2p.P2PMarket`: the bids are the prosumers' exchange with the DNO after peer-to-peer
@@ -115,8 +118,8 @@ def solve(case: Case, day: Day, damping: float = 0.5, tol_price: float = 0.1, to
     initial_prices: λ^0 (default: the day's HV buy price, posted as above).
     mop, voltage_limits, formulation: the dispatch model (as in `evaluate`).
     """
-    if not 0 < damping <= 1:
-        raise ValueError(f"damping: must lie in (0, 1], got {damping}")
+    if damping != "msa" and not (isinstance(damping, int | float) and 0 < damping <= 1):
+        raise ValueError(f"damping: must lie in (0, 1] or be 'msa', got {damping!r}")
     market_day = day if scenarios is None else scenarios.expected_day(day)
     model = dispatch_model(case, formulation, mop, voltage_limits)
     pos = case.bus_position(case.prosumers.bus)
@@ -149,8 +152,9 @@ def solve(case: Case, day: Day, damping: float = 0.5, tol_price: float = 0.1, to
         if price_res[-1] <= tol_price and power_res[-1] <= tol_power:
             status = "converged"
             break
-        lam = lam + damping * (target - lam)
-        bids, ok, _ = (target_bids, ok, None) if damping == 1 else _bids(case, day, lam, p2p)
+        alpha = 1.0 / (len(price_res) + 1) if damping == "msa" else damping
+        lam = lam + alpha * (target - lam)
+        bids, ok, _ = (target_bids, ok, None) if alpha == 1 else _bids(case, day, lam, p2p)
     elapsed = time.perf_counter() - start
     outcome = None
     if evaluate_result and status in ("converged", "max_iter"):
