@@ -13,7 +13,7 @@ $(BIN)/activate:
 # torch first and pinned: stable-baselines3 would otherwise pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[rl,misocp,dev]"
+	$(BIN)/pip install --quiet -e ".[rl,misocp,dev,cluster]"
 	touch $@
 
 demo: $(VENV)/.installed

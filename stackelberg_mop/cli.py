@@ -6,6 +6,15 @@
     stackelberg-mop scenarios [--case NAME] [--day ...] [--prices ...] [--out DIR]
                                                 the paper's three scenarios: table (CSV) and voltage plot (PNG)
     stackelberg-mop demo                        respond + scenarios on the default case's reference day
+    stackelberg-mop solve --policy SPEC [--case] [--day] [--out DIR]
+                                                one pricing policy on one day: table and plot of the day
+    stackelberg-mop train --algo ppo|sac|td3|ppo_hourly [training flags ...]
+                                                train an agent (flags: python -m stackelberg_mop.rl.ALGO --help)
+    stackelberg-mop evaluate --policy SPEC [--split test] [--limit N] [--out DIR]
+                                                a saved agent or a baseline on a split of days
+    stackelberg-mop benchmark [--policies ...] [--split test] [--limit N] [--backend local|serial|ray] [--quick]
+                                                every policy on held-out days: rows (CSV), report, plots
+Policy specs: tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR.
 """
 
 from __future__ import annotations
@@ -106,6 +115,84 @@ def cmd_demo(args) -> None:
     cmd_scenarios(args)
 
 
+def _policy(spec: str):
+    from .benchmark import make_policy
+
+    try:
+        return make_policy(spec)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"--policy: {err}") from None
+
+
+def cmd_solve(args) -> None:
+    from .envs.render import day_figure
+    from .evaluate import evaluate
+
+    case = load_case(args.case)
+    day = _day(case, args.day)
+    policy = _policy(args.policy)
+    prices, mop = policy(case, day)
+    out = evaluate(case, day, prices, mop=mop)
+    print(f"{args.policy} on {case.name}, day {day.name}: decided in {policy.decision_time:.3f} s "
+          f"{policy.details or ''}")
+    lam = np.atleast_2d(prices).mean(axis=0)
+    print("hour      " + "".join(f"{t:>6}" for t in range(24)))
+    print("price ¥/MWh" + "".join(f"{x:>6.0f}" for x in lam)[1:])
+    print("HV buy    " + "".join(f"{x:>6.0f}" for x in day.buy_price))
+    for key, value in out.summary().items():
+        print(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / f"solve_{args.policy.replace(':', '_').replace('/', '_')}_{day.name}.png"
+    day_figure(case, day, out, prices, f"{args.policy}, {case.name}, {day.name}").savefig(png)
+    print(f"wrote {png}")
+    if not out.status.startswith("optimal"):
+        raise SystemExit(f"the day did not solve: {out.status}")
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    import importlib
+
+    module = importlib.import_module(f".rl.{args.algo}", __package__)
+    module.main(extra)
+
+
+def cmd_evaluate(args) -> None:
+    from .benchmark import format_report, report, run
+
+    _policy(args.policy)
+    rows = run([args.policy], case=args.case, split=args.split, limit=args.limit,
+               out=Path(args.out) / "rows.csv", backend=args.backend, workers=args.workers)
+    print(format_report([t for t in report(rows) if t["policy"] == args.policy]))
+
+
+def cmd_benchmark(args) -> None:
+    from .benchmark import format_report, plot_benchmark, report, run
+
+    policies, runs = list(args.policies), []
+    limit, out = args.limit, Path(args.out)
+    if args.quick:  # a few days and a short training run: the whole pipeline in CI time
+        from .rl import ppo
+
+        limit = limit or 3
+        run_dir = ppo.main(["--total-timesteps", "512", "--mop", "agent", "--n-steps", "128", "--eval-every", "256",
+                            "--eval-days", "2", "--out", str(out / "train"), "--name", "ppo-quick",
+                            "--progress-bar", "false"])
+        runs.append(run_dir)
+        policies.append(f"agent:{run_dir}")
+    runs += [p.split(":", 1)[1] for p in policies if p.startswith("agent:") and p.split(":", 1)[1] not in map(str, runs)]
+    for spec in policies:
+        _policy(spec)
+    rows = run(policies, case=args.case, split=args.split, limit=limit, out=out / "rows.csv",
+               backend=args.backend, workers=args.workers)
+    table = report(rows)
+    text = format_report(table)
+    (out / "report.txt").write_text(text + "\n")
+    print(text)
+    for path in plot_benchmark(rows, out, runs=runs):
+        print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stackelberg-mop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,9 +209,43 @@ def main(argv: list[str] | None = None) -> None:
         if name != "respond":
             p.add_argument("--out", default="results", help="folder for the table (CSV) and plot (PNG)")
         p.set_defaults(func=func)
-    args = parser.parse_args(argv)
+    p = sub.add_parser("solve", help="one pricing policy on one day: table and plot",
+                       description="Decide prices on one day with a policy, score them with evaluate, plot the day.")
+    p.add_argument("--policy", default="tariff", help="tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR")
+    p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
+    p.add_argument("--day", default="reference", help="'reference' or a date of 2016, YYYY-MM-DD")
+    p.add_argument("--out", default="results", help="folder for the plot (PNG)")
+    p.set_defaults(func=cmd_solve)
+    p = sub.add_parser("train", help="train an agent (stable-baselines3)", add_help=False,
+                       description="Train an agent; every other flag goes to the algorithm's script "
+                                   "(python -m stackelberg_mop.rl.ALGO --help lists them).")
+    p.add_argument("--algo", choices=("ppo", "sac", "td3", "ppo_hourly"), default="ppo")
+    p.set_defaults(func=cmd_train)
+    for name, func, text in (("evaluate", cmd_evaluate, "a saved agent or a baseline on a split of days"),
+                             ("benchmark", cmd_benchmark, "every policy on held-out days: rows, report, plots")):
+        p = sub.add_parser(name, help=text, description=text)
+        if name == "evaluate":
+            p.add_argument("--policy", required=True, help="tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR")
+        else:
+            p.add_argument("--policies", nargs="+", default=["tariff", "flat", "fixed_point", "admm"],
+                           help="policy specs (tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR)")
+            p.add_argument("--quick", action="store_true", help="3 days and a short PPO run (minutes)")
+        p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
+        p.add_argument("--split", default="test", choices=("test", "val", "train", "reference"))
+        p.add_argument("--limit", type=int, default=None, help="evenly spaced days of the split (default: all)")
+        p.add_argument("--backend", default="local", choices=("local", "serial", "ray"),
+                       help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
+        p.add_argument("--workers", type=int, default=None, help="processes / Ray CPUs (default: all cores)")
+        p.add_argument("--out", default=f"results/{name}", help="folder for rows.csv, the report and plots")
+        p.set_defaults(func=func)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
     try:
-        args.func(args)
+        if args.command == "train":
+            args.func(args, extra)
+        else:
+            args.func(args)
     except CaseError as err:
         sys.exit(f"error: {err}")
 

@@ -178,6 +178,7 @@ class AgentPolicy:
             with stats.open("rb") as fh:
                 self._norm = pickle.load(fh)
         self.decision_time = float("nan")
+        self.details: dict = {}
 
     def __call__(self, case: Case, day: Day):
         start = time.perf_counter()

@@ -1,0 +1,92 @@
+"""Pricing policies with one interface, for the benchmark and the CLI.
+
+A policy is a callable ``policy(case, day) -> (prices, mop)``: prices (24,) or (N, 24) ¥/MWh and mop
+"opf" | "off" | set-points (2, K, 24), ready for ``evaluate(case, day, prices, mop=mop)``. It has a
+``name`` and, after a call, ``decision_time`` (s) and ``details`` (a dict of the method's own figures:
+iterations, convergence, proven gap ...).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..cases import HOURS, Case
+from ..data import Day
+from ..market import project_prices
+
+
+class Policy:
+    name = "policy"
+
+    def __init__(self):
+        self.decision_time = float("nan")
+        self.details: dict = {}
+
+    def __call__(self, case: Case, day: Day):
+        start = time.perf_counter()
+        prices, mop = self.decide(case, day)
+        self.decision_time = time.perf_counter() - start
+        return prices, mop
+
+    def decide(self, case: Case, day: Day):
+        raise NotImplementedError
+
+
+class TariffPolicy(Policy):
+    """Pass the HV buy tariff through, projected onto the price rules (the reference J_tariff)."""
+
+    name = "tariff"
+
+    def decide(self, case, day):
+        return project_prices(case, day.buy_price), "opf"
+
+
+class FlatPolicy(Policy):
+    """One price every hour: `price` ¥/MWh, by default the price rules' mean cap."""
+
+    name = "flat"
+
+    def __init__(self, price: float | None = None):
+        super().__init__()
+        self.price = price
+
+    def decide(self, case, day):
+        price = case.price_rules.mean_cap if self.price is None else self.price
+        return project_prices(case, np.full(HOURS, float(price))), "opf"
+
+
+class FixedPointPolicy(Policy):
+    """The LMP fixed point (seeds/003): `baselines.fixed_point.solve` with the given options."""
+
+    name = "fixed_point"
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = {"evaluate_result": False} | options
+
+    def decide(self, case, day):
+        from . import fixed_point
+
+        r = fixed_point.solve(case, day, **self.options)
+        self.details = {"converged": r.converged, "iterations": r.iterations,
+                        "price_residual": r.price_residual[-1] if r.price_residual else float("nan")}
+        return r.prices, self.options.get("mop", "opf")
+
+
+class ADMMPolicy(Policy):
+    """The welfare-maximising ADMM clearing (seeds/001): its consensus prices, one row per prosumer."""
+
+    name = "admm"
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = {"evaluate_result": False} | options
+
+    def decide(self, case, day):
+        from . import admm
+
+        r = admm.solve(case, day, **self.options)
+        self.details = {"status": r.status, "iterations": r.iterations}
+        return r.prices, self.options.get("mop", "opf")

@@ -1,0 +1,308 @@
+"""The benchmark: every pricing policy scored by `evaluate` on held-out days, rows written as they come.
+
+    rows = run(["tariff", "flat", "fixed_point", "kkt", "agent:results/train/ppo"], split="test",
+               out="results/benchmark/rows.csv", backend="local")
+    table = report("results/benchmark/rows.csv")
+
+One row per (policy, day) is appended to the CSV the moment it is scored, so an interrupted run
+loses nothing and a rerun skips what is there (resume). Work runs on local processes by default
+(`backend="local"`), in this process (`"serial"`), or on a Ray cluster (`"ray"`: `ray.init()` joins
+the cluster named by RAY_ADDRESS, or starts a local one).
+
+Policies are named by specs, built inside each worker: "tariff", "flat" or "flat:<¥/MWh>",
+"fixed_point", "admm", "kkt" (the bi-level optimum, when `baselines.kkt` is available) and
+"agent:<run_dir>" (a trained day-ahead agent, `rl.common.AgentPolicy`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case, load_case
+from .data import Day, days, reference_day
+from .evaluate import evaluate
+
+FIELDS = ["policy", "day", "status", "dno_objective", "dno_cost", "grid_cost", "revenue", "prosumer_cost",
+          "welfare", "violation_rate", "price_violation", "max_relaxation_gap", "decision_time", "details",
+          "prices"]
+BACKENDS = ("local", "serial", "ray")
+
+
+def make_policy(spec: str):
+    """A policy object from its spec (see the module docstring); ValueError names an unknown spec."""
+    from .baselines import policies
+
+    name, _, arg = spec.partition(":")
+    if name == "tariff":
+        return policies.TariffPolicy()
+    if name == "flat":
+        return policies.FlatPolicy(float(arg) if arg else None)
+    if name == "fixed_point":
+        return policies.FixedPointPolicy()
+    if name == "admm":
+        return policies.ADMMPolicy()
+    if name == "kkt":
+        if not hasattr(policies, "KKTOptimumPolicy"):
+            raise ValueError("policy 'kkt': the bi-level optimum is not available in this version")
+        return policies.KKTOptimumPolicy()
+    if name == "agent":
+        if not arg:
+            raise ValueError("policy 'agent:<run_dir>': the run folder is missing")
+        from .rl.common import AgentPolicy
+
+        return AgentPolicy(arg)
+    raise ValueError(f"policy: unknown spec {spec!r}; use tariff, flat[:price], fixed_point, admm, kkt, "
+                     "agent:<run_dir>")
+
+
+def select_days(case: Case, split: str, limit: int | None = None) -> list[Day]:
+    """The days of `split` ("test", "val", "train" or "reference"); `limit` evenly spaced ones."""
+    pool = [reference_day(case)] if split == "reference" else days(case, split)
+    if limit is not None and limit < len(pool):
+        pool = [pool[i] for i in np.linspace(0, len(pool) - 1, limit).round().astype(int)]
+    return pool
+
+
+def score(case: Case, day: Day, spec: str, policy=None) -> dict:
+    """One benchmark row: the policy's decision on `day`, scored by `evaluate`. A policy or solver that
+    fails gives a row with its status, never an exception."""
+    row = {"policy": spec, "day": day.name}
+    try:
+        policy = make_policy(spec) if policy is None else policy
+        prices, mop = policy(case, day)
+        out = evaluate(case, day, prices, mop=mop)
+    except (ValueError, RuntimeError, ArithmeticError) as err:  # bad prices from a policy, solver trouble
+        return row | {"status": f"policy_error: {err}"[:200]}
+    summary = out.summary()
+    row.update({k: summary.get(k) for k in FIELDS if k in summary})
+    row.update(status=out.status, decision_time=policy.decision_time, details=json.dumps(policy.details or {}),
+               prices=json.dumps(np.round(np.asarray(prices), 3).tolist()))
+    return row
+
+
+_CACHE: dict = {}  # per worker process: cases (with their compiled models), days and policies
+
+
+def _worker(args):
+    case_name, day_index, split, spec = args
+    if case_name not in _CACHE:
+        _CACHE[case_name] = load_case(case_name)
+    case = _CACHE[case_name]
+    if (case_name, split) not in _CACHE:
+        _CACHE[(case_name, split)] = select_days(case, split)
+    day = _CACHE[(case_name, split)][day_index]
+    try:
+        if ("policy", spec) not in _CACHE:
+            _CACHE[("policy", spec)] = make_policy(spec)
+    except (ValueError, OSError) as err:
+        return {"policy": spec, "day": day.name, "status": f"policy_error: {err}"[:200]}
+    return score(case, day, spec, _CACHE[("policy", spec)])
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limit: int | None = None,
+        out: str | Path = "results/benchmark/rows.csv", backend: str = "local", workers: int | None = None,
+        progress: bool = True) -> list[dict]:
+    """Score every policy on every selected day, appending rows to `out` as they finish; returns all rows.
+
+    (policy, day) pairs already in `out` are skipped, so an interrupted run resumes.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    for spec in policies:  # fail fast on a bad spec, before any work starts
+        make_policy(spec)
+    the_case = load_case(case)
+    chosen = select_days(the_case, split, limit)
+    index = {d.name: i for i, d in enumerate(select_days(the_case, split))}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["policy"], r["day"]) for r in read_rows(out)}
+    tasks = [(case, index[d.name], split, spec) for spec in policies for d in chosen if (spec, d.name) not in done]
+    new = out.exists() and out.stat().st_size > 0
+    with out.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if not new:
+            writer.writeheader()
+        for row in _execute(tasks, backend, workers, progress):
+            writer.writerow({k: row.get(k, "") for k in FIELDS})
+            fh.flush()
+    return read_rows(out)
+
+
+def _result(get, task) -> dict:
+    """A worker's row; a worker that crashed gives a row saying so, and the run goes on."""
+    try:
+        return get()
+    except Exception as err:  # noqa: BLE001 - reported in the row, the other rows still come
+        _, day_index, split, spec = task
+        return {"policy": spec, "day": f"{split}#{day_index}", "status": f"worker_error: {err!r}"[:200]}
+
+
+def _execute(tasks, backend, workers, progress):
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), disable=not progress, desc="benchmark", unit="row")
+    if backend == "serial" or not tasks:
+        for t in tasks:
+            yield _worker(t)
+            bar.update()
+    elif backend == "local":
+        # spawn, not fork: a parent that has run torch (a training run) would deadlock forked workers
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker, t): t for t in tasks}
+            for fut in as_completed(futures):
+                yield _result(fut.result, futures[fut])
+                bar.update()
+    else:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(_worker)
+        pending = {remote.remote(t): t for t in tasks}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            yield _result(lambda ref=ready[0]: ray.get(ref), pending.pop(ready[0]))
+            bar.update()
+    bar.close()
+
+
+# --- the report ------------------------------------------------------------------------------------
+def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "tariff") -> list[dict]:
+    """Per policy, over the days where the optimum's row is there and optimal: mean regret
+    J − J* (¥/day), mean normalised regret (J − J*)/(J_tariff − J*), mean relative gap (J − J*)/|J*|,
+    and means of the DNO objective, DNO cost, prosumer cost, welfare, violation rate, decision time.
+    Without optimum rows, regrets are NaN and the other columns still come."""
+    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    by = {}
+    for r in rows:
+        by.setdefault(r["policy"], {})[r["day"]] = r
+    num = lambda r, k: float(r[k]) if r.get(k) not in (None, "") else float("nan")
+    best = {d: num(r, "dno_objective") for d, r in by.get(optimum, {}).items() if r["status"].startswith("optimal")}
+    base = {d: num(r, "dno_objective") for d, r in by.get(tariff, {}).items() if r["status"].startswith("optimal")}
+    table = []
+    for policy, per_day in by.items():
+        ok = {d: r for d, r in per_day.items() if r["status"].startswith("optimal")}
+        common = [d for d in ok if d in best]
+        regret = np.array([num(ok[d], "dno_objective") - best[d] for d in common])
+        normal = np.array([(num(ok[d], "dno_objective") - best[d]) / (base[d] - best[d]) for d in common
+                           if d in base and base[d] - best[d] > 1e-9])
+        rel = np.array([(num(ok[d], "dno_objective") - best[d]) / abs(best[d]) for d in common])
+        mean = lambda key, ok=ok: float(np.mean([num(r, key) for r in ok.values()])) if ok else float("nan")
+        table.append({"policy": policy, "days": len(per_day), "failed": len(per_day) - len(ok),
+                      "days_vs_optimum": len(common),
+                      "regret": float(regret.mean()) if regret.size else float("nan"),
+                      "normalised_regret": float(normal.mean()) if normal.size else float("nan"),
+                      "relative_gap": float(rel.mean()) if rel.size else float("nan"),
+                      "dno_objective": mean("dno_objective"), "dno_cost": mean("dno_cost"),
+                      "prosumer_cost": mean("prosumer_cost"), "welfare": mean("welfare"),
+                      "violation_rate": mean("violation_rate"), "decision_time": mean("decision_time")})
+    return table
+
+
+def format_report(table: list[dict]) -> str:
+    head = (f"{'policy':<28}{'days':>5}{'fail':>5}{'vs J*':>6}{'regret ¥':>11}{'norm.':>8}{'rel.gap':>9}"
+            f"{'DNO obj ¥':>11}{'DNO cost ¥':>12}{'pros. ¥':>10}{'welfare ¥':>11}{'viol.':>7}{'time s':>9}")
+    lines = [head]
+    for t in table:
+        lines.append(f"{t['policy'][:27]:<28}{t['days']:>5}{t['failed']:>5}{t['days_vs_optimum']:>6}"
+                     f"{t['regret']:>11.1f}{t['normalised_regret']:>8.3f}{t['relative_gap']:>9.2e}"
+                     f"{t['dno_objective']:>11.1f}{t['dno_cost']:>12.1f}{t['prosumer_cost']:>10.1f}"
+                     f"{t['welfare']:>11.1f}{t['violation_rate']:>7.3f}{t['decision_time']:>9.3f}")
+    return "\n".join(lines)
+
+
+# --- plots -----------------------------------------------------------------------------------------
+def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: str = "kkt", tariff: str = "tariff",
+                   runs: list[str | Path] = (), price_days: int = 3) -> list[Path]:
+    """Write the benchmark's figures to `out_dir`; returns their paths.
+
+    gaps.png: per policy, the distribution over days of the normalised regret (J − J*)/(J_tariff − J*)
+    when optimum rows exist, else of J − J_tariff (¥/day). prices.png: each policy's prices against the
+    optimum's (or the tariff's) on `price_days` days. learning_curves.png: mean validation reward
+    against timesteps for each training run folder in `runs` (its evaluations.csv).
+    """
+    from matplotlib.figure import Figure  # no pyplot: works without a display
+
+    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in rows if r["status"].startswith("optimal")]
+    by = {}
+    for r in ok:
+        by.setdefault(r["policy"], {})[r["day"]] = r
+    reference = optimum if optimum in by else tariff
+    ref = {d: float(r["dno_objective"]) for d, r in by.get(reference, {}).items()}
+    base = {d: float(r["dno_objective"]) for d, r in by.get(tariff, {}).items()}
+    paths = []
+
+    fig = Figure(figsize=(9, 4.5), dpi=90)
+    ax = fig.subplots()
+    names, data = [], []
+    for policy, per_day in by.items():
+        if policy == reference:
+            continue
+        if reference == optimum:
+            vals = [(float(r["dno_objective"]) - ref[d]) / (base[d] - ref[d]) for d, r in per_day.items()
+                    if d in ref and d in base and base[d] - ref[d] > 1e-9]
+        else:
+            vals = [float(r["dno_objective"]) - ref[d] for d, r in per_day.items() if d in ref]
+        if vals:
+            names.append(policy)
+            data.append(vals)
+    if data:
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_ylabel("normalised regret (J − J*)/(J_tariff − J*)" if reference == optimum
+                  else f"J − J_{reference} (¥/day)")
+    ax.set_title("gap to the " + ("bi-level optimum" if reference == optimum else "tariff pass-through"))
+    fig.tight_layout()
+    paths.append(out / "gaps.png")
+    fig.savefig(paths[-1])
+
+    chosen = sorted(ref)[:price_days]
+    if chosen:
+        fig = Figure(figsize=(11, 3.4 * len(chosen)), dpi=80)
+        axes = np.atleast_1d(fig.subplots(len(chosen), 1, squeeze=False)[:, 0])
+        for ax, d in zip(axes, chosen):
+            for policy, per_day in by.items():
+                if d in per_day:
+                    p = np.asarray(json.loads(per_day[d]["prices"]), dtype=float)
+                    p = p.mean(axis=0) if p.ndim == 2 else p
+                    style = {"color": "k", "lw": 2.5} if policy == reference else {"lw": 1.2}
+                    ax.step(np.arange(24), p, where="mid", label=policy, **style)
+            ax.set(title=f"day {d}", ylabel="¥/MWh")
+            ax.legend(fontsize=7, ncol=3)
+        axes[-1].set_xlabel("hour")
+        fig.tight_layout()
+        paths.append(out / "prices.png")
+        fig.savefig(paths[-1])
+
+    curves = [(Path(r), read_rows(Path(r) / "evaluations.csv")) for r in runs]
+    curves = [(r, c) for r, c in curves if c]
+    if curves:
+        fig = Figure(figsize=(8, 4), dpi=90)
+        ax = fig.subplots()
+        for run, c in curves:
+            ax.plot([int(x["timesteps"]) for x in c], [float(x["mean_reward"]) for x in c], marker="o", label=run.name)
+        ax.set(xlabel="timesteps", ylabel="mean validation reward", title="learning curves")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        paths.append(out / "learning_curves.png")
+        fig.savefig(paths[-1])
+    return paths

@@ -1,0 +1,90 @@
+"""The benchmark: the report's arithmetic, resuming an interrupted run, the Ray backend, the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+import stackelberg_mop as sm
+from stackelberg_mop import benchmark, cli
+from stackelberg_mop.baselines.policies import Policy
+
+
+def _row(policy, day, objective, status="optimal", **extra):
+    return {"policy": policy, "day": day, "status": status, "dno_objective": str(objective), "dno_cost": "1",
+            "prosumer_cost": "2", "welfare": "-3", "violation_rate": "0", "decision_time": "0.5", **extra}
+
+
+def test_report_regrets_follow_their_definitions():
+    rows = [_row("kkt", "a", 100.0), _row("kkt", "b", 200.0), _row("tariff", "a", 140.0), _row("tariff", "b", 220.0),
+            _row("agent", "a", 110.0), _row("agent", "b", 215.0), _row("agent", "c", 1.0, status="infeasible")]
+    table = {t["policy"]: t for t in benchmark.report(rows)}
+    agent = table["agent"]
+    assert agent["days"] == 3 and agent["failed"] == 1 and agent["days_vs_optimum"] == 2
+    assert agent["regret"] == pytest.approx((10 + 15) / 2)
+    assert agent["normalised_regret"] == pytest.approx((10 / 40 + 15 / 20) / 2)
+    assert agent["relative_gap"] == pytest.approx((10 / 100 + 15 / 200) / 2)
+    assert table["kkt"]["regret"] == 0 and table["tariff"]["normalised_regret"] == pytest.approx(1.0)
+    assert np.isnan(benchmark.report([r for r in rows if r["policy"] != "kkt"])[0]["regret"])
+
+
+def test_rows_are_written_as_they_come_and_a_rerun_resumes(tmp_path):
+    out = tmp_path / "rows.csv"
+    first = benchmark.run(["tariff", "flat:650"], split="test", limit=2, out=out, backend="serial", progress=False)
+    assert sorted((r["policy"], r["day"]) for r in first) == sorted(
+        (p, d.name) for p in ("tariff", "flat:650") for d in benchmark.select_days(sm.load_case(), "test", 2))
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:2]) + "\n")  # an interrupted run: header and one row
+    again = benchmark.run(["tariff", "flat:650"], split="test", limit=2, out=out, backend="serial", progress=False)
+    assert len(again) == 4 and len({(r["policy"], r["day"]) for r in again}) == 4
+    key = lambda rows: {(r["policy"], r["day"]): float(r["dno_objective"]) for r in rows}
+    assert key(again) == pytest.approx(key(first), rel=1e-6)
+    assert len(benchmark.run(["tariff"], split="test", limit=2, out=out, backend="serial", progress=False)) == 4
+
+
+def test_a_failing_policy_gives_a_status_row():
+    class Broken(Policy):
+        def decide(self, case, day):
+            return np.full(24, np.nan), "opf"
+
+    case = sm.load_case()
+    row = benchmark.score(case, sm.reference_day(case), "broken", Broken())
+    assert row["status"].startswith("policy_error") and "finite" in row["status"]
+
+
+def test_ray_backend_matches_serial(tmp_path):
+    pytest.importorskip("ray")
+    serial = benchmark.run(["flat:700"], split="test", limit=2, out=tmp_path / "s.csv", backend="serial",
+                           progress=False)
+    remote = benchmark.run(["flat:700"], split="test", limit=2, out=tmp_path / "r.csv", backend="ray", workers=2,
+                           progress=False)
+    import ray
+
+    ray.shutdown()
+    key = lambda rows: {r["day"]: float(r["dno_objective"]) for r in rows}
+    assert key(remote) == pytest.approx(key(serial), rel=1e-6)
+
+
+@pytest.mark.parametrize("command", ["solve", "evaluate", "benchmark", "scenarios", "respond"])
+def test_cli_help_documents_each_command(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "--case" in capsys.readouterr().out
+
+
+def test_cli_errors_name_the_bad_argument(capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(["solve", "--policy", "oracle"])
+    assert "--policy" in str(err.value) and "oracle" in str(err.value)
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "--backend", "slurm"])
+    assert "--backend" in capsys.readouterr().err
+
+
+def test_cli_evaluate_writes_rows(tmp_path):
+    cli.main(["evaluate", "--policy", "tariff", "--limit", "2", "--backend", "serial", "--out", str(tmp_path)])
+    rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert len(rows) == 2 and all(r["status"] == "optimal" for r in rows)
