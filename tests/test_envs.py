@@ -41,6 +41,15 @@ def test_projection_is_the_closest_admissible_price_vector(case, p):
     ref.solve(solver="CLARABEL")
     assert np.sum((lam - p) ** 2) <= ref.value * (1 + 1e-7) + 1e-6
     assert np.allclose(project_prices(case, lam), lam, atol=1e-9)  # idempotent
+    # with hours fixed by narrowed bounds (as the bi-level model's small tests do)
+    lower, upper = np.full(24, rules.price_min), np.full(24, rules.price_max)
+    lower[:6] = upper[:6] = 700.0
+    lam = project_prices(case, p, lower, upper)
+    assert np.all(lam[:6] == 700.0) and lam.mean() <= rules.mean_cap + 1e-9
+    x = cp.Variable(24)
+    ref = cp.Problem(cp.Minimize(cp.sum_squares(x - p)), [x >= lower, x <= upper, cp.sum(x) / 24 <= rules.mean_cap])
+    ref.solve(solver="CLARABEL")
+    assert np.sum((lam - p) ** 2) <= ref.value * (1 + 1e-7) + 1e-6
 
 
 def test_action_map_covers_the_bounds_and_inverts(case):

@@ -1,5 +1,8 @@
-"""Pricing policies scored by `evaluate`: the LMP fixed point and ADMM market clearing."""
+"""Pricing baselines scored by the one scorer `evaluate`: the exact bi-level optimum (`kkt`), the LMP
+fixed point (`fixed_point`), ADMM market clearing with Nash bargaining (`admm`), and simple policies
+(`policies`: tariff pass-through, flat price) behind one interface."""
 
-from . import admm, fixed_point
+from . import admm, fixed_point, kkt, policies
+from .kkt import KKTPolicy, KKTResult, Verification
 
-__all__ = ["admm", "fixed_point"]
+__all__ = ["KKTPolicy", "KKTResult", "Verification", "admm", "fixed_point", "kkt", "policies"]

@@ -17,25 +17,33 @@ import numpy as np
 from ..cases import Case
 
 
-def project_prices(case: Case, prices) -> np.ndarray:
-    """The admissible price vector (24,) or batch (S, 24) closest to `prices` (¥/MWh) in the 2-norm."""
+def project_prices(case: Case, prices, lower=None, upper=None) -> np.ndarray:
+    """The admissible price vector (24,) or batch (S, 24) closest to `prices` (¥/MWh) in the 2-norm.
+
+    lower, upper: optional per-hour bounds (24,) that narrow the case's [λ_min, λ_max] (e.g. hours
+    whose price is fixed); ValueError if no price vector fits them and the mean cap.
+    """
     rules = case.price_rules
     p = np.asarray(prices, dtype=float)
     if not np.all(np.isfinite(p)):
         raise ValueError(f"prices: must be finite (¥/MWh), got {p}")
+    lo = rules.price_min if lower is None else np.maximum(rules.price_min, np.asarray(lower, dtype=float))
+    hi = rules.price_max if upper is None else np.minimum(rules.price_max, np.asarray(upper, dtype=float))
+    if np.any(np.asarray(lo) > hi) or np.mean(np.broadcast_to(lo, p.shape[-1:])) > rules.mean_cap + 1e-9:
+        raise ValueError("lower/upper: no price vector fits these bounds and the mean cap")
     flat = np.atleast_2d(p)
-    out = np.clip(flat, rules.price_min, rules.price_max)
+    out = np.clip(flat, lo, hi)
     over = out.mean(axis=1) > rules.mean_cap
     for s in np.flatnonzero(over):
-        out[s] = _shift_to_cap(flat[s], rules.price_min, rules.price_max, rules.mean_cap)
+        out[s] = _shift_to_cap(flat[s], lo, hi, rules.mean_cap)
     return out.reshape(p.shape)
 
 
-def _shift_to_cap(p: np.ndarray, lo: float, hi: float, cap: float) -> np.ndarray:
+def _shift_to_cap(p: np.ndarray, lo, hi, cap: float) -> np.ndarray:
     """clip(p − τ, lo, hi) with the τ >= 0 that puts its mean on `cap` (mean is non-increasing in τ)."""
     mean = lambda tau: float(np.clip(p - tau, lo, hi).mean())
     # breakpoints where an hour enters or leaves a bound; the mean is linear between them
-    taus = np.unique(np.concatenate([[0.0], p - hi, p - lo]))
+    taus = np.unique(np.concatenate([[0.0], np.broadcast_to(p - hi, p.shape), np.broadcast_to(p - lo, p.shape)]))
     taus = taus[taus >= 0]
     values = np.array([mean(t) for t in taus])
     k = int(np.searchsorted(-values, -cap))  # first breakpoint with mean <= cap
