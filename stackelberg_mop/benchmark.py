@@ -49,8 +49,6 @@ def make_policy(spec: str):
     if name == "admm":
         return policies.ADMMPolicy()
     if name == "kkt":
-        if not hasattr(policies, "KKTOptimumPolicy"):
-            raise ValueError("policy 'kkt': the bi-level optimum is not available in this version")
         return policies.KKTOptimumPolicy()
     if name == "agent":
         if not arg:
@@ -182,8 +180,18 @@ def _execute(tasks, backend, workers, progress):
 
 
 # --- the report ------------------------------------------------------------------------------------
+def _proved(row: dict) -> bool:
+    """Whether an optimum's row carries a proven gap (its details' status is "optimal")."""
+    try:
+        details = json.loads(row.get("details") or "{}")
+    except json.JSONDecodeError:
+        return False
+    return details.get("status", "optimal") == "optimal"
+
+
 def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "tariff") -> list[dict]:
-    """Per policy, over the days where the optimum's row is there and optimal: mean regret
+    """Per policy, over the days where the optimum's row is there, scored and proven (details
+    status "optimal", i.e. the KKT solve closed its gap): mean regret
     J − J* (¥/day), mean normalised regret (J − J*)/(J_tariff − J*), mean relative gap (J − J*)/|J*|,
     and means of the DNO objective, DNO cost, prosumer cost, welfare, violation rate, decision time.
     Without optimum rows, regrets are NaN and the other columns still come."""
@@ -192,7 +200,8 @@ def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "t
     for r in rows:
         by.setdefault(r["policy"], {})[r["day"]] = r
     num = lambda r, k: float(r[k]) if r.get(k) not in (None, "") else float("nan")
-    best = {d: num(r, "dno_objective") for d, r in by.get(optimum, {}).items() if r["status"].startswith("optimal")}
+    best = {d: num(r, "dno_objective") for d, r in by.get(optimum, {}).items()
+            if r["status"].startswith("optimal") and _proved(r)}
     base = {d: num(r, "dno_objective") for d, r in by.get(tariff, {}).items() if r["status"].startswith("optimal")}
     table = []
     for policy, per_day in by.items():

@@ -90,3 +90,22 @@ class ADMMPolicy(Policy):
         r = admm.solve(case, day, **self.options)
         self.details = {"status": r.status, "iterations": r.iterations}
         return r.prices, self.options.get("mop", "opf")
+
+
+class KKTOptimumPolicy(Policy):
+    """The bi-level optimum (`baselines.kkt.solve`): its prices, the network then dispatched by the
+    DNO's OPF as for every other policy. details: the solver's status, proven gap and bound."""
+
+    name = "kkt"
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def decide(self, case, day):
+        from . import kkt
+
+        r = kkt.solve(case, day, **self.options)
+        self.details = {"status": r.status, "gap": r.gap, "best_bound": r.best_bound, "objective": r.objective,
+                        "iterations": r.iterations}
+        return r.prices, self.options.get("mop", "opf")
