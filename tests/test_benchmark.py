@@ -28,6 +28,10 @@ def test_report_regrets_follow_their_definitions():
     assert agent["relative_gap"] == pytest.approx((10 / 100 + 15 / 200) / 2)
     assert table["kkt"]["regret"] == 0 and table["tariff"]["normalised_regret"] == pytest.approx(1.0)
     assert np.isnan(benchmark.report([r for r in rows if r["policy"] != "kkt"])[0]["regret"])
+    # a KKT solve that stopped at its time limit proves nothing: that day leaves the comparison
+    unproved = rows + [_row("kkt", "d", 50.0, details='{"status": "time_limit", "gap": 0.02}'),
+                       _row("agent", "d", 60.0)]
+    assert {t["policy"]: t for t in benchmark.report(unproved)}["agent"]["days_vs_optimum"] == 2
 
 
 def test_rows_are_written_as_they_come_and_a_rerun_resumes(tmp_path):
