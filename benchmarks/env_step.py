@@ -42,7 +42,10 @@ def single_step_seconds(env_id: str, mop: str, steps: int) -> float:
 
 
 def vector_steps_per_second(env_id: str, mop: str, steps: int, n: int, cls) -> float:
-    venv = cls([lambda: gym.make(f"stackelberg_mop:{env_id}", mop=mop)] * n)  # autoreset on
+    # same-step autoreset: every step() scores a day (the default next-step mode spends every other
+    # step on a reset alone, which would double the apparent rate of the one-step game)
+    venv = cls([lambda: gym.make(f"stackelberg_mop:{env_id}", mop=mop)] * n,
+               autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     venv.reset(seed=0)
     venv.action_space.seed(0)
     venv.step(venv.action_space.sample())
