@@ -785,6 +785,8 @@ def _bound_tracker_class():
             self.model.dropEvent(SCIP_EVENTTYPE.NODESOLVED, self)
 
         def eventexec(self, event):
+            if self.history is None:  # switched off (the certificate's fixed-price solve)
+                return
             bound = self.model.getDualbound()
             if bound > self.last + 1e-9 * max(1.0, abs(bound)):
                 self.last = bound
@@ -853,9 +855,9 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
             warm_start(model, best["prices"])
         model.m.setParam("limits/time", max(1.0, time_cap))
         model.m.setParam("limits/gap", rel_gap)
-        if track is not None and not getattr(model, "tracked", False):
-            model.m.includeEventhdlr(_BoundTracker(track, best, elapsed), "bound_tracker", "records the bound")
-            model.tracked = True
+        if track is not None and not hasattr(model, "tracker"):
+            model.tracker = _BoundTracker(track, best, elapsed)
+            model.m.includeEventhdlr(model.tracker, "bound_tracker", "records the bound")
         model.m.optimize()
         new = 0
         for sol in model.m.getSols()[:5]:
@@ -901,6 +903,8 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
     # the certificate: the master's own KKT point at λ* (prices fixed), its exact network cost and
     # its model objective; a master that admits no follower response at λ* fails the verification
     _, prices, response, res = seen[tuple(np.round(best["prices"], 6))]
+    if hasattr(model, "tracker"):
+        model.tracker.history = None
     m = model.m
     if m.getStage() != 1:  # not in the problem stage
         m.freeTransform()
