@@ -192,3 +192,24 @@ def test_default_case_reference_day_is_verified(case, day):
     tariff = sm.evaluate(case, day, sm.project_prices(case, case.tariff.buy_price)).dno_objective
     assert result.objective < tariff
     assert result.best_bound <= result.objective + 1e-6
+
+
+@pytest.mark.slow
+def test_scenario_comparison_with_optimal_prices(tmp_path):
+    """Each scenario's own optimum is at least as good, in that scenario's objective (soft limits:
+    with their penalty), as the tariff passed through; the figures are written."""
+    from stackelberg_mop.baselines.comparison import optimal_scenarios, plot_comparison
+    from stackelberg_mop.scenarios import SCENARIOS, run_scenario
+
+    case = small_case()
+    day = sm.reference_day(case)
+    results, outcomes = optimal_scenarios(case, day, time_limit=60, gap=1e-4)
+    for name, spec in SCENARIOS.items():
+        assert results[name].verification.passed, (name, results[name].verification.messages)
+        tariff = run_scenario(case, day, sm.project_prices(case, day.buy_price), name)
+        limits = spec["voltage_limits"]
+        assert kkt.scored_objective(outcomes[name], limits) <= kkt.scored_objective(tariff, limits) + 1e-6
+    paths = plot_comparison(case, day, results, outcomes, tmp_path)
+    assert {p.name for p in paths} == {"clearing_price.png", "exchange_power.png", "battery_energy.png",
+                                       "voltage_envelopes.png"}
+    assert all(p.stat().st_size > 10_000 for p in paths)

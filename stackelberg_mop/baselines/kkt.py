@@ -40,12 +40,16 @@ import numpy as np
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, hourly_network_costs
-from ..market import FollowerQP, best_response, follower_qp, kkt_residuals, project_prices, standard_solution
+from ..market import best_response, follower_qp, kkt_residuals, project_prices, standard_solution
 from ..powerflow import dispatch_model, feeder
 from ..powerflow.distflow import SOFT_VOLTAGE_PENALTY
 from .bigm import MultiplierBounds, multiplier_bounds
 
 METHODS = ("oa", "misocp")
+#: SCIP parameters of the models: few separation rounds (root only) and cheap strong branching give
+#: many more nodes per second; benchmarks/README.md records what was tried and its effect
+SCIP_PARAMS: dict = {"separating/maxroundsroot": 5, "separating/maxrounds": 0,
+                     "branching/relpscost/maxreliable": 2.0, "branching/relpscost/sbiterquot": 0.2}
 #: x within this of a bound counts as "at the bound" when a follower solution is turned into binaries
 AT_BOUND_TOL = 1e-9
 #: a multiplier above this share of its Big-M is reported as sitting at its Big-M
@@ -142,19 +146,19 @@ class _Model:
 
     def __init__(self, case: Case, day: Day, network: bool, mop: str, voltage_limits: str,
                  price_lo: np.ndarray, price_hi: np.ndarray, bigm_scale: float, threads: int, verbose: bool,
-                 battery_net=None):
-        """battery_net: optional (N, 24) MW; when given, batteries are fixed loads (ch − dis) and only
-        the shiftable load responds (a heuristic's restricted model; not a bound on the bi-level)."""
+                 scip_params=None):
         from pyscipopt import Model, quicksum
 
         self.case, self.day, self.mop, self.voltage_limits = case, day, mop, voltage_limits
-        self.battery_net, self.n_cuts = battery_net, 0
+        self.n_cuts = 0
         m = self.m = Model("stackelberg_kkt")
         if not verbose:
             m.hideOutput()
         m.setParam("parallel/maxnthreads", threads)
         m.setParam("lp/threads", threads)
         m.setParam("numerics/feastol", 1e-7)
+        for key, value in (scip_params or {}).items():
+            m.setParam(key, value)
         obj = case.objective
         w1 = obj.omega_economic
         self.lam = [m.addVar(f"price_{t}", lb=price_lo[t], ub=price_hi[t]) for t in range(HOURS)]
@@ -164,10 +168,6 @@ class _Model:
         self.exchange = []  # (N, 24) linear expressions of P_n,t in MW
         for n in range(len(case.prosumers)):
             qp = follower_qp(case, day, n)
-            if battery_net is not None and qp.has_battery:
-                k = HOURS
-                qp = FollowerQP(Q=qp.Q[:k], c=qp.c[:k], G=qp.G[:, :k], h=qp.h + battery_net[n], E=qp.E[:1, :k],
-                                d=qp.d[:1], lower=qp.lower[:k], upper=qp.upper[:k], has_battery=False)
             f = self._add_follower(n, qp, multiplier_bounds(case, qp, n, price_lo, price_hi, bigm_scale))
             self.followers.append(f)
             # −λᵀP_n by strong duality: −λᵀh + xᵀQx + cᵀx + dᵀν − lᵀμ_l + uᵀμ_u (fixed x: u·net)
@@ -372,7 +372,6 @@ class _Model:
         for n, f in enumerate(self.followers):
             qp, b = f.qp, f.bounds
             x, nu, _, _ = standard_solution(self.case, response, n)
-            x, nu = x[:qp.size], nu[:qp.d.size]  # a restricted model may fix the battery
             nu = np.clip(nu, b.nu_lo, b.nu_hi)
             net = -(qp.Q * x + qp.c + qp.G.T @ prices + qp.E.T @ nu)  # μ_u − μ_l
             for i in range(qp.size):
@@ -479,13 +478,14 @@ def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np
         cost = cost + SOFT_VOLTAGE_PENALTY * np.maximum(np.maximum(case.v_min**2 - v, v - case.v_max**2), 0).sum(0)
     return cost
 
+
 def network_cut(case: Case, day: Day, exchange: np.ndarray, mop: str, voltage_limits: str):
     """(Φ_t(P̂) (24,), gradient (N, 24) ¥/MW, DispatchResult) at the exchange power P̂ (N, 24) MW.
 
     The gradient of Φ_t with respect to P_n,t is ω_1 × the LMP at prosumer n's bus (the LMPs are
     reported per ω_1); Φ_t is convex, so Φ_t(P) >= Φ_t(P̂) + gradient·(P − P̂) for every P.
     """
-    res = dispatch_model(case, "socp", mop, voltage_limits).solve(day, exchange)
+    res = dispatch_model(case, "socp", mop, voltage_limits).solve(day, exchange, accurate=True)  # exact cuts
     if not res.status.startswith("optimal"):
         return None, None, res
     w1 = case.objective.omega_economic
@@ -572,16 +572,64 @@ def verify(case: Case, day: Day, model: _Model, sol: dict, model_objective: floa
 
 # --- heuristics for the warm start / first cuts ----------------------------------------------------
 def start_prices(case: Case, day: Day, price_lo=None, price_hi=None) -> list[np.ndarray]:
-    """Heuristic price vectors: the HV tariff (projected onto the rules), a flat price at the cap,
-    and prices following the LMPs at the prosumers' buses under the tariff (projected)."""
+    """Heuristic price vectors, each projected onto the rules: the HV tariff, a flat price at the
+    cap, a bang-bang vector (highest price where the prosumers import, lowest where they export),
+    and the lowest prices."""
+    lo, hi = price_box(case, price_lo, price_hi)
     tariff = project_prices(case, day.buy_price, price_lo, price_hi)
     flat = project_prices(case, np.full(HOURS, case.price_rules.mean_cap), price_lo, price_hi)
-    return [tariff, flat]
+    # bang-bang: the highest price where the prosumers together import under the tariff, the lowest
+    # where they export (the shape of the optimum when revenue dominates), projected onto the rules
+    net = best_response(case, day, tariff).exchange_power.sum(axis=0)
+    bang = project_prices(case, np.where(net > 0, hi, lo), price_lo, price_hi)
+    return [tariff, flat, bang, lo.copy()]
+
+
+def local_search(case: Case, day: Day, prices: np.ndarray, cuts: list, lo: np.ndarray, hi: np.ndarray,
+                 steps=(100.0, 30.0, 10.0, 3.0, 1.0), max_evals: int = 20000) -> np.ndarray:
+    """Pattern search on the prices against a surrogate of the DNO objective (heuristic, upper bound).
+
+    The surrogate is exact for the followers (`best_response`) and uses the outer approximation
+    max_k cut_k(P) for the network; moves change one price, or raise one and lower another by the
+    same step (so the mean cap stays kept). The caller scores the result exactly with `evaluate`.
+    """
+    w1, cap = case.objective.omega_economic, HOURS * case.price_rules.mean_cap
+    phis = np.array([c[0] for c in cuts])  # (K, 24)
+    grads = np.array([c[1] for c in cuts])  # (K, N, 24)
+    p_hats = np.array([c[2] for c in cuts])
+
+    def value(lam):
+        p = best_response(case, day, lam).exchange_power
+        theta = (phis + (grads * (p[None] - p_hats)).sum(axis=1)).max(axis=0)
+        return float(theta.sum()) - w1 * float((lam * p).sum())
+
+    lam = np.clip(np.asarray(prices, float), lo, hi)
+    best, evals = value(lam), 1
+    for step in steps:
+        improved = True
+        while improved and evals < max_evals:
+            improved = False
+            moves = [(t, None, sign) for t in range(HOURS) for sign in (1.0, -1.0)]
+            moves += [(t, s, 1.0) for t in range(HOURS) for s in range(HOURS) if s != t]
+            for t, s, sign in moves:
+                cand = lam.copy()
+                cand[t] += sign * step
+                if s is not None:
+                    cand[s] -= step
+                cand = np.clip(cand, lo, hi)
+                if cand.sum() > cap + 1e-9 or np.array_equal(cand, lam):
+                    continue
+                val = value(cand)
+                evals += 1
+                if val < best - 1e-9:
+                    lam, best, improved = cand, val, True
+    return lam
 
 
 # --- solving ----------------------------------------------------------------------------------------
-def _new_model(case, day, network, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose):
-    return _Model(case, day, network, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose)
+def _new_model(case, day, network, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose, scip_params=None):
+    return _Model(case, day, network, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose,
+                  scip_params=SCIP_PARAMS if scip_params is None else scip_params)
 
 
 def _scip_status(m) -> str:
@@ -591,7 +639,7 @@ def _scip_status(m) -> str:
 def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, method: str = "oa",
           mop: str = "opf", voltage_limits: str = "hard", price_lower=None, price_upper=None,
           threads: int = 1, bigm_scale: float = 1.0, verbose: bool = False, max_iterations: int = 200,
-          ) -> KKTResult:
+          scip_params: dict | None = None) -> KKTResult:
     """The bi-level optimum of `day`: the DNO's prices with a proven bound.
 
     time_limit: seconds of wall time for the whole solve. gap: stop at this relative gap (UB − LB)/|UB|.
@@ -600,6 +648,7 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     price_lower, price_upper: optional (24,) narrowing of the case's price bounds (set both to fix an
     hour's price). threads: SCIP's threads (keep 1 on shared machines). bigm_scale: multiplies the
     derived Big-Ms (1.0; smaller values exist only to test that the verification catches them).
+    scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.
     """
     if method not in METHODS:
@@ -609,9 +658,9 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     lo, hi = price_box(case, price_lower, price_upper)
     if method == "misocp":
         return _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale,
-                             verbose, start)
+                             verbose, start, scip_params)
     return _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale, verbose,
-                     start, max_iterations)
+                     start, max_iterations, scip_params)
 
 
 def _finish(case, day, model, sol, model_obj, bound, setpoints, status_hint, solver_status, start, method,
@@ -673,8 +722,8 @@ def _setpoints(case, p, q) -> np.ndarray:
 
 
 def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale, verbose,
-                  start) -> KKTResult:
-    model = _new_model(case, day, True, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose)
+                  start, scip_params=None) -> KKTResult:
+    model = _new_model(case, day, True, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose, scip_params)
     for prices in start_prices(case, day, lo, hi):
         out = evaluate(case, day, prices, mop=mop, voltage_limits=voltage_limits)
         if out.status != "optimal":
@@ -703,8 +752,38 @@ def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threa
                    start, "misocp", gap, 1, history)
 
 
+def _bound_tracker_class():
+    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
+
+    class BoundTracker(Eventhdlr):
+        """Appends (time s, best upper bound, master's dual bound) to a history as the tree grows."""
+
+        def __init__(self, history, best, elapsed):
+            self.history, self.best, self.elapsed, self.last = history, best, elapsed, -np.inf
+
+        def eventinit(self):
+            self.model.catchEvent(SCIP_EVENTTYPE.NODESOLVED, self)
+
+        def eventexit(self):
+            self.model.dropEvent(SCIP_EVENTTYPE.NODESOLVED, self)
+
+        def eventexec(self, event):
+            if self.history is None:  # switched off (the certificate's fixed-price solve)
+                return
+            bound = self.model.getDualbound()
+            if bound > self.last + 1e-9 * max(1.0, abs(bound)):
+                self.last = bound
+                self.history.append((self.elapsed(), self.best["ub"], bound))
+
+    return BoundTracker
+
+
+def _BoundTracker(history, best, elapsed):  # a factory: PySCIPOpt is imported lazily
+    return _bound_tracker_class()(history, best, elapsed)
+
+
 def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale, verbose, start,
-              max_iterations) -> KKTResult:
+              max_iterations, scip_params=None) -> KKTResult:
     from pyscipopt import quicksum
 
     w1 = case.objective.omega_economic
@@ -752,13 +831,16 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
             total += theta
         model.add_solution(vals, total - w1 * float((prices * exch).sum()))
 
-    def run(model, time_cap, rel_gap):
+    def run(model, time_cap, rel_gap, track=None):
         """Solve `model` (warm-started at the best prices) and score its best solutions."""
         push_cuts(model)
         if best["prices"] is not None:
             warm_start(model, best["prices"])
         model.m.setParam("limits/time", max(1.0, time_cap))
         model.m.setParam("limits/gap", rel_gap)
+        if track is not None and not hasattr(model, "tracker"):
+            model.tracker = _BoundTracker(track, best, elapsed)
+            model.m.includeEventhdlr(model.tracker, "bound_tracker", "records the bound")
         model.m.optimize()
         new = 0
         for sol in model.m.getSols()[:5]:
@@ -768,31 +850,28 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
                 new += 1
         return new
 
-    # 1. heuristic prices: each scored exactly, each a first set of cuts
+    def polish(rounds=3):
+        """Local search on the surrogate from the best prices, each result scored exactly (new cut)."""
+        for _ in range(rounds):
+            before = best["ub"]
+            score(local_search(case, day, best["prices"], cuts, lo, hi))
+            if best["ub"] >= before - 1e-6 or elapsed() > time_limit:
+                break
+
+    # 1. heuristic prices: each scored exactly, each a first set of cuts; then a local search
     for prices in start_prices(case, day, lo, hi):
         score(prices)
-    # 2. heuristic: batteries frozen at their response to the best prices, the shiftable load solved
-    #    exactly (a much smaller MIQP); its prices are scored exactly
-    if len(case.batteries):
-        for _ in range(2):
-            frozen = seen[tuple(np.round(best["prices"], 6))][2]
-            net_bat = frozen.charge - frozen.discharge
-            sub = _Model(case, day, False, mop, voltage_limits, lo, hi, bigm_scale, threads, False, battery_net=net_bat)
-            before = best["ub"]
-            run(sub, min(0.1 * time_limit, time_limit - elapsed()), 1e-4)
-            sub.m.freeProb()
-            if verbose:
-                print(f"frozen-battery heuristic: UB {before:.3f} -> {best['ub']:.3f} ({elapsed():.1f} s)")
-            if best["ub"] >= before - 1e-6:
-                break
-    # 3. the master: followers' KKT + price rules + cuts; its bound is the proven lower bound
-    model = _Model(case, day, False, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose)
+    polish()
+    if verbose:
+        print(f"start prices and local search: UB {best['ub']:.3f} ({elapsed():.1f} s)")
+    # 2. the master: followers' KKT + price rules + cuts; its bound is the proven lower bound
+    model = _new_model(case, day, False, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose, scip_params)
     lb, history, status, it = -np.inf, [], "time_limit", 0
     for it in range(1, max_iterations + 1):
         remaining = time_limit - elapsed()
         if remaining <= 1.0:
             break
-        new = run(model, remaining, 0.25 * gap)
+        new = run(model, remaining, 0.25 * gap, track=history)
         lb = max(lb, model.m.getDualbound())
         history.append((elapsed(), best["ub"], lb))
         if verbose:
@@ -807,6 +886,8 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
     # the certificate: the master's own KKT point at λ* (prices fixed), its exact network cost and
     # its model objective; a master that admits no follower response at λ* fails the verification
     _, prices, response, res = seen[tuple(np.round(best["prices"], 6))]
+    if hasattr(model, "tracker"):
+        model.tracker.history = None
     m = model.m
     if m.getStage() != 1:  # not in the problem stage
         m.freeTransform()
