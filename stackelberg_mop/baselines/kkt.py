@@ -844,7 +844,9 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
         model.m.optimize()
         new = 0
         for sol in model.m.getSols()[:5]:
-            prices = np.array([model.m.getSolVal(sol, v) for v in model.lam])
+            # SCIP's values may sit ~1e-10 outside the price bounds: project, so that λ* keeps the rules
+            # exactly (the certificate fixes the prices in the model)
+            prices = project_prices(case, np.array([model.m.getSolVal(sol, v) for v in model.lam]), lo, hi)
             if tuple(np.round(prices, 6)) not in seen:
                 score(prices)
                 new += 1
