@@ -35,11 +35,9 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
 from ..market import best_response
+from ..market.admm_rule import balanced_rho, tolerances
 from ..market.prosumer_model import ProsumerBlock
 from ..powerflow.distflow import DispatchModel, dispatch_model
-
-#: residual balancing (Boyd et al. 2011 §3.4.1): change ρ by τ when one residual exceeds μ times the other
-BALANCE_MU, BALANCE_TAU = 10.0, 2.0
 
 
 # --- the DNO with the exchange as a variable ------------------------------------------------------
@@ -221,19 +219,15 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
             primal.append(r_norm)
             dual.append(s_norm)
             rhos.append(rho)
-            eps_pri = np.sqrt(dim) * eps_abs + eps_rel * max(np.linalg.norm(exchange), np.linalg.norm(supply))
-            eps_dual = np.sqrt(dim) * eps_abs + eps_rel * np.linalg.norm(y)
+            eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(exchange), np.linalg.norm(supply),
+                                           np.linalg.norm(y))
             if verbose:
                 print(f"admm {k:3d}  r={r_norm:.3e} (≤{eps_pri:.1e})  s={s_norm:.3e} (≤{eps_dual:.1e})  ρ={rho:g}")
             if r_norm <= eps_pri and s_norm <= eps_dual:
                 status = "optimal"
                 break
             if balance_residuals:  # on residuals relative to their tolerances: r is in MW, s in ¥/MWh
-                ratio = (r_norm / eps_pri) / max(s_norm / eps_dual, 1e-300)
-                if ratio > BALANCE_MU:
-                    rho *= BALANCE_TAU
-                elif ratio < 1 / BALANCE_MU:
-                    rho /= BALANCE_TAU
+                rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
             continue
         break
     elapsed = time.perf_counter() - start

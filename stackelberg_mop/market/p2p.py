@@ -34,6 +34,7 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..data import Day
+from .admm_rule import balanced_rho, tolerances
 from .follower import best_response, check_prices
 from .prosumer_model import ProsumerBlock, own_costs
 
@@ -317,17 +318,13 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
             primal.append(r_norm)
             dual.append(s_norm)
             rhos.append(rho)
-            eps_pri = np.sqrt(dim) * eps_abs + eps_rel * max(np.linalg.norm(trades), np.linalg.norm(target))
-            eps_dual = np.sqrt(dim) * eps_abs + eps_rel * np.linalg.norm(pi)
+            eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(trades), np.linalg.norm(target),
+                                           np.linalg.norm(pi))
             if r_norm <= eps_pri and s_norm <= eps_dual:
                 status = "optimal"
                 break
             if balance_residuals:  # on residuals relative to their tolerances (r in MW, s in ¥/MWh)
-                ratio = (r_norm / eps_pri) / max(s_norm / eps_dual, 1e-300)
-                if ratio > 10.0:
-                    rho *= 2.0
-                elif ratio < 0.1:
-                    rho /= 2.0
+                rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
             continue
         break
     elapsed = time.perf_counter() - start
