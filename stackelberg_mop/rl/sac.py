@@ -40,13 +40,18 @@ class Config:
     gamma: float = 0.0                  # one-step episodes: no bootstrapping
 
 
+def run(config_cls, algo_cls, argv=None):
+    """Parse `config_cls`'s flags and train `algo_cls` (SAC, or TD3 with the same off-policy settings)."""
+    c = parse_config(config_cls, argv)
+    path = train(c, algo_cls, {"learning_rate": c.learning_rate, "buffer_size": c.buffer_size,
+                               "learning_starts": c.learning_starts, "batch_size": c.batch_size,
+                               "train_freq": c.train_freq, "gradient_steps": c.gradient_steps, "gamma": c.gamma})
+    print(f"saved to {path}")
+    return path
+
+
 def main(argv=None):
-    c = parse_config(Config, argv)
-    run = train(c, SAC, {"learning_rate": c.learning_rate, "buffer_size": c.buffer_size,
-                             "learning_starts": c.learning_starts, "batch_size": c.batch_size, "train_freq": c.train_freq,
-                             "gradient_steps": c.gradient_steps, "gamma": c.gamma})
-    print(f"saved to {run}")
-    return run
+    return run(Config, SAC, argv)
 
 
 if __name__ == "__main__":

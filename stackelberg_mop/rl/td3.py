@@ -1,4 +1,4 @@
-"""TD3 on StackelbergMOP-v0, the day-ahead pricing game.
+"""TD3 on StackelbergMOP-v0, the day-ahead pricing game (same hyper-parameters as `rl.sac`).
 
     python -m stackelberg_mop.rl.td3 --total-timesteps 20000
 """
@@ -9,44 +9,20 @@ from dataclasses import dataclass
 
 from stable_baselines3 import TD3
 
-from .common import parse_config, train
+from .sac import Config as SACConfig
+from .sac import run
 
 
 @dataclass
-class Config:
+class Config(SACConfig):
     """TD3 on the day-ahead game (one step per day; reward = improvement over the tariff / 10,000 ¥)."""
 
     name: str = "td3"
     algo: str = "td3"
-    env_id: str = "StackelbergMOP-v0"
-    mop: str = "opf"
-    reward_baseline: str = "tariff"
-    seed: int = 0
-    total_timesteps: int = 20_000
-    n_envs: int = 2
-    subprocess: bool = False
-    normalize_obs: bool = True
-    eval_every: int = 2_000
-    eval_days: int = 8
-    checkpoint_every: int = 5_000
-    progress_bar: bool = True
-    out: str = "results/train"
-    learning_rate: float = 3e-4
-    buffer_size: int = 100_000
-    learning_starts: int = 500
-    batch_size: int = 256
-    train_freq: int = 1
-    gradient_steps: int = 1
-    gamma: float = 0.0                  # one-step episodes: no bootstrapping
 
 
 def main(argv=None):
-    c = parse_config(Config, argv)
-    run = train(c, TD3, {"learning_rate": c.learning_rate, "buffer_size": c.buffer_size,
-                             "learning_starts": c.learning_starts, "batch_size": c.batch_size, "train_freq": c.train_freq,
-                             "gradient_steps": c.gradient_steps, "gamma": c.gamma})
-    print(f"saved to {run}")
-    return run
+    return run(Config, TD3, argv)
 
 
 if __name__ == "__main__":
