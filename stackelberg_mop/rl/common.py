@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -20,6 +19,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
+from ..baselines.policies import Policy
 from ..cases import HOURS, Case
 from ..data import Day
 from ..envs.observation import OBS_BOUND, day_features
@@ -147,7 +147,7 @@ def parse_config(cls, argv=None):
 
 
 # --- a trained agent as a pricing policy ------------------------------------------------------------
-class AgentPolicy:
+class AgentPolicy(Policy):
     """A saved day-ahead agent (``StackelbergMOP-v0``) as a policy: ``policy(case, day)`` → (prices
     (24,) ¥/MWh, mop) with mop "opf"/"off" or set-points (2, K, 24), ready for `evaluate`.
 
@@ -158,6 +158,7 @@ class AgentPolicy:
     def __init__(self, run_dir: str | Path, which: str = "best_model"):
         from stable_baselines3 import PPO, SAC, TD3
 
+        super().__init__()
         run = Path(run_dir)
         config = json.loads((run / "config.json").read_text())
         if config.get("env_id", "StackelbergMOP-v0") != "StackelbergMOP-v0":
@@ -177,11 +178,8 @@ class AgentPolicy:
 
             with stats.open("rb") as fh:
                 self._norm = pickle.load(fh)
-        self.decision_time = float("nan")
-        self.details: dict = {}
 
-    def __call__(self, case: Case, day: Day):
-        start = time.perf_counter()
+    def decide(self, case: Case, day: Day):
         obs = day_features(case, day).clip(-OBS_BOUND, OBS_BOUND)
         if self._norm is not None:
             obs = np.clip((obs - self._norm.obs_rms.mean) / np.sqrt(self._norm.obs_rms.var + self._norm.epsilon),
@@ -191,5 +189,4 @@ class AgentPolicy:
         mop = self.mop
         if mop == "agent":
             mop = action_to_mop_setpoints(case, np.asarray(action[HOURS:]).reshape(2, len(case.mop), HOURS))
-        self.decision_time = time.perf_counter() - start
         return prices, mop
