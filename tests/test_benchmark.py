@@ -32,6 +32,15 @@ def test_report_regrets_follow_their_definitions():
     unproved = rows + [_row("kkt", "d", 50.0, details='{"status": "time_limit", "gap": 0.02}'),
                        _row("agent", "d", 60.0)]
     assert {t["policy"]: t for t in benchmark.report(unproved)}["agent"]["days_vs_optimum"] == 2
+    # ... unless its bound is close enough to judge normalised regret: J* − LB <= 5 % of J_tariff − J*
+    limited = rows + [_row("kkt", "e", 100.0, details='{"status": "time_limit", "best_bound": 99.0}'),
+                      _row("kkt", "f", 100.0, details='{"status": "time_limit", "best_bound": 90.0}'),
+                      _row("tariff", "e", 140.0), _row("tariff", "f", 140.0), _row("agent", "e", 120.0),
+                      _row("agent", "f", 120.0)]
+    table = {t["policy"]: t for t in benchmark.report(limited)}
+    assert table["agent"]["days_vs_optimum"] == 3 and table["kkt"]["proven_days"] == 3
+    assert table["kkt"]["certificate"] == pytest.approx((1 / 40 + 10 / 40) / 2)  # over days with a bound
+    assert "proven on 3 of 4 days" in benchmark.format_report(list(table.values()))
 
 
 def test_rows_are_written_as_they_come_and_a_rerun_resumes(tmp_path):

@@ -100,7 +100,8 @@ class KKTOptimumPolicy(Policy):
 
     def __init__(self, **options):
         super().__init__()
-        self.options = options
+        # issue 5's certificate level: stop at a proven relative gap of 1e-3, or after 300 s
+        self.options = {"gap": 1e-3, "time_limit": 300.0} | options
 
     def decide(self, case, day):
         from . import kkt
