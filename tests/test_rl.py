@@ -40,3 +40,17 @@ def test_short_ppo_run_and_agent_policy(tmp_path):
     assert setpoints.shape == (2, len(case.mop), 24)
     out = sm.evaluate(case, day, prices, mop=setpoints)
     assert out.status == "optimal" and policy.decision_time > 0
+
+
+def test_td3_explores_with_gaussian_noise_of_the_configured_size(tmp_path):
+    from stackelberg_mop.rl import td3
+
+    run = td3.main(["--total-timesteps", "64", "--mop", "agent", "--learning-starts", "32", "--batch-size", "16",
+                    "--action-noise", "0.3", "--eval-every", "64", "--eval-days", "1", "--out", str(tmp_path),
+                    "--progress-bar", "false"])
+    assert (run / "model.zip").exists() and (run / "evaluations.csv").exists()
+    venv = type("V", (), {"action_space": sm.envs.StackelbergMOPEnv(mop="agent").action_space})()
+    noise = td3.exploration(td3.Config(action_noise=0.3), venv)["action_noise"]
+    draws = np.array([noise() for _ in range(2000)])
+    assert draws.shape == (2000, venv.action_space.shape[0])
+    assert abs(draws.std() - 0.3) < 0.02 and abs(draws.mean()) < 0.02  # zero-mean, the configured size

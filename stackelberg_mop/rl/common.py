@@ -95,8 +95,11 @@ def evaluate_agent(model, train_env, env_id: str, env_kwargs: dict, split: str, 
     return float(np.mean(rewards)), float(np.mean(objectives)) if objectives else float("nan"), failures
 
 
-def train(config, algo_cls, algo_kwargs: dict) -> Path:
+def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     """Train `algo_cls` (an SB3 algorithm) as `config` says; returns the run's folder.
+
+    env_kwargs_of: optional callable(venv) -> extra algorithm kwargs that need the environment
+    (TD3's exploration noise needs the action size).
 
     config needs: name, env_id, mop, reward_baseline, n_envs, seed, total_timesteps, eval_every,
     eval_days, checkpoint_every, normalize_obs, subprocess, progress_bar, out.
@@ -109,7 +112,8 @@ def train(config, algo_cls, algo_kwargs: dict) -> Path:
     venv = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs, config.subprocess)
     if config.normalize_obs:
         venv = normalise(venv)
-    model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **algo_kwargs)
+    extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
+    model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **algo_kwargs, **extra)
     callbacks = [ValidationCallback(config.env_id, env_kwargs, run, config.eval_every, config.eval_days),
                  CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(run / "checkpoints"),
                                     name_prefix=config.algo)]

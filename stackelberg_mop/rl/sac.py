@@ -40,12 +40,14 @@ class Config:
     gamma: float = 0.0                  # one-step episodes: no bootstrapping
 
 
-def run(config_cls, algo_cls, argv=None):
-    """Parse `config_cls`'s flags and train `algo_cls` (SAC, or TD3 with the same off-policy settings)."""
+def run(config_cls, algo_cls, argv=None, env_kwargs_of=None):
+    """Parse `config_cls`'s flags and train `algo_cls` (SAC, or TD3 with the same off-policy settings;
+    `env_kwargs_of(config, venv)` adds algorithm kwargs that need the environment)."""
     c = parse_config(config_cls, argv)
     path = train(c, algo_cls, {"learning_rate": c.learning_rate, "buffer_size": c.buffer_size,
                                "learning_starts": c.learning_starts, "batch_size": c.batch_size,
-                               "train_freq": c.train_freq, "gradient_steps": c.gradient_steps, "gamma": c.gamma})
+                               "train_freq": c.train_freq, "gradient_steps": c.gradient_steps, "gamma": c.gamma},
+                 None if env_kwargs_of is None else lambda venv: env_kwargs_of(c, venv))
     print(f"saved to {path}")
     return path
 

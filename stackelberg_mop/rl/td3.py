@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from stable_baselines3 import TD3
+from stable_baselines3.common.noise import NormalActionNoise
 
 from .sac import Config as SACConfig
 from .sac import run
@@ -19,10 +21,17 @@ class Config(SACConfig):
 
     name: str = "td3"
     algo: str = "td3"
+    action_noise: float = 0.2           # std of the Gaussian exploration noise on [-1, 1] actions
+
+
+def exploration(config: Config, venv) -> dict:
+    """TD3's policy is deterministic: without noise it explores only during `learning_starts`."""
+    n = venv.action_space.shape[0]
+    return {"action_noise": NormalActionNoise(np.zeros(n), np.full(n, config.action_noise))}
 
 
 def main(argv=None):
-    return run(Config, TD3, argv)
+    return run(Config, TD3, argv, exploration)
 
 
 if __name__ == "__main__":
