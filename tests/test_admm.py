@@ -71,3 +71,18 @@ def test_admm_line_limited_matches_centralised(case, day):
     a = admm.solve(limited, day, max_iter=150)
     assert a.status == "optimal"
     assert abs(a.total_cost - c.total_cost) <= 1e-4 * abs(c.total_cost)
+
+
+def test_admm_policy_posts_prices_within_the_rules(case, day, distributed):
+    # the benchmark's "admm" projects each prosumer's clearing prices onto the price rules; the raw
+    # clearing prices break them (so they could not be judged against the bi-level optimum)
+    from stackelberg_mop.baselines.policies import ADMMPolicy
+    from stackelberg_mop.evaluate import price_violation
+    from stackelberg_mop.market import project_prices
+
+    policy = ADMMPolicy()
+    prices, _ = policy(case, day)
+    assert prices.shape == distributed.prices.shape
+    assert price_violation(case, prices) <= 1e-9
+    assert policy.details["raw_price_violation"] == pytest.approx(price_violation(case, distributed.prices), rel=1e-3)
+    np.testing.assert_allclose(prices, project_prices(case, distributed.prices), atol=0.05)

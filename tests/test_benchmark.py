@@ -41,6 +41,10 @@ def test_report_regrets_follow_their_definitions():
     assert table["agent"]["days_vs_optimum"] == 3 and table["kkt"]["proven_days"] == 3
     assert table["kkt"]["certificate"] == pytest.approx((1 / 40 + 10 / 40) / 2)  # over days with a bound
     assert "proven on 3 of 4 days" in benchmark.format_report(list(table.values()))
+    # prices outside the rules are not judged against the optimum (which keeps them)
+    broken = rows + [_row("admm:raw", "a", 50.0, price_violation="400"), _row("admm:raw", "b", 150.0)]
+    table = {t["policy"]: t for t in benchmark.report(broken)}
+    assert table["admm:raw"]["days_vs_optimum"] == 1 and table["admm:raw"]["regret"] == pytest.approx(-50.0)
 
 
 def test_rows_are_written_as_they_come_and_a_rerun_resumes(tmp_path):
