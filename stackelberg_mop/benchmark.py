@@ -276,7 +276,8 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     """Write the benchmark's figures to `out_dir`; returns their paths.
 
     gaps.png: per policy, the distribution over days of the normalised regret (J − J*)/(J_tariff − J*)
-    when optimum rows exist, else of J − J_tariff (¥/day). prices.png: each policy's prices against the
+    over the days `report` judges (proven optimum, prices within the rules) when optimum rows exist,
+    else of J − J_tariff (¥/day). prices.png: each policy's prices against the
     optimum's (or the tariff's) on `price_days` days. learning_curves.png: mean validation reward
     against timesteps for each training run folder in `runs` (its evaluations.csv).
     """
@@ -290,8 +291,13 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     for r in ok:
         by.setdefault(r["policy"], {})[r["day"]] = r
     reference = optimum if optimum in by else tariff
-    ref = {d: float(r["dno_objective"]) for d, r in by.get(reference, {}).items()}
     base = {d: float(r["dno_objective"]) for d, r in by.get(tariff, {}).items()}
+    # the same days and rows as `report`: proven optimum days, prices within the rules
+    ref = {d: float(r["dno_objective"]) for d, r in by.get(reference, {}).items()
+           if reference != optimum or _proved(r, base.get(d, float("nan")))}
+    for per_day in by.values():
+        for d in [d for d, r in per_day.items() if float(r.get("price_violation") or 0) > PRICE_TOLERANCE]:
+            del per_day[d]
     paths = []
 
     fig = Figure(figsize=(9, 4.5), dpi=90)
