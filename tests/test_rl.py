@@ -54,3 +54,22 @@ def test_td3_explores_with_gaussian_noise_of_the_configured_size(tmp_path):
     draws = np.array([noise() for _ in range(2000)])
     assert draws.shape == (2000, venv.action_space.shape[0])
     assert abs(draws.std() - 0.3) < 0.02 and abs(draws.mean()) < 0.02  # zero-mean, the configured size
+
+
+def test_init_from_continues_the_saved_model(tmp_path):
+    # with no gradient step (learning_starts beyond the run), the continued model is the saved one
+    import torch
+    from stable_baselines3 import TD3
+
+    from stackelberg_mop.rl import td3
+
+    common = ["--mop", "agent", "--batch-size", "16", "--eval-every", "32", "--eval-days", "1", "--out",
+              str(tmp_path), "--progress-bar", "false"]
+    first = td3.main(["--total-timesteps", "64", "--learning-starts", "32", "--name", "first", *common])
+    again = td3.main(["--total-timesteps", "32", "--learning-starts", "1000", "--init-from", str(first),
+                      "--name", "again", *common])
+    continued = TD3.load(again / "model.zip", device="cpu").policy.state_dict()
+    saved = TD3.load(first / "best_model.zip", device="cpu").policy.state_dict()
+    assert all(torch.equal(saved[k], continued[k]) for k in saved)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        td3.main(["--total-timesteps", "32", "--init-from", str(tmp_path / "nothing"), "--name", "x", *common])

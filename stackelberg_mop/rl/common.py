@@ -99,7 +99,9 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     """Train `algo_cls` (an SB3 algorithm) as `config` says; returns the run's folder.
 
     env_kwargs_of: optional callable(venv) -> extra algorithm kwargs that need the environment
-    (TD3's exploration noise needs the action size).
+    (TD3's exploration noise needs the action size). A config with a non-empty ``init_from`` (a run
+    folder, whose best_model is taken, or a model .zip) continues that model and its observation
+    statistics instead of starting afresh; the replay buffer starts empty.
 
     config needs: name, env_id, mop, reward_baseline, n_envs, seed, total_timesteps, eval_every,
     eval_days, checkpoint_every, normalize_obs, subprocess, progress_bar, out.
@@ -110,10 +112,22 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
         env_kwargs["reward_baseline"] = None if str(baseline).lower() in ("none", "") else baseline
     run = run_directory(config.out, config.name, config)
     venv = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs, config.subprocess)
-    if config.normalize_obs:
-        venv = normalise(venv)
-    extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
-    model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **algo_kwargs, **extra)
+    init = getattr(config, "init_from", "")
+    if init:  # continue from a saved model (and its observation statistics), e.g. with less noise
+        start = Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)
+        if not start.exists():
+            raise FileNotFoundError(f"init_from: no model at {start}")
+        stats = start.with_name(start.stem + "_vecnormalize.pkl")
+        if config.normalize_obs:
+            venv = VecNormalize.load(str(stats), venv) if stats.exists() else normalise(venv)
+            venv.training, venv.norm_reward = True, False
+        extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
+        model = algo_cls.load(start, env=venv, device="cpu", **algo_kwargs, **extra)
+    else:
+        if config.normalize_obs:
+            venv = normalise(venv)
+        extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
+        model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **algo_kwargs, **extra)
     callbacks = [ValidationCallback(config.env_id, env_kwargs, run, config.eval_every, config.eval_days),
                  CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(run / "checkpoints"),
                                     name_prefix=config.algo)]

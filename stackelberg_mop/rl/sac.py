@@ -38,6 +38,7 @@ class Config:
     train_freq: int = 1
     gradient_steps: int = 1
     gamma: float = 0.0                  # one-step episodes: no bootstrapping
+    init_from: str = ""                 # a run folder or model .zip to continue (fine-tuning)
 
 
 def run(config_cls, algo_cls, argv=None, env_kwargs_of=None):
