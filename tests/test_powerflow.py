@@ -210,3 +210,17 @@ def test_direct_clarabel_path_equals_cvxpy(case, day_of_year, seed, limits):
                                 ("mop_p", 5e-4), ("mop_q", 5e-4), ("lmp", 1.0)):
                 np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=atol, err_msg=field)
     assert direct._direct is not None  # the second solve really went the direct way
+
+
+def test_direct_path_that_disagrees_with_cvxpy_is_dropped(case, day, tariff_response, opf, monkeypatch):
+    # a direct solve with wrong data (here: the objective's prices halved) fails the first-solve check;
+    # the model then keeps cvxpy's path and its answer
+    from stackelberg_mop.powerflow import distflow
+
+    original = distflow._DirectClarabel.data
+    monkeypatch.setattr(distflow._DirectClarabel, "data", lambda self: (original(self)[0] * 0.5, original(self)[1]))
+    model = DispatchModel(case)
+    result = model.solve(day, tariff_response.exchange_power)
+    assert model._direct is None
+    np.testing.assert_allclose(result.lmp, opf.lmp, atol=0.05)
+    assert result.grid_cost == pytest.approx(opf.grid_cost, rel=1e-7)

@@ -371,12 +371,15 @@ class DispatchModel:
             status, dual = direct.solve(options)
         except Exception:  # noqa: BLE001 - any incompatibility means: use cvxpy's own path
             return self._run_cvxpy(options)
-        values = {v.id: v.value for v in self.problem.variables()}
+        objective = float(self.objective.value) if dual is not None else np.nan
         reference, reference_dual = self._run_cvxpy(options)
         same = status == reference and (dual is None) == (reference_dual is None)
         if same and dual is not None:
-            close = lambda a, b: a is not None and b is not None and np.allclose(a, b, rtol=1e-6, atol=1e-8)
-            same = close(dual, reference_dual) and all(close(values[v.id], v.value) for v in self.problem.variables())
+            # a wrong column or row would show grossly; the optimum itself may be degenerate (equal
+            # objective, states a few 1e-5 apart), so compare the objective tightly and the duals loosely
+            scale = max(float(np.abs(reference_dual).max()), 1.0)
+            same = (abs(objective - float(self.objective.value)) <= 1e-7 * max(abs(objective), 1.0)
+                    and float(np.abs(dual - reference_dual).max()) <= 1e-3 * scale)
         if same:
             self._direct = direct
         return reference, reference_dual
