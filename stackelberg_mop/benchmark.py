@@ -191,6 +191,12 @@ CERTIFICATE_SHARE = 0.05
 PRICE_TOLERANCE = 1e-6
 
 
+def _keeps_rules(row: dict) -> bool:
+    """Whether a row's prices keep the price rules (to `PRICE_TOLERANCE`); rows without the column do."""
+    value = row.get("price_violation")
+    return value in (None, "") or not float(value) > PRICE_TOLERANCE
+
+
 def _details(row: dict) -> dict:
     try:
         return json.loads(row.get("details") or "{}")
@@ -234,7 +240,7 @@ def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "t
     for policy, per_day in by.items():
         ok = {d: r for d, r in per_day.items() if r["status"].startswith("optimal")}
         # prices that break the rules (e.g. "admm:raw") are outside the leader's feasible set: no regret
-        common = [d for d in ok if d in best and not num(ok[d], "price_violation") > PRICE_TOLERANCE]
+        common = [d for d in ok if d in best and _keeps_rules(ok[d])]
         regret = np.array([num(ok[d], "dno_objective") - best[d] for d in common])
         normal = np.array([(num(ok[d], "dno_objective") - best[d]) / (base[d] - best[d]) for d in common
                            if d in base and base[d] - best[d] > 1e-9])
@@ -296,7 +302,7 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     ref = {d: float(r["dno_objective"]) for d, r in by.get(reference, {}).items()
            if reference != optimum or _proved(r, base.get(d, float("nan")))}
     for per_day in by.values():
-        for d in [d for d, r in per_day.items() if float(r.get("price_violation") or 0) > PRICE_TOLERANCE]:
+        for d in [d for d, r in per_day.items() if not _keeps_rules(r)]:
             del per_day[d]
     paths = []
 

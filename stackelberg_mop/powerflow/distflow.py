@@ -130,17 +130,20 @@ class _DirectClarabel:
     (re-equilibrating and refilling the KKT matrix) and inverts its reduction chain: about 15 ms of a
     50 ms dispatch. Here the affine maps parameters → (c, b) are read once from cvxpy's own compiled
     problem, and each solve is `update(q=c, b=b)` and `solve()`; primal values go straight back into the
-    cvxpy Variables, so every expression of the model still evaluates. `check` compares the first solve
-    with cvxpy's; a model that does not compile this way (or fails the check) keeps the cvxpy path.
+    cvxpy Variables, so every expression of the model still evaluates. `DispatchModel._first_direct`
+    compares the first solve with cvxpy's; a model that does not compile this way (or fails that check)
+    keeps the cvxpy path.
     """
 
     def __init__(self, problem: cp.Problem, dual_of: cp.Constraint):
         from cvxpy.cvxcore.python import canonInterface
-        from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
+        from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL, dims_to_solver_cones
         from cvxpy.reductions.solvers.solver import Solver
 
+        self.status_map = CLARABEL.STATUS_MAP  # Clarabel's status names → cvxpy's, as cvxpy reads them
+
         data, _, inverse = problem.get_problem_data(cp.CLARABEL)
-        prog = self.prog = data["param_prob"]
+        prog = data["param_prob"]
         if prog.P is not None:
             raise ValueError("quadratic objective")
         indices, indptr, shape = prog.reduced_A.problem_data_index
@@ -191,7 +194,7 @@ class _DirectClarabel:
         else:
             self.solver.update(q=c, b=b, settings=settings)
         sol = self.solver.solve()
-        status = _CLARABEL_STATUS.get(str(sol.status), cp.SOLVER_ERROR)
+        status = self.status_map.get(str(sol.status), cp.SOLVER_ERROR)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             return status, None
         x = np.asarray(sol.x)
@@ -199,11 +202,6 @@ class _DirectClarabel:
             var.save_value(x[col:col + var.size].reshape(var.shape, order="F"))  # no re-validation
         z = np.asarray(sol.z)[self.dual_rows].reshape(self.dual_shape, order="F")
         return status, z
-
-
-_CLARABEL_STATUS = {"Solved": cp.OPTIMAL, "AlmostSolved": cp.OPTIMAL_INACCURATE,
-                    "PrimalInfeasible": cp.INFEASIBLE, "AlmostPrimalInfeasible": cp.INFEASIBLE_INACCURATE,
-                    "DualInfeasible": cp.UNBOUNDED, "AlmostDualInfeasible": cp.UNBOUNDED_INACCURATE}
 
 
 class DispatchModel:

@@ -112,22 +112,23 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
         env_kwargs["reward_baseline"] = None if str(baseline).lower() in ("none", "") else baseline
     run = run_directory(config.out, config.name, config)
     venv = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs, config.subprocess)
-    init = getattr(config, "init_from", "")
+    init, start = getattr(config, "init_from", ""), None
     if init:  # continue from a saved model (and its observation statistics), e.g. with less noise
         start = Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)
         if not start.exists():
             raise FileNotFoundError(f"init_from: no model at {start}")
-        stats = start.with_name(start.stem + "_vecnormalize.pkl")
-        if config.normalize_obs:
-            venv = VecNormalize.load(str(stats), venv) if stats.exists() else normalise(venv)
+    if config.normalize_obs:
+        stats = start.with_name(start.stem + "_vecnormalize.pkl") if start is not None else None
+        if stats is not None and stats.exists():
+            venv = VecNormalize.load(str(stats), venv)
             venv.training, venv.norm_reward = True, False
-        extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
-        model = algo_cls.load(start, env=venv, device="cpu", **algo_kwargs, **extra)
-    else:
-        if config.normalize_obs:
+        else:
             venv = normalise(venv)
-        extra = env_kwargs_of(venv) if env_kwargs_of is not None else {}
-        model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **algo_kwargs, **extra)
+    kwargs = algo_kwargs | (env_kwargs_of(venv) if env_kwargs_of is not None else {})
+    if start is not None:
+        model = algo_cls.load(start, env=venv, device="cpu", **kwargs)
+    else:
+        model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **kwargs)
     callbacks = [ValidationCallback(config.env_id, env_kwargs, run, config.eval_every, config.eval_days),
                  CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(run / "checkpoints"),
                                     name_prefix=config.algo)]
