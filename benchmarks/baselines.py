@@ -66,32 +66,50 @@ def compare(case, days, scenarios=False):
             score("KKT (bi-level optimum)", res.prices, "-", time.perf_counter() - t)
 
 
-def kappa_sweep(case, day, factors, out: Path, damping=0.5, max_iter=30):
-    """Iterations to converge against the scale of the prosumers' quadratic costs (κ and ε)."""
+#: the two iterations of the κ sweep: seeds/003's plain damped iteration and the default proximal one
+SWEEP_METHODS = {"plain, α = 0.5 (seeds/003)": {"damping": 0.5, "max_iter": 30},
+                 "proximal (default)": {"damping": "proximal", "max_iter": 200}}
+
+
+def kappa_sweep(case, day, factors, out: Path):
+    """Iterations to converge against the scale of the prosumers' quadratic costs (κ and ε), for the
+    plain iteration (the cobweb condition: it stops converging below some scale) and the proximal one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = []
-    for f in factors:
-        r = fixed_point.solve(fixed_point.kappa_scaled(case, f), day, damping=damping, max_iter=max_iter,
-                              evaluate_result=False)
-        rows.append((f, r.iterations if r.converged else np.nan, r.price_residual))
-        print(f"scale {f:>8g}: {'converged in ' + str(r.iterations) if r.converged else 'no convergence in ' + str(max_iter)}"
-              f" (last residual {r.price_residual[-1]:.3g} ¥/MWh, {r.power_residual[-1]:.3g} MW)")
     out.mkdir(parents=True, exist_ok=True)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.semilogx([r[0] for r in rows], [max_iter + 1 if np.isnan(r[1]) else r[1] for r in rows], "o-")
-    a1.axhline(max_iter, ls="--", c="grey")
-    a1.set_xlabel("scale of κ and ε (× default)")
-    a1.set_ylabel(f"iterations to converge (> {max_iter}: none)")
-    for f, _, res in rows:
-        a2.semilogy(res, label=f"×{f:g}")
-    a2.set_xlabel("iteration")
-    a2.set_ylabel("‖T(λ) − λ‖∞, ¥/MWh")
-    a2.legend(fontsize=7)
-    fig.suptitle("LMP fixed point: cobweb condition (seeds/003 Fig. 9)")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for (label, options), marker in zip(SWEEP_METHODS.items(), "os"):
+        cap = options["max_iter"]
+        rows = []
+        for f in factors:
+            t = time.perf_counter()
+            r = fixed_point.solve(fixed_point.kappa_scaled(case, f), day, evaluate_result=False, **options)
+            rows.append((f, r.iterations if r.converged else np.nan, r.price_residual))
+            print(f"{label:<28} scale {f:>7g}: "
+                  f"{'converged in ' + str(r.iterations) if r.converged else 'no convergence in ' + str(cap)}"
+                  f" (last residuals {r.price_residual[-1]:.3g} ¥/MWh, {r.power_residual[-1]:.3g} MW;"
+                  f" {time.perf_counter() - t:.1f} s)", flush=True)
+        done = [x for x in rows if not np.isnan(x[1])]
+        line, = axes[0].semilogx([x[0] for x in done], [x[1] for x in done], marker + "-", label=label)
+        failed = [x[0] for x in rows if np.isnan(x[1])]
+        if failed:
+            axes[0].semilogx(failed, [cap] * len(failed), "x", ms=10, mew=2, c=line.get_color(),
+                             label=f"{label}: no convergence within {cap}")
+        ax = axes[1 if options["damping"] != "proximal" else 2]
+        for f, _, res in rows:
+            ax.semilogy(res, label=f"×{f:g}")
+        ax.set_title(label)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("price residual, ¥/MWh")
+        ax.legend(fontsize=6, ncol=2)
+    axes[0].set_xlabel("scale of κ and ε (× default; 1 = the default case)")
+    axes[0].set_ylabel("iterations to converge")
+    axes[0].axvline(1.0, ls=":", c="grey")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("LMP fixed point: convergence against the prosumers' response slope (seeds/003 Fig. 9)")
     fig.tight_layout()
     fig.savefig(out / "fixed_point_kappa.png", dpi=120)
     print(f"wrote {out / 'fixed_point_kappa.png'}")
@@ -110,7 +128,7 @@ def main():
         case = line_limited_case(case)
     ref = sm.reference_day(case)
     if args.kappa:
-        kappa_sweep(case, ref, [1, 3, 10, 30, 100, 300, 1000, 3000], Path(args.out))
+        kappa_sweep(case, ref, [0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000, 3000], Path(args.out))
         return
     compare(case, [ref] + sm.days(case, "test")[: args.test_days], scenarios=args.scenarios)
 

@@ -1,12 +1,15 @@
-"""The LMP fixed point: it is a fixed point; the cobweb condition; per-prosumer prices; line limit."""
+"""The LMP fixed point: it is a fixed point; the cobweb condition; the proximal iteration converges in the
+default case to a certified equilibrium (= the welfare optimum with per-bus prices); per-prosumer
+prices; peer-to-peer bids; line limit."""
 
 import numpy as np
 import pytest
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import fixed_point
+from stackelberg_mop.baselines import admm, fixed_point
 from stackelberg_mop.cases.variants import line_limited_case
 from stackelberg_mop.evaluate import price_violation as price_rule_violation
+from stackelberg_mop.market.p2p import p2p_market, p2p_response
 from stackelberg_mop.market.prices import project_prices
 from stackelberg_mop.powerflow import dispatch_model
 
@@ -68,9 +71,69 @@ def test_per_prosumer_prices_and_line_limit(case, day):
     assert np.isinf(sm.powerflow.feeder(case).i_max[k])  # the original case is untouched
 
 
-def test_bad_damping(case, day):
+def test_bad_options(case, day):
     with pytest.raises(ValueError, match="damping"):
         fixed_point.solve(case, day, damping=0.0)
+    with pytest.raises(ValueError, match="damping"):
+        fixed_point.solve(case, day, damping="newton")
+    with pytest.raises(ValueError, match="rho"):
+        fixed_point.solve(case, day, rho=0.0)
+    with pytest.raises(ValueError, match="initial_prices"):
+        fixed_point.solve(case, day, initial_prices=np.full(24, np.nan))
+
+
+def _check_equilibrium(case, day, r, tol_price=0.1, tol_power=1e-3):
+    """What the proximal answer promises, each checked independently of the iteration."""
+    assert r.converged and r.status == "converged"
+    assert r.price_residual[-1] <= tol_price and r.power_residual[-1] <= tol_power
+    # the LMP state is an exact LMP (subgradient of the network cost) of the DNO's dispatch, certified by
+    # a proximal dispatch with another ρ, which must return that dispatch unchanged
+    assert fixed_point.lmp_residual(case, day, r.dno_exchange, r.lmp, rho=100.0) <= tol_power
+    assert fixed_point.lmp_residual(case, day, r.dno_exchange, r.lmp, rho=5000.0) <= tol_power
+    # ... of a dispatch that serves the bids
+    assert np.abs(r.dno_exchange - r.exchange_power).max() <= tol_power
+    # the bids are the prosumers' exact best response (re-solved) to prices within 2·tol of the posted ones
+    posted = np.broadcast_to(r.prices, r.bid_prices.shape)
+    assert np.abs(r.bid_prices - posted).max() <= 2 * tol_price
+    return posted
+
+
+def test_proximal_iteration_converges_in_the_default_case(case, day):
+    """Default κ and ε, where the plain iteration cycles: one posted price, projected onto the rules."""
+    r = fixed_point.solve(case, day)
+    assert r.options["damping"] == "proximal"
+    _check_equilibrium(case, day, r)
+    np.testing.assert_allclose(sm.best_response(case, day, r.bid_prices).exchange_power, r.exchange_power,
+                               atol=1e-4)
+    np.testing.assert_allclose(r.prices, project_prices(case, r.lmp.mean(axis=0)), atol=1e-9)  # λ = post(μ)
+    assert price_rule_violation(case, r.prices) <= 1e-9
+    assert r.outcome.status == "optimal" and r.outcome.price_violation <= 1e-9
+    assert r.dispatch.status.startswith("optimal")
+    # one price for all, as the rules require; not the tariff itself (the LMPs add losses and voltage)
+    assert r.prices.shape == (24,) and np.abs(r.prices - project_prices(case, day.buy_price)).max() > 1.0
+
+
+def test_per_bus_lmp_equilibrium_is_the_welfare_optimum(case, day):
+    """With one unprojected price per prosumer the equilibrium (λ_n = LMP at n's bus, P = BR(λ)) is the
+    welfare optimum's: the bids equal the centralised clearing's, and the welfare matches."""
+    r = fixed_point.solve(case, day, price_per_prosumer=True, project=False)
+    _check_equilibrium(case, day, r)
+    np.testing.assert_allclose(sm.best_response(case, day, r.bid_prices).exchange_power, r.exchange_power,
+                               atol=1e-4)
+    np.testing.assert_allclose(r.lmp, r.prices, atol=1e-12)  # per bus and unprojected: λ = μ
+    central = admm.solve_centralised(case, day)
+    assert np.abs(r.exchange_power - central.exchange_power).max() <= 5e-3
+    welfare = r.outcome.dno_objective / case.objective.omega_economic + r.outcome.prosumer_costs.sum()
+    assert abs(welfare - central.total_cost) <= 1e-5 * abs(central.total_cost)
+
+
+def test_proximal_iteration_with_peer_to_peer_bids(case, day):
+    market = p2p_market(case)
+    r = fixed_point.solve(case, day, price_per_prosumer=True, p2p=market)
+    _check_equilibrium(case, day, r)
+    shared = p2p_response(case, day, r.bid_prices, market, method="centralised")
+    np.testing.assert_allclose(shared.exchange_power, r.exchange_power, atol=1e-4)
+    assert price_rule_violation(case, r.prices) <= 1e-9
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ reported are priced by `evaluate.network_costs`.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import cvxpy as cp
@@ -104,6 +105,57 @@ class _ProsumerADMM:
         assert self.problem.is_dcp(dpp=True)
 
 
+def proximal_prosumers(case: Case, day: Day) -> list[_ProsumerADMM]:
+    """Every prosumer's ADMM step model (built once per case), loaded with `day`."""
+    models = case.__dict__.setdefault("_admm_prosumers",
+                                      [_ProsumerADMM(case, i, day) for i in range(len(case.prosumers))])
+    for m in models:
+        m.block.set_day(day)
+    return models
+
+
+def proximal_responses(models: list[_ProsumerADMM], prices: np.ndarray, rho: float, target: np.ndarray):
+    """Each prosumer's best response to `prices` (N, 24) ¥/MWh with the proximal term (ρ/2)‖P_n − target_n‖²
+    (target (N, 24) MW): ((N, 24) MW, None), or (None, "prosumer n: <status>") on a solver failure."""
+    exchange = np.empty((len(models), HOURS))
+    for i, m in enumerate(models):
+        m.rho.value = rho
+        m.lin.value = prices[i] + rho * (m.block.h.value - target[i])
+        try:
+            m.problem.solve(solver="CLARABEL")
+        except cp.SolverError as err:
+            return None, f"prosumer {i}: solver_error: {err}"
+        if m.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return None, f"prosumer {i}: {m.problem.status}"
+        exchange[i] = m.block.exchange.value
+    return exchange, None
+
+
+#: Clarabel settings tried in turn by `dno_step`: the defaults, then tighter tolerances (the proximal
+#: SOCP is badly scaled, ¥ objective against MW steps; a rare NumericalError seen on the reference day
+#: after a long run of solves was cured by the second)
+DNO_SOLVER_ATTEMPTS = ({}, {"tol_gap_rel": 1e-7, "tol_feas": 1e-7, "iterative_refinement_enable": True})
+
+
+def dno_step(net: DNOModel, prices: np.ndarray, rho: float, bids: np.ndarray):
+    """The DNO's proximal dispatch P^D = argmin F/ω_1 − prices·P^D + (ρ/2)‖P^D − bids‖² (all (N, 24)):
+    (P^D MW, None), or (None, "dno: <status>") on a solver failure. Its optimality condition makes
+    prices + ρ(bids − P^D) an exact LMP (a subgradient of the network cost) at the dispatch P^D."""
+    net.rho.value, net.lin.value = rho, prices + rho * bids
+    status = "solver_error"
+    for options in DNO_SOLVER_ATTEMPTS:
+        try:
+            with warnings.catch_warnings():  # the status is reported
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                net.admm.solve(solver="CLARABEL", **options)
+            status = net.admm.status
+        except cp.SolverError as err:
+            status = f"solver_error: {err}"
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return net.exchange.value.copy(), None
+    return None, f"dno: {status}"
+
+
 # --- results --------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class ClearingResult:
@@ -179,9 +231,7 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     mday = _market_day(day, scenarios)
     net = dno_model(case, mop, voltage_limits, formulation)
     net.set_day(mday)
-    pros = case.__dict__.setdefault("_admm_prosumers", [_ProsumerADMM(case, i, day) for i in range(n)])
-    for p in pros:
-        p.block.set_day(day)
+    pros = proximal_prosumers(case, day)
     if initial_prices is None:  # the DNO's LMPs for the prosumers' response to the HV tariff
         bids = best_response(case, day, mday.buy_price).exchange_power
         initial = dispatch_model(case, formulation, mop, voltage_limits).solve(mday, bids)
@@ -196,40 +246,30 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     status, k = "max_iter", 0
     start = time.perf_counter()
     for k in range(1, max_iter + 1):
-        for i, p in enumerate(pros):
-            p.rho.value = rho
-            p.lin.value = y[i] + rho * (p.block.h.value - supply[i])
-            p.problem.solve(solver="CLARABEL")
-            if p.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-                status = f"prosumer {i}: {p.problem.status}"
-                break
-            exchange[i] = p.block.exchange.value
-        else:
-            net.rho.value, net.lin.value = rho, y + rho * exchange
-            net.admm.solve(solver="CLARABEL")
-            if net.admm.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-                status = f"dno: {net.admm.status}"
-                break
-            new_supply = net.exchange.value.copy()
-            r = exchange - new_supply
-            y = y + rho * r
-            r_norm = float(np.linalg.norm(r))
-            s_norm = float(rho * np.linalg.norm(new_supply - supply))
-            supply = new_supply
-            primal.append(r_norm)
-            dual.append(s_norm)
-            rhos.append(rho)
-            eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(exchange), np.linalg.norm(supply),
-                                           np.linalg.norm(y))
-            if verbose:
-                print(f"admm {k:3d}  r={r_norm:.3e} (≤{eps_pri:.1e})  s={s_norm:.3e} (≤{eps_dual:.1e})  ρ={rho:g}")
-            if r_norm <= eps_pri and s_norm <= eps_dual:
-                status = "optimal"
-                break
-            if balance_residuals:  # on residuals relative to their tolerances: r is in MW, s in ¥/MWh
-                rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
-            continue
-        break
+        bids, failure = proximal_responses(pros, y, rho, supply)
+        if failure is None:
+            new_supply, failure = dno_step(net, y, rho, bids)
+        if failure is not None:
+            status = failure
+            break
+        exchange = bids
+        r = exchange - new_supply
+        y = y + rho * r
+        r_norm = float(np.linalg.norm(r))
+        s_norm = float(rho * np.linalg.norm(new_supply - supply))
+        supply = new_supply
+        primal.append(r_norm)
+        dual.append(s_norm)
+        rhos.append(rho)
+        eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(exchange), np.linalg.norm(supply),
+                                       np.linalg.norm(y))
+        if verbose:
+            print(f"admm {k:3d}  r={r_norm:.3e} (≤{eps_pri:.1e})  s={s_norm:.3e} (≤{eps_dual:.1e})  ρ={rho:g}")
+        if r_norm <= eps_pri and s_norm <= eps_dual:
+            status = "optimal"
+            break
+        if balance_residuals:  # on residuals relative to their tolerances: r is in MW, s in ¥/MWh
+            rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
     elapsed = time.perf_counter() - start
     state = net.state(mday)
     own = np.array([p.block.own_cost_value() for p in pros])

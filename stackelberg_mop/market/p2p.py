@@ -160,7 +160,11 @@ def _solve_exact(case: Case, day: Day, lam: np.ndarray, market: P2PMarket) -> P2
 
 # --- centralised (cvxpy) ----------------------------------------------------------------------
 class _CentralModel:
-    def __init__(self, case: Case, day: Day, market: P2PMarket):
+    """The sharing market as one problem; ``proximal=True`` adds (ρ/2)Σ_n‖g_n − target_n‖² on the exchange
+    (the proximal bids of `baselines.fixed_point`), in DPP form: ρ a Parameter, the linear part folded
+    into the price Parameter."""
+
+    def __init__(self, case: Case, day: Day, market: P2PMarket, proximal: bool = False):
         n = len(case.prosumers)
         self.blocks = [ProsumerBlock(case, i, day) for i in range(n)]
         self.prices = cp.Parameter((n, HOURS), name="prices")
@@ -173,25 +177,33 @@ class _CentralModel:
             cons += [cp.abs(self.trade[i, j]) <= market.cap[i, j], cp.abs(self.trade[j, i]) <= market.cap[i, j]]
         self.balance = {(i, j): self.trade[i, j] + self.trade[j, i] == 0 for i, j in self.pairs}
         cons += list(self.balance.values())
-        self.exchange = []
+        self.exchange, shifts = [], []
         obj = 0
         for i, b in enumerate(self.blocks):
             bought = sum((self.trade[i, j] for j in range(n) if (i, j) in self.trade), start=cp.Constant(np.zeros(HOURS)))
             g = b.exchange - bought
             self.exchange.append(g)
+            shifts.append(b.shift - bought)  # g − h, parameter-free
             cons += b.constraints
             if market.exchange_limit is not None:
                 cons += [cp.abs(g) <= market.exchange_limit[i]]
             obj = obj + b.own_cost + self.prices[i] @ (b.shift - bought)  # + Λ·h, a constant
         obj = obj + 0.5 * market.trade_cost * sum((cp.sum_squares(p) for p in self.trade.values()), start=0)
+        self.rho = cp.Parameter(nonneg=True, name="rho") if proximal else None
+        if proximal:  # ‖g − target‖² = ‖g − h‖² − 2(target − h)·(g − h) + const; g − h is parameter-free
+            obj = obj + 0.5 * self.rho * sum((cp.sum_squares(d) for d in shifts), start=0)
         self.problem = cp.Problem(cp.Minimize(obj), cons)
         assert self.problem.is_dcp(dpp=True)
 
-    def solve(self, case: Case, day: Day, lam: np.ndarray, market: P2PMarket) -> P2PResult:
+    def solve(self, case: Case, day: Day, lam: np.ndarray, market: P2PMarket, proximal=None) -> P2PResult:
         n = len(case.prosumers)
         for b in self.blocks:
             b.set_day(day)
         self.prices.value = lam
+        if proximal is not None:
+            rho, target = proximal
+            self.rho.value = rho
+            self.prices.value = lam + rho * (np.array([b.h.value for b in self.blocks]) - target)
         start = time.perf_counter()
         try:
             self.problem.solve(solver="CLARABEL")
@@ -228,11 +240,17 @@ def _cached(case: Case, name: str, market: P2PMarket, build):
     return cache[market.key()]
 
 
-def solve_centralised(case: Case, day: Day, prices, market: P2PMarket) -> P2PResult:
-    """The prosumers' joint problem with sharing, solved as one convex problem (Clarabel)."""
+def solve_centralised(case: Case, day: Day, prices, market: P2PMarket, proximal=None) -> P2PResult:
+    """The prosumers' joint problem with sharing, solved as one convex problem (Clarabel).
+
+    proximal: None, or (ρ ¥/(MW²h), target (N, 24) MW): add (ρ/2)Σ_n‖g_n − target_n‖² on the exchange.
+    """
     lam = _check(case, prices, market)
-    model = _cached(case, "_p2p_central", market, lambda: _CentralModel(case, day, market))
-    return model.solve(case, day, lam, market)
+    if proximal is None:
+        model = _cached(case, "_p2p_central", market, lambda: _CentralModel(case, day, market))
+    else:
+        model = _cached(case, "_p2p_central_proximal", market, lambda: _CentralModel(case, day, market, True))
+    return model.solve(case, day, lam, market, proximal)
 
 
 # --- distributed (consensus ADMM) -------------------------------------------------------------
