@@ -70,8 +70,10 @@ class FixedPointPolicy(Policy):
         from . import fixed_point
 
         r = fixed_point.solve(case, day, **self.options)
-        self.details = {"converged": r.converged, "iterations": r.iterations,
-                        "price_residual": r.price_residual[-1] if r.price_residual else float("nan")}
+        self.details = {"status": r.status, "converged": r.converged, "iterations": r.iterations,
+                        "price_residual": r.price_residual[-1] if r.price_residual else float("nan"),
+                        "power_residual": r.power_residual[-1] if r.power_residual else float("nan"),
+                        "response_gap": r.response_gap}
         return r.prices, self.options.get("mop", "opf")
 
 
