@@ -122,7 +122,7 @@ def proximal_responses(models: list[_ProsumerADMM], prices: np.ndarray, rho: flo
         m.rho.value = rho
         m.lin.value = prices[i] + rho * (m.block.h.value - target[i])
         try:
-            m.problem.solve(solver="CLARABEL")
+            m.problem.solve(solver="CLARABEL", warm_start=False)  # history-independent, as in `dno_step`
         except cp.SolverError as err:
             return None, f"prosumer {i}: solver_error: {err}"
         if m.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
@@ -131,10 +131,12 @@ def proximal_responses(models: list[_ProsumerADMM], prices: np.ndarray, rho: flo
     return exchange, None
 
 
-#: Clarabel settings tried in turn by `dno_step`: the defaults, then tighter tolerances (the proximal
-#: SOCP is badly scaled, ¥ objective against MW steps; a rare NumericalError seen on the reference day
-#: after a long run of solves was cured by the second)
-DNO_SOLVER_ATTEMPTS = ({}, {"tol_gap_rel": 1e-7, "tol_feas": 1e-7, "iterative_refinement_enable": True})
+#: Clarabel settings tried in turn by `dno_step`. Each solve starts afresh (warm_start=False): cvxpy
+#: otherwise re-uses the last Clarabel solver when presolve removed nothing, so an answer (and the rare
+#: NumericalError seen on 2 of 12 test days in a long benchmark run) depended on what was solved before.
+#: Then tighter tolerances, which cured a NumericalError on the reference day.
+DNO_SOLVER_ATTEMPTS = ({"warm_start": False},
+                       {"warm_start": False, "tol_gap_rel": 1e-7, "tol_feas": 1e-7, "iterative_refinement_enable": True})
 
 
 def dno_step(net: DNOModel, prices: np.ndarray, rho: float, bids: np.ndarray):
