@@ -107,8 +107,9 @@ class _ProsumerADMM:
 
 def proximal_prosumers(case: Case, day: Day) -> list[_ProsumerADMM]:
     """Every prosumer's ADMM step model (built once per case), loaded with `day`."""
-    models = case.__dict__.setdefault("_admm_prosumers",
-                                      [_ProsumerADMM(case, i, day) for i in range(len(case.prosumers))])
+    if "_admm_prosumers" not in case.__dict__:  # built on first use only
+        case.__dict__["_admm_prosumers"] = [_ProsumerADMM(case, i, day) for i in range(len(case.prosumers))]
+    models = case.__dict__["_admm_prosumers"]
     for m in models:
         m.block.set_day(day)
     return models

@@ -187,15 +187,15 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
     elapsed = time.perf_counter() - start
     lam, bids, status = state["prices"], state["bids"], state["status"]
     result = state.get("dispatch")
-    if proximal and status in ("converged", "max_iter"):
+    finished = status in ("converged", "max_iter")
+    response, response_gap = None, 0.0
+    if finished and (proximal or evaluate_result):  # the exact response at the final prices, solved once
+        exact, ok, response = _bids(case, day, lam, p2p)
+    if proximal and finished:
         result = model.solve(market_day, bids)  # the network state of the bids
-    response_gap = 0.0
-    if proximal and status in ("converged", "max_iter"):
-        exact, ok, _ = _bids(case, day, lam, p2p)
         response_gap = float(np.abs(exact - bids).max()) if ok else float("nan")
     outcome = None
-    if evaluate_result and status in ("converged", "max_iter"):
-        response = p2p_response(case, day, lam, p2p) if p2p is not None else None
+    if evaluate_result and finished:
         outcome = evaluate(case, day, lam, mop=mop, voltage_limits=voltage_limits, formulation=formulation,
                            response=response)
     return FixedPointResult(status=status, converged=status == "converged", iterations=len(state["price_res"]),
