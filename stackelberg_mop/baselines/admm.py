@@ -36,7 +36,7 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
 from ..market import best_response
-from ..market.admm_rule import balanced_rho, tolerances
+from ..market.admm_rule import ResidualLog
 from ..market.prosumer_model import ProsumerBlock
 from ..powerflow.distflow import DispatchModel, dispatch_model
 
@@ -244,8 +244,7 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     y = np.broadcast_to(np.asarray(initial_prices, float), (n, HOURS)).copy()
     supply = best_response(case, day, y).exchange_power  # P^D^0
     exchange = supply.copy()
-    dim = n * HOURS
-    primal, dual, rhos = [], [], []
+    log = ResidualLog(n * HOURS, eps_abs, eps_rel, balance_residuals)
     status, k = "max_iter", 0
     start = time.perf_counter()
     for k in range(1, max_iter + 1):
@@ -258,21 +257,16 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
         exchange = bids
         r = exchange - new_supply
         y = y + rho * r
-        r_norm = float(np.linalg.norm(r))
-        s_norm = float(rho * np.linalg.norm(new_supply - supply))
+        converged, next_rho = log.record(rho, r, new_supply - supply, np.linalg.norm(exchange),
+                                         np.linalg.norm(new_supply), np.linalg.norm(y))
         supply = new_supply
-        primal.append(r_norm)
-        dual.append(s_norm)
-        rhos.append(rho)
-        eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(exchange), np.linalg.norm(supply),
-                                       np.linalg.norm(y))
         if verbose:
-            print(f"admm {k:3d}  r={r_norm:.3e} (≤{eps_pri:.1e})  s={s_norm:.3e} (≤{eps_dual:.1e})  ρ={rho:g}")
-        if r_norm <= eps_pri and s_norm <= eps_dual:
+            print(f"admm {k:3d}  r={log.primal[-1]:.3e} (≤{log.eps[0]:.1e})  s={log.dual[-1]:.3e} "
+                  f"(≤{log.eps[1]:.1e})  ρ={rho:g}")
+        if converged:
             status = "optimal"
             break
-        if balance_residuals:  # on residuals relative to their tolerances: r is in MW, s in ¥/MWh
-            rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
+        rho = next_rho  # balanced on residuals relative to their tolerances: r is in MW, s in ¥/MWh
     elapsed = time.perf_counter() - start
     state = net.state(mday)
     own = np.array([p.block.own_cost_value() for p in pros])
@@ -282,7 +276,8 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     return ClearingResult(method="admm", status=status, prices=y, exchange_power=exchange.copy(), dno_exchange=supply,
                           own_cost=own, network_cost=state["network_cost"],
                           total_cost=state["network_cost"] + float(own.sum()), iterations=k, solve_time=elapsed,
-                          primal_residual=primal, dual_residual=dual, rho=rhos, outcome=outcome, state=state)
+                          primal_residual=log.primal, dual_residual=log.dual, rho=log.rho, outcome=outcome,
+                          state=state)
 
 
 # --- generalised Nash bargaining over the savings ---------------------------------------------------

@@ -3,6 +3,8 @@ the §3.3.1 stopping rule and §3.4.1 residual balancing of ρ."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 #: residual balancing: change ρ by τ when one residual exceeds μ times the other
@@ -23,3 +25,30 @@ def balanced_rho(rho: float, r_norm: float, s_norm: float, eps_pri: float, eps_d
     if ratio < 1 / BALANCE_MU:
         return rho / BALANCE_TAU
     return rho
+
+
+@dataclass
+class ResidualLog:
+    """One ADMM run's residuals (Euclidean norms) and ρ per iteration, with the §3.3.1 stopping test and
+    §3.4.1 balancing. `record` takes the iteration's primal residual r, the change of the consensus
+    side Δz (s = ρ‖Δz‖) and the norms for the relative tolerances."""
+
+    dim: int
+    eps_abs: float
+    eps_rel: float
+    balance: bool = True
+    primal: list = field(default_factory=list)
+    dual: list = field(default_factory=list)
+    rho: list = field(default_factory=list)
+    eps: tuple = (np.nan, np.nan)
+
+    def record(self, rho: float, r, z_change, x_norm: float, z_norm: float, y_norm: float) -> tuple[bool, float]:
+        """(converged, ρ for the next iteration)."""
+        r_norm, s_norm = float(np.linalg.norm(r)), float(rho * np.linalg.norm(z_change))
+        self.primal.append(r_norm)
+        self.dual.append(s_norm)
+        self.rho.append(rho)
+        self.eps = tolerances(self.dim, self.eps_abs, self.eps_rel, x_norm, z_norm, y_norm)
+        if r_norm <= self.eps[0] and s_norm <= self.eps[1]:
+            return True, rho
+        return False, balanced_rho(rho, r_norm, s_norm, *self.eps) if self.balance else rho

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..data import Day
-from .admm_rule import balanced_rho, tolerances
+from .admm_rule import ResidualLog
 from .follower import best_response, check_prices
 from .prosumer_model import ProsumerBlock, own_costs
 
@@ -305,7 +305,6 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     for m in models:
         m.block.set_day(day)
     mask = (market.cap > 0)[:, :, None]
-    dim = int(mask.sum()) * HOURS
     if initial_price is None:
         pi = np.broadcast_to(lam.mean(0), (n, n, HOURS)) * mask
     else:
@@ -313,7 +312,7 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     pi = np.array(pi)
     trades = np.zeros((n, n, HOURS))
     target = np.zeros((n, n, HOURS))
-    primal, dual, rhos = [], [], []
+    log = ResidualLog(int(mask.sum()) * HOURS, eps_abs, eps_rel, balance_residuals)
     status = "max_iter"
     start = time.perf_counter()
     for i, m in enumerate(models):
@@ -330,19 +329,13 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
             new_target = 0.5 * (trades - trades.transpose(1, 0, 2))
             r = 0.5 * (trades + trades.transpose(1, 0, 2))
             pi = pi + rho * r * mask
-            r_norm = float(np.linalg.norm(r))
-            s_norm = float(rho * np.linalg.norm(new_target - target))
+            converged, next_rho = log.record(rho, r, new_target - target, np.linalg.norm(trades),
+                                             np.linalg.norm(new_target), np.linalg.norm(pi))
             target = new_target
-            primal.append(r_norm)
-            dual.append(s_norm)
-            rhos.append(rho)
-            eps_pri, eps_dual = tolerances(dim, eps_abs, eps_rel, np.linalg.norm(trades), np.linalg.norm(target),
-                                           np.linalg.norm(pi))
-            if r_norm <= eps_pri and s_norm <= eps_dual:
+            if converged:
                 status = "optimal"
                 break
-            if balance_residuals:  # on residuals relative to their tolerances (r in MW, s in ¥/MWh)
-                rho = balanced_rho(rho, r_norm, s_norm, eps_pri, eps_dual)
+            rho = next_rho  # balanced on residuals relative to their tolerances (r in MW, s in ¥/MWh)
             continue
         break
     elapsed = time.perf_counter() - start
@@ -353,7 +346,8 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     cost, joint = _costs(lam, exchange, target, pi, own, market.trade_cost)
     return P2PResult(method="admm", status=status, prices=lam, exchange_power=exchange, consumption=consumption,
                      trades=target, sharing_price=pi, own_cost=own, cost=cost, joint_cost=joint,
-                     solve_time=elapsed, iterations=k, primal_residual=primal, dual_residual=dual, rho=rhos)
+                     solve_time=elapsed, iterations=k, primal_residual=log.primal, dual_residual=log.dual,
+                     rho=log.rho)
 
 
 # --- the entry points -------------------------------------------------------------------------
