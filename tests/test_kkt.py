@@ -214,3 +214,17 @@ def test_scenario_comparison_with_optimal_prices(tmp_path):
     assert {p.name for p in paths} == {"clearing_price.png", "exchange_power.png", "battery_energy.png",
                                        "voltage_envelopes.png"}
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_models_order_ipopt_without_metis(small):
+    """Ipopt's METIS ordering aborts the process in the PySCIPOpt wheel (scipopt/scip#211): every KKT
+    model points SCIP's NLP heuristics at an options file that orders MUMPS with AMD, also when the
+    caller passes other SCIP parameters."""
+    import pathlib
+
+    case, day, _, lo, hi, _ = small
+    for params in (None, {"limits/nodes": 10}):
+        model = kkt._new_model(case, day, False, "opf", "hard", lo, hi, 1.0, 1, False, scip_params=params)
+        path = pathlib.Path(model.m.getParam("nlpi/ipopt/optfile"))
+        options = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        assert ["mumps_pivot_order", "0"] in options

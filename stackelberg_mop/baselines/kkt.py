@@ -46,9 +46,24 @@ from ..powerflow.distflow import SOFT_VOLTAGE_PENALTY
 from .bigm import MultiplierBounds, multiplier_bounds
 
 METHODS = ("oa", "misocp")
+#: Ipopt options for SCIP's NLP heuristics (subnlp, MPEC, ...): MUMPS ordered with AMD instead of
+#: METIS. METIS corrupts the heap in the PySCIPOpt wheel (scipopt/scip#211, PySCIPOpt#1234): the
+#: process aborts ("free(): invalid pointer"), which no Python code can catch. The MPEC heuristic hit
+#: it within 3 s on the KKT master with indicator constraints; with AMD the same runs go through, and
+#: the heuristics stay on (switched off, the reference day's incumbent was 3 ¥ worse)
+IPOPT_OPTIONS_FILE = "ipopt.opt"
+
+
+def _ipopt_params() -> dict:
+    from importlib import resources
+
+    return {"nlpi/ipopt/optfile": str(resources.files(__package__) / IPOPT_OPTIONS_FILE)}
+
+
 #: SCIP parameters of the models: few separation rounds (root only) and cheap strong branching give
 #: many more nodes per second; best-bound node selection, because the incumbent comes from the local
-#: search and only the bound is left to prove; benchmarks/README.md records what was tried and its effect
+#: search and only the bound is left to prove; benchmarks/README.md records what was tried and its effect.
+#: Every model also gets the Ipopt options file first (`IPOPT_OPTIONS_FILE`), whatever the caller passes
 SCIP_PARAMS: dict = {"separating/maxroundsroot": 5, "separating/maxrounds": 0,
                      "branching/relpscost/maxreliable": 2.0, "branching/relpscost/sbiterquot": 0.2,
                      "nodeselection/bfs/stdpriority": 1_000_000}
@@ -164,7 +179,7 @@ class _Model:
         m.setParam("parallel/maxnthreads", threads)
         m.setParam("lp/threads", threads)
         m.setParam("numerics/feastol", 1e-7)
-        for key, value in (scip_params or {}).items():
+        for key, value in {**_ipopt_params(), **(scip_params or {})}.items():
             m.setParam(key, value)
         obj = case.objective
         w1 = obj.omega_economic
