@@ -153,6 +153,18 @@ def _result(get, task) -> dict:
         return {"policy": spec, "day": f"{split}#{day_index}", "status": f"worker_error: {err!r}"[:200]}
 
 
+def _share_cores(threads: int) -> None:
+    """A worker's initialiser: the default number of solver threads, unless the user set it."""
+    from .baselines.kkt import THREADS_ENV
+
+    os.environ.setdefault(THREADS_ENV, str(threads))
+
+
+def _ray_worker(task):
+    _share_cores(1)
+    return _worker(task)
+
+
 def _execute(tasks, backend, workers, progress):
     from tqdm import tqdm
 
@@ -162,8 +174,11 @@ def _execute(tasks, backend, workers, progress):
             yield _worker(t)
             bar.update()
     elif backend == "local":
-        # spawn, not fork: a parent that has run torch (a training run) would deadlock forked workers
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=mp.get_context("spawn")) as pool:
+        # spawn, not fork: a parent that has run torch (a training run) would deadlock forked workers.
+        # The workers share the cores: each solver gets its share of the threads (the KKT optimum)
+        n = workers or os.cpu_count() or 1
+        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_share_cores,
+                                 initargs=(max(1, (os.cpu_count() or 1) // n),)) as pool:
             futures = {pool.submit(_worker, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield _result(fut.result, futures[fut])
@@ -173,7 +188,7 @@ def _execute(tasks, backend, workers, progress):
 
         if not ray.is_initialized():
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        remote = ray.remote(_worker)
+        remote = ray.remote(_ray_worker)  # one CPU per task: one solver thread
         pending = {remote.remote(t): t for t in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -4,6 +4,7 @@ and (slow) the default case's solution passes every verification check."""
 
 import itertools
 import json
+import os
 from importlib import resources
 
 import numpy as np
@@ -53,8 +54,9 @@ def small():
     case = small_case()
     day = sm.reference_day(case)
     fixed, lo, hi = fixed_price_box(case)
-    # SCIP's path is sensitive to 1e-10 changes in the cuts' coefficients: 18–95 s measured for this solve
-    result = kkt.solve(case, day, time_limit=150, gap=1e-6, price_lower=lo, price_upper=hi)
+    # SCIP's path is sensitive to 1e-10 changes in the cuts' coefficients: 18–95 s measured for this solve.
+    # Two threads (SCIP's concurrent solve) here, one in the Big-M and MISOCP tests below: both paths run
+    result = kkt.solve(case, day, time_limit=150, gap=1e-6, price_lower=lo, price_upper=hi, threads=2)
     return case, day, fixed, lo, hi, result
 
 
@@ -142,7 +144,7 @@ def test_small_case_optimum_beats_every_grid_point(small, grid_scores):
 def test_misocp_agrees_with_outer_approximation(small):
     """The one-model MISOCP (network inside SCIP) and the outer approximation give the same optimum."""
     case, day, _, lo, hi, oa = small
-    mi = kkt.solve(case, day, time_limit=12, gap=1e-6, method="misocp", price_lower=lo, price_upper=hi)
+    mi = kkt.solve(case, day, time_limit=12, gap=1e-6, method="misocp", price_lower=lo, price_upper=hi, threads=1)
     assert mi.verification.passed, mi.verification.messages
     # neither method's incumbent beats the other's proven bound (the MISOCP rarely closes its gap in
     # the 20 s given here: the reason the outer approximation is the default)
@@ -153,7 +155,8 @@ def test_misocp_agrees_with_outer_approximation(small):
 def test_too_small_big_m_is_caught(small):
     """Big-Ms at 2 % of the derived values cut off the true response: the verification must say so."""
     case, day, _, lo, hi, _ = small
-    bad = kkt.solve(case, day, time_limit=20, gap=1e-6, price_lower=lo, price_upper=hi, bigm_scale=0.02)
+    bad = kkt.solve(case, day, time_limit=20, gap=1e-6, price_lower=lo, price_upper=hi, bigm_scale=0.02,
+                    threads=1)
     assert bad.status.startswith("verification_failed"), bad.status
     assert not bad.verification.passed
 
@@ -228,3 +231,29 @@ def test_models_order_ipopt_without_metis(small):
         path = pathlib.Path(model.m.getParam("nlpi/ipopt/optfile"))
         options = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
         assert ["mumps_pivot_order", "0"] in options
+
+
+def test_threads_are_checked_and_default_to_at_most_two(small, monkeypatch):
+    case, day, _, lo, hi, _ = small
+    with pytest.raises(ValueError, match="threads"):
+        kkt.solve(case, day, time_limit=5, price_lower=lo, price_upper=hi, threads=0)
+    monkeypatch.delenv(kkt.THREADS_ENV, raising=False)
+    assert 1 <= kkt.default_threads() <= min(kkt.MAX_DEFAULT_THREADS, os.cpu_count())
+    monkeypatch.setenv(kkt.THREADS_ENV, "3")  # processes sharing a machine set their share
+    assert kkt.default_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(kkt.THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=kkt.THREADS_ENV):
+            kkt.default_threads()
+
+
+def test_benchmark_workers_share_the_cores(monkeypatch):
+    """The benchmark's workers set the solvers' default threads to their share, unless the user did."""
+    from stackelberg_mop import benchmark
+
+    monkeypatch.delenv(kkt.THREADS_ENV, raising=False)
+    benchmark._share_cores(1)
+    assert kkt.default_threads() == 1
+    monkeypatch.setenv(kkt.THREADS_ENV, "2")
+    benchmark._share_cores(1)
+    assert kkt.default_threads() == 2

@@ -25,6 +25,10 @@ Two ways to solve it, both with SCIP through PySCIPOpt:
   its optimum is a lower bound, and `evaluate` at its prices is an upper bound. Cuts are added at
   every new master solution until the bounds meet.
 
+With more than one thread (the default where the machine has two cores) SCIP solves each model
+concurrently: one tree search per thread with different settings and seeds, sharing solutions and
+bounds, in SCIP's deterministic mode (the solvers synchronise on work, not on the clock).
+
 Every answer is verified (`Verification`): the followers are re-solved at λ* by `best_response`,
 multipliers are checked against their Big-Ms, and λ* is re-scored by `evaluate`.
 """
@@ -32,6 +36,7 @@ multipliers are checked against their Big-Ms, and λ* is re-scored by `evaluate`
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -46,6 +51,12 @@ from ..powerflow.distflow import SOFT_VOLTAGE_PENALTY
 from .bigm import MultiplierBounds, multiplier_bounds
 
 METHODS = ("oa", "misocp")
+#: the default number of SCIP threads is the machine's cores up to this: the reference day's 300 s
+#: solve on the 2-core machines gains most from the second thread (benchmarks/README.md #26)
+MAX_DEFAULT_THREADS = 2
+#: environment variable that sets the default number of SCIP threads instead (a positive integer):
+#: for processes that share the machine, e.g. the benchmark's workers (`benchmark.run` sets it)
+THREADS_ENV = "STACKELBERG_MOP_THREADS"
 #: Ipopt options for SCIP's NLP heuristics (subnlp, MPEC, ...): MUMPS ordered with AMD instead of
 #: METIS. METIS corrupts the heap in the PySCIPOpt wheel (scipopt/scip#211, PySCIPOpt#1234): the
 #: process aborts ("free(): invalid pointer"), which no Python code can catch. The MPEC heuristic hit
@@ -172,12 +183,14 @@ class _Model:
         from pyscipopt import Model, quicksum
 
         self.case, self.day, self.mop, self.voltage_limits = case, day, mop, voltage_limits
+        self.threads = threads
         self.n_cuts = 0
         m = self.m = Model("stackelberg_kkt")
         if not verbose:
             m.hideOutput()
         m.setParam("parallel/maxnthreads", threads)
         m.setParam("lp/threads", threads)
+        m.setParam("parallel/mode", 1)  # deterministic concurrent solve: as fast here (#26), reproducible
         m.setParam("numerics/feastol", 1e-7)
         for key, value in {**_ipopt_params(), **(scip_params or {})}.items():
             m.setParam(key, value)
@@ -212,6 +225,14 @@ class _Model:
         self.objective_var = m.addVar("objective", lb=-1e12)
         m.addCons(self.objective_var >= self.revenue_terms + network_obj, "objective")
         m.setObjective(self.objective_var, "minimize")
+
+    def optimize(self):
+        """SCIP's solve; with more than one thread its concurrent solve (one tree search per thread,
+        each with other settings and seeds, sharing solutions and bounds; `benchmarks/README.md` #26)."""
+        if self.threads > 1:
+            self.m.solveConcurrent()
+        else:
+            self.m.optimize()
 
     # followers ------------------------------------------------------------------------------------
     def _add_follower(self, n: int, qp, b: MultiplierBounds) -> _Follower:
@@ -661,9 +682,24 @@ def _scip_status(m) -> str:
     return str(m.getStatus())
 
 
+def default_threads() -> int:
+    """Threads for SCIP when the caller does not say: `THREADS_ENV` if set, else the CPUs this
+    process may use, at most `MAX_DEFAULT_THREADS`."""
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"{THREADS_ENV}={env!r}: must be a positive integer")
+        return int(env)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_THREADS, cpus))
+
+
 def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, method: str = "oa",
           mop: str = "opf", voltage_limits: str = "hard", price_lower=None, price_upper=None,
-          threads: int = 1, bigm_scale: float = 1.0, verbose: bool = False, max_iterations: int = 200,
+          threads: int | None = None, bigm_scale: float = 1.0, verbose: bool = False, max_iterations: int = 200,
           scip_params: dict | None = None) -> KKTResult:
     """The bi-level optimum of `day`: the DNO's prices with a proven bound.
 
@@ -671,14 +707,19 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     method: "oa" (outer approximation of the network, default) or "misocp" (one SCIP model).
     mop: "opf" or "off"; voltage_limits: "hard", "soft" or "none" (as `evaluate`; the scenarios).
     price_lower, price_upper: optional (24,) narrowing of the case's price bounds (set both to fix an
-    hour's price). threads: SCIP's threads (keep 1 on shared machines). bigm_scale: multiplies the
-    derived Big-Ms (1.0; smaller values exist only to test that the verification catches them).
+    hour's price). threads: SCIP's threads; None (default) takes `default_threads()`: two where the
+    machine has two cores, or `STACKELBERG_MOP_THREADS`. Above one, SCIP solves concurrently (one
+    search per thread, sharing solutions and bounds); 1 is one search on one core (for machines
+    shared with other jobs). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist only to test that the verification catches them).
     scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.
     """
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     day.check(case)
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads: must be at least 1, got {threads}")
     start = time.perf_counter()
     lo, hi = price_box(case, price_lower, price_upper)
     if method == "misocp":
@@ -763,7 +804,7 @@ def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threa
     m = model.m
     m.setParam("limits/time", max(1.0, time_limit - (time.perf_counter() - start)))
     m.setParam("limits/gap", gap)
-    m.optimize()
+    model.optimize()
     if m.getNSols() == 0:
         prices = start_prices(case, day, lo, hi)[0]
         out = evaluate(case, day, prices, mop=mop, voltage_limits=voltage_limits)
@@ -805,6 +846,18 @@ def _bound_tracker_class():
 
 def _BoundTracker(history, best, elapsed):  # a factory: PySCIPOpt is imported lazily
     return _bound_tracker_class()(history, best, elapsed)
+
+
+def _next_master(model, new_master, threads: int):
+    """The master for the next solve, on `threads`. After a concurrent solve SCIP keeps the solve's
+    stop flag (its synchronisation store is not reset), so every later solve of that model stops at
+    once: then, or for another number of threads, a new model (0.03 s on the default case; the cuts
+    are pushed before it is solved); else the same model, back in the problem stage."""
+    if model.threads > 1 or threads != model.threads:
+        return new_master(threads)
+    if model.m.getStage() != 1:  # not in the problem stage
+        model.m.freeTransform()
+    return model
 
 
 def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale, verbose, start,
@@ -863,10 +916,12 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
             warm_start(model, best["prices"])
         model.m.setParam("limits/time", max(1.0, time_cap))
         model.m.setParam("limits/gap", rel_gap)
-        if track is not None and not hasattr(model, "tracker"):
+        # the bound tracker (a Python event handler) runs on one thread only: with more, the history
+        # holds one point per outer iteration
+        if track is not None and model.threads == 1 and not hasattr(model, "tracker"):
             model.tracker = _BoundTracker(track, best, elapsed)
             model.m.includeEventhdlr(model.tracker, "bound_tracker", "records the bound")
-        model.m.optimize()
+        model.optimize()
         new = 0
         for sol in model.m.getSols()[:5]:
             # SCIP's values may sit ~1e-10 outside the price bounds: project, so that λ* keeps the rules
@@ -892,7 +947,10 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
     if verbose:
         print(f"start prices and local search: UB {best['ub']:.3f} ({elapsed():.1f} s)")
     # 2. the master: followers' KKT + price rules + cuts; its bound is the proven lower bound
-    model = _new_model(case, day, False, mop, voltage_limits, lo, hi, bigm_scale, threads, verbose, scip_params)
+    def new_master(n_threads):
+        return _new_model(case, day, False, mop, voltage_limits, lo, hi, bigm_scale, n_threads, verbose, scip_params)
+
+    model = new_master(threads)
     lb, history, status, it = -np.inf, [], "time_limit", 0
     for it in range(1, max_iterations + 1):
         remaining = time_limit - elapsed()
@@ -909,15 +967,14 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
         if new == 0 and _scip_status(model.m) == "optimal":
             status = "stalled"
             break
-        model.m.freeTransform()
+        model = _next_master(model, new_master, model.threads)
     # the certificate: the master's own KKT point at λ* (prices fixed), its exact network cost and
     # its model objective; a master that admits no follower response at λ* fails the verification
     _, prices, response, res = seen[tuple(np.round(best["prices"], 6))]
     if hasattr(model, "tracker"):
         model.tracker.history = None
+    model = _next_master(model, new_master, 1)  # prices fixed: one thread
     m = model.m
-    if m.getStage() != 1:  # not in the problem stage
-        m.freeTransform()
     for t, var in enumerate(model.lam):
         m.chgVarLb(var, float(prices[t]))
         m.chgVarUb(var, float(prices[t]))
