@@ -226,7 +226,8 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     """ADMM market clearing (module docstring). rho: ¥/(MW²h), the starting penalty.
 
     eps_abs (MW per entry) and eps_rel: Boyd's §3.3.1 tolerances. initial_prices: y^0 ((24,) or (N, 24);
-    default: the LMPs at the prosumers' buses when they respond to the HV tariff, one dispatch);
+    default: the LMPs at the prosumers' buses when they respond to the HV tariff, one dispatch; the
+    HV tariff itself where that dispatch is infeasible, e.g. under a tight line limit);
     P^D^0 = the best response to y^0. scenarios: HV price scenarios
     (the DNO's expected cost = its cost at the expected prices). verbose: print the iteration log.
     """
@@ -238,9 +239,10 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     if initial_prices is None:  # the DNO's LMPs for the prosumers' response to the HV tariff
         bids = best_response(case, day, mday.buy_price).exchange_power
         initial = dispatch_model(case, formulation, mop, voltage_limits).solve(mday, bids)
-        if not initial.status.startswith("optimal"):
-            raise RuntimeError(f"admm: the initial dispatch failed ({initial.status}); pass initial_prices")
-        initial_prices = initial.lmp[case.bus_position(case.prosumers.bus)]
+        if initial.status.startswith("optimal"):
+            initial_prices = initial.lmp[case.bus_position(case.prosumers.bus)]
+        else:  # e.g. a line limit that the response to the tariff breaks: start from the tariff itself
+            initial_prices = mday.buy_price
     y = np.broadcast_to(np.asarray(initial_prices, float), (n, HOURS)).copy()
     supply = best_response(case, day, y).exchange_power  # P^D^0
     exchange = supply.copy()
