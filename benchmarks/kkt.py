@@ -6,8 +6,8 @@
 For each day: the incumbent (scored by `evaluate`), the proven bound, the relative gap, the gap as a
 share of J_tariff − J* (the improvement over passing the HV tariff through), the time at which the
 gap first fell to 1e-2, 1e-3 and 1e-4, and the verification. With one thread these times come from
-SCIP's tree as it grows; with more (SCIP's concurrent solve, which does not run the Python event
-handler) only from the ends of the outer iterations, so they are upper estimates. Then the reference
+SCIP's tree as it grows; with more (SCIP's concurrent solve; `kkt` records the bound in the tree
+on one thread only) only from the ends of the outer iterations, so they are upper estimates. Then the reference
 day again on cases with 5, 10 and 20 prosumers (the default prosumers replicated on other buses).
 Results are appended to a CSV as they come, so an interrupted run loses nothing.
 """

@@ -251,9 +251,11 @@ def test_benchmark_workers_share_the_cores(monkeypatch):
     """The benchmark's workers set the solvers' default threads to their share, unless the user did."""
     from stackelberg_mop import benchmark
 
-    monkeypatch.delenv(kkt.THREADS_ENV, raising=False)
+    # _share_cores writes os.environ itself: give it a copy, so that nothing leaks into later tests
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    os.environ.pop(kkt.THREADS_ENV, None)
     benchmark._share_cores(1)
     assert kkt.default_threads() == 1
-    monkeypatch.setenv(kkt.THREADS_ENV, "2")
+    os.environ[kkt.THREADS_ENV] = "2"
     benchmark._share_cores(1)
     assert kkt.default_threads() == 2

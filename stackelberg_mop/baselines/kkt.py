@@ -710,7 +710,8 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     hour's price). threads: SCIP's threads; None (default) takes `default_threads()`: two where the
     machine has two cores, or `STACKELBERG_MOP_THREADS`. Above one, SCIP solves concurrently (one
     search per thread, sharing solutions and bounds); 1 is one search on one core (for machines
-    shared with other jobs). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist only to test that the verification catches them).
+    shared with other jobs). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist
+    only to test that the verification catches them).
     scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.
     """
