@@ -126,7 +126,9 @@ class KKTResult:
     objective: the DNO objective of λ* scored by `evaluate` (¥; plus the soft penalty if soft limits),
     the incumbent. best_bound: a proven lower bound on the optimum (¥). gap: (objective − best_bound) /
     |objective|. status: "optimal" (gap <= the requested gap and verification passed), "time_limit",
-    or "verification_failed: …"; solver_status: SCIP's last status. solve_time: seconds (wall).
+    "stalled" (method "oa": the master returned only prices already scored, so the loop could not
+    tighten further; the bound stays valid), "verification_failed: …", or (method "misocp") SCIP's own
+    status when it stopped for another reason; solver_status: SCIP's last status. solve_time: seconds (wall).
     history: (time s, upper bound, lower bound) after each outer iteration (method "oa") or at the end.
     """
 
@@ -815,7 +817,8 @@ def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threa
     setpoints = _setpoints(case, sol.get("mop_p"), sol.get("mop_q"))
     bound = m.getDualbound()
     history = [(time.perf_counter() - start, sol["objective"], bound)]
-    return _finish(case, day, model, sol, sol["objective"], bound, setpoints, _scip_status(m), _scip_status(m),
+    hint = {"timelimit": "time_limit"}.get(_scip_status(m), _scip_status(m))  # one vocabulary with "oa"
+    return _finish(case, day, model, sol, sol["objective"], bound, setpoints, hint, _scip_status(m),
                    start, "misocp", gap, 1, history)
 
 
