@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._system import available_cpus
 from .cases import Case, load_case
 from .data import Day, days, reference_day
 from .evaluate import evaluate
@@ -160,6 +161,14 @@ def _share_cores(threads: int) -> None:
     os.environ.setdefault(THREADS_ENV, str(threads))
 
 
+def _pool_layout(workers: int | None) -> tuple[int, int]:
+    """(local worker processes, solver threads each): `workers` or one per available CPU, and the
+    CPUs shared out among them (at least one thread each)."""
+    cpus = available_cpus()
+    n = workers or cpus
+    return n, max(1, cpus // n)
+
+
 def _ray_worker(task):
     _share_cores(1)
     return _worker(task)
@@ -176,9 +185,9 @@ def _execute(tasks, backend, workers, progress):
     elif backend == "local":
         # spawn, not fork: a parent that has run torch (a training run) would deadlock forked workers.
         # The workers share the cores: each solver gets its share of the threads (the KKT optimum)
-        n = workers or os.cpu_count() or 1
+        n, threads = _pool_layout(workers)
         with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_share_cores,
-                                 initargs=(max(1, (os.cpu_count() or 1) // n),)) as pool:
+                                 initargs=(threads,)) as pool:
             futures = {pool.submit(_worker, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield _result(fut.result, futures[fut])

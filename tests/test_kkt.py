@@ -261,3 +261,20 @@ def test_benchmark_workers_share_the_cores(monkeypatch):
     os.environ[kkt.THREADS_ENV] = "2"
     benchmark._share_cores(1)
     assert kkt.default_threads() == 2
+
+
+def test_cpus_are_counted_by_affinity(monkeypatch):
+    """The solvers' threads and the benchmark's pool count the CPUs this process may use (a container
+    or taskset restricts them below os.cpu_count()), both the same way."""
+    from stackelberg_mop import _system, benchmark
+
+    monkeypatch.delenv(kkt.THREADS_ENV, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(_system.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert kkt.default_threads() == 1
+    assert benchmark._pool_layout(None) == (1, 1)
+    monkeypatch.setattr(_system.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert kkt.default_threads() == kkt.MAX_DEFAULT_THREADS
+    assert benchmark._pool_layout(None) == (4, 1)
+    assert benchmark._pool_layout(2) == (2, 2)
+    assert benchmark._pool_layout(8) == (8, 1)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._system import available_cpus
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, hourly_network_costs
@@ -692,11 +693,7 @@ def default_threads() -> int:
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"{THREADS_ENV}={env!r}: must be a positive integer")
         return int(env)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_THREADS, cpus))
+    return max(1, min(MAX_DEFAULT_THREADS, available_cpus()))
 
 
 def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, method: str = "oa",
