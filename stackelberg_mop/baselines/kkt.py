@@ -814,8 +814,9 @@ def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threa
     setpoints = _setpoints(case, sol.get("mop_p"), sol.get("mop_q"))
     bound = m.getDualbound()
     history = [(time.perf_counter() - start, sol["objective"], bound)]
-    hint = {"timelimit": "time_limit"}.get(_scip_status(m), _scip_status(m))  # one vocabulary with "oa"
-    return _finish(case, day, model, sol, sol["objective"], bound, setpoints, hint, _scip_status(m),
+    scip_status = _scip_status(m)
+    hint = {"timelimit": "time_limit"}.get(scip_status, scip_status)  # one vocabulary with "oa"
+    return _finish(case, day, model, sol, sol["objective"], bound, setpoints, hint, scip_status,
                    start, "misocp", gap, 1, history)
 
 
