@@ -1,6 +1,7 @@
 """The bi-level optimum (KKT / Big-M): derived Big-Ms are valid, the optimum of a small case beats a
 brute-force price grid scored by `evaluate`, both solution methods agree, a too-small Big-M is caught,
-and (slow) the default case's solution passes every verification check."""
+the Lagrangian bound (`baselines.lagrangian`) stays below the optimum for any multipliers, and (slow)
+the default case's solution passes every verification check."""
 
 import itertools
 import json
@@ -10,9 +11,11 @@ from importlib import resources
 import numpy as np
 import pandapower.networks as pn
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import kkt
+from stackelberg_mop.baselines import kkt, lagrangian
 from stackelberg_mop.baselines.bigm import multiplier_bounds
 from stackelberg_mop.cases.case import case_from_dict
 from stackelberg_mop.market import follower_qp, qp_kkt_residuals, standard_solution
@@ -187,6 +190,72 @@ def test_policy_returns_prices_like_an_agent(small):
     assert prices.shape == (24,) and np.all(np.isfinite(prices))
     assert policy.setpoints(day).shape == (2, len(case.mop), 24)
     np.testing.assert_array_equal(prices, result.prices)
+
+
+@pytest.fixture(scope="module")
+def small_dual(small):
+    case, day, _, lo, hi, result = small
+    return lagrangian.LagrangianDual(case, day, prices=result.prices, price_lower=lo, price_upper=hi,
+                                     n_random_cuts=20)
+
+
+def test_lagrangian_bound_is_below_the_optimum_and_rises(small, grid_scores):
+    """The bundle method raises the Lagrangian bound above its start, and the bound never exceeds the
+    proven optimum nor the score of any grid price vector (a sign error in β or π would)."""
+    case, day, _, lo, hi, result = small
+    lb = lagrangian.lagrangian_bound(case, day, prices=result.prices, time_limit=300, max_evaluations=10,
+                                     price_lower=lo, price_upper=hi, n_random_cuts=20)
+    assert lb.status == "evaluation_limit" and lb.evaluations == 10, lb.status
+    assert lb.bound > lb.start_bound + 1.0
+    assert lb.bound <= result.objective + 1e-6 * abs(result.objective)
+    assert lb.bound <= min(s for s, _ in grid_scores) + 1e-6
+    assert [h[2] for h in lb.history] == sorted(h[2] for h in lb.history)  # the best bound only rises
+    np.testing.assert_allclose(lb.pi.sum(axis=0), 0.0, atol=1e-8)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_lagrangian_is_a_bound_for_any_multipliers(small, small_dual, seed):
+    """L(β, π) <= the optimum for random β around the start and random π with Σ_n π_n = 0; the
+    supergradient in π is the copies' deviation from their mean, inside the price box."""
+    *_, lo, hi, result = small
+    rng = np.random.default_rng(seed)
+    beta = small_dual.start_beta + rng.normal(0, 200, small_dual.start_beta.shape)
+    pi = rng.normal(0, 0.5, beta.shape)
+    pi -= pi.mean(axis=0)
+    ev = small_dual.evaluate(beta, pi)
+    assert ev.value <= result.objective + 1e-6 * abs(result.objective)
+    assert ev.upper >= ev.value - 1e-6 * max(1.0, abs(ev.value))  # the solutions found vs the bounds
+    assert np.all((ev.prices >= lo - 1e-6) & (ev.prices <= hi + 1e-6))
+    np.testing.assert_allclose(ev.g_pi, ev.prices - ev.prices.mean(axis=0), atol=1e-9)
+
+
+def test_lagrangian_network_part_is_a_minimum(small_dual):
+    """The network part's value is at most Σ_t [max_k cut_k,t(P_t) − β·P_t] at any P in the box, and
+    equal at the P it returns."""
+    phis, grads, p_hats = small_dual.cuts
+    rng = np.random.default_rng(3)
+    beta = small_dual.start_beta + rng.normal(0, 50, small_dual.start_beta.shape)
+    value, p = lagrangian.network_part(beta, small_dual.cuts, small_dual.p_lo, small_dual.p_hi)
+
+    def at(q):
+        theta = (phis + (grads * (q[None] - p_hats)).sum(axis=1)).max(axis=0)
+        return float(theta.sum() - (beta * q).sum())
+
+    assert abs(at(p) - value) < 1e-6 * max(1.0, abs(value))
+    for _ in range(20):
+        q = rng.uniform(small_dual.p_lo, small_dual.p_hi)
+        assert value <= at(q) + 1e-6
+
+
+def test_lagrangian_rejects_bad_input(small, small_dual):
+    case, day, *_ = small
+    with pytest.raises(ValueError, match="sum to zero"):
+        small_dual.evaluate(small_dual.start_beta, np.ones_like(small_dual.start_beta))
+    with pytest.raises(ValueError, match="prices"):
+        lagrangian.LagrangianDual(case, day, prices=np.full(24, np.nan))
+    with pytest.raises(ValueError, match="mop"):
+        lagrangian.LagrangianDual(case, day, mop="on")
 
 
 @pytest.mark.slow

@@ -180,9 +180,11 @@ class _Follower:
 class _Model:
     """The SCIP model: prices, followers' KKT, and either the network (misocp) or cut variables (oa)."""
 
-    def __init__(self, case: Case, day: Day, network: bool, mop: str, voltage_limits: str,
+    def __init__(self, case: Case, day: Day, network: bool | None, mop: str, voltage_limits: str,
                  price_lo: np.ndarray, price_hi: np.ndarray, bigm_scale: float, threads: int, verbose: bool,
-                 scip_params=None):
+                 scip_params=None, prosumers=None):
+        """network: True = the SOCP network inside (misocp), False = one cut variable per hour (oa),
+        None = neither, and no objective (the caller sets it; `lagrangian.py` with `prosumers` a subset)."""
         from pyscipopt import Model, quicksum
 
         self.case, self.day, self.mop, self.voltage_limits = case, day, mop, voltage_limits
@@ -201,25 +203,31 @@ class _Model:
         w1 = obj.omega_economic
         self.lam = [m.addVar(f"price_{t}", lb=price_lo[t], ub=price_hi[t]) for t in range(HOURS)]
         m.addCons(quicksum(self.lam) <= HOURS * case.price_rules.mean_cap, "mean_cap")
+        self.members = list(range(len(case.prosumers)) if prosumers is None else prosumers)
+        if network and len(self.members) != len(case.prosumers):
+            raise ValueError("the network needs every prosumer in the model")
         self.followers = []
-        terms = []
+        self.neg_revenue = []  # per follower: ω_1 × (−λᵀP_n) by strong duality
         self.exchange = []  # (N, 24) linear expressions of P_n,t in MW
-        for n in range(len(case.prosumers)):
+        for n in self.members:
             qp = follower_qp(case, day, n)
             f = self._add_follower(n, qp, multiplier_bounds(case, qp, n, price_lo, price_hi, bigm_scale))
             self.followers.append(f)
             # −λᵀP_n by strong duality: −λᵀh + xᵀQx + cᵀx + dᵀν − lᵀμ_l + uᵀμ_u (fixed x: u·net)
-            terms.append(quicksum(-qp.h[t] * self.lam[t] for t in range(HOURS)))
+            terms = [quicksum(-qp.h[t] * self.lam[t] for t in range(HOURS))]
             terms += [aux for _, aux in f.sq]
             terms += [qp.c[i] * f.x[i] for i in range(qp.size) if qp.c[i] != 0]
             terms += [qp.d[j] * f.nu[j] for j in range(qp.d.size) if qp.d[j] != 0]
             terms += [-qp.lower[i] * f.mu_l[i] for i in range(qp.size) if f.mu_l[i] is not None and qp.lower[i] != 0]
             terms += [qp.upper[i] * f.mu_u[i] for i in range(qp.size) if f.mu_u[i] is not None and qp.upper[i] != 0]
             terms += [qp.upper[i] * v for i, v in f.net.items()]
+            self.neg_revenue.append(w1 * quicksum(terms))
             self.exchange.append([quicksum(qp.G[t, i] * f.x[i] for i in np.flatnonzero(qp.G[t])) + qp.h[t]
                                   for t in range(HOURS)])
-        self.revenue_terms = w1 * quicksum(terms)  # ω_1 × (−revenue)
-        self.theta = None
+        self.revenue_terms = quicksum(self.neg_revenue)  # ω_1 × (−revenue)
+        self.theta = self.objective_var = None
+        if network is None:
+            return
         if network:
             network_obj = self._add_network()
         else:
@@ -415,7 +423,7 @@ class _Model:
         vals = {}
         for t, var in enumerate(self.lam):
             vals[var.name] = float(prices[t])
-        for n, f in enumerate(self.followers):
+        for n, f in zip(self.members, self.followers):
             qp, b = f.qp, f.bounds
             x, nu, _, _ = standard_solution(self.case, response, n)
             nu = np.clip(nu, b.nu_lo, b.nu_hi)
@@ -475,7 +483,7 @@ class _Model:
         """Hand a solution to SCIP (warm start); True if SCIP accepted it. With objective None the
         solution is partial (SCIP's completesol heuristic fills in the rest)."""
         vals = dict(vals)
-        if objective is not None:
+        if objective is not None and self.objective_var is not None:
             vals[self.objective_var.name] = objective + 1e-7 * max(1.0, abs(objective))
         if not hasattr(self, "_by_name"):
             self._by_name = {v.name: v for v in self.m.getVars()}
