@@ -211,6 +211,11 @@ def test_lagrangian_bound_is_below_the_optimum_and_rises(small, grid_scores):
     assert lb.bound <= min(s for s, _ in grid_scores) + 1e-6
     assert [h[2] for h in lb.history] == sorted(h[2] for h in lb.history)  # the best bound only rises
     np.testing.assert_allclose(lb.pi.sum(axis=0), 0.0, atol=1e-8)
+    # going on from the best multipliers starts where the run ended (the parts are solved to 1e-6)
+    again = lagrangian.lagrangian_bound(case, day, prices=result.prices, max_evaluations=1, price_lower=lo,
+                                        price_upper=hi, n_random_cuts=20, start=(lb.beta, lb.pi))
+    assert abs(again.start_bound - lb.bound) < 0.05, (again.start_bound, lb.bound)
+    assert np.all((lb.prices >= lo - 1e-6) & (lb.prices <= hi + 1e-6))
 
 
 @settings(max_examples=6, deadline=None)

@@ -46,8 +46,9 @@ class LagrangianBound:
     spread: at the best multipliers, the largest |λⁿ_t − mean_n λⁿ_t| of the prosumers' price copies,
     ¥/MWh (0 would mean the copies agree, i.e. no duality gap left at those prices);
     status: "time_limit", "evaluation_limit", "converged" (the bundle's predicted gain < `tol` ¥) or
-    "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the best multipliers; cuts: the number of
-    network cuts.
+    "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the best multipliers (pass them as `start` to
+    go on, e.g. on a narrower price box); prices (N, 24) ¥/MWh: the prosumers' price copies there;
+    cuts: the number of network cuts.
     """
 
     bound: float
@@ -58,6 +59,7 @@ class LagrangianBound:
     spread: float
     beta: np.ndarray
     pi: np.ndarray
+    prices: np.ndarray
     cuts: int
     history: list = field(default_factory=list)
 
@@ -227,28 +229,36 @@ class LagrangianDual:
 
 def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, time_limit: float = 600.0,
                      max_evaluations: int = 60, prox: tuple[float, float] = (0.01, 1e4), bundle_size: int = 40,
-                     tol: float = 1e-3, verbose: bool = False, **options) -> LagrangianBound:
+                     tol: float = 1e-3, start: tuple | None = None, verbose: bool = False,
+                     **options) -> LagrangianBound:
     """A lower bound on the bi-level optimum by Lagrangian decomposition (module docstring), the
     multipliers improved by a proximal bundle method until `time_limit` seconds (checked between
     evaluations), `max_evaluations`, or a predicted gain below `tol` ¥.
 
     prox: the proximal weights on β and on π (the step sizes; ×0.7 after a serious step, ×1.3 after
-    a null step). options: those of `LagrangianDual` (prices, price_lower, price_upper, mop,
+    a null step). start: (β, π) to start from (default: β = `start_beta`, π = 0); π is projected
+    onto Σₙ πₙ = 0. options: those of `LagrangianDual` (prices, price_lower, price_upper, mop,
     voltage_limits, n_random_cuts, part_time_limit, seed). A part that fails ends the run with
     status "failed: …" and the best bound so far (−inf if none).
     """
-    start = time.perf_counter()
-    elapsed = lambda: time.perf_counter() - start
+    t0 = time.perf_counter()
+    elapsed = lambda: time.perf_counter() - t0
     dual = LagrangianDual(case, day, **options)
     beta, pi = dual.start_beta, np.zeros_like(dual.start_beta)
+    if start is not None:
+        beta, pi = (np.array(a, float) for a in start)
+        if beta.shape != dual.start_beta.shape or pi.shape != beta.shape or not (
+                np.all(np.isfinite(beta)) and np.all(np.isfinite(pi))):
+            raise ValueError(f"start: expected two finite arrays of shape {dual.start_beta.shape}")
+        pi -= pi.mean(axis=0)
     try:
         ev = dual.evaluate(beta, pi)
     except RuntimeError as err:
         return LagrangianBound(-np.inf, -np.inf, f"failed: {err}", 0, elapsed(), np.nan, beta, pi,
-                               len(dual.cuts[0]))
+                               np.full_like(beta, np.nan), len(dual.cuts[0]))
     status = "evaluation_limit"
     center = (ev.upper, beta, pi)
-    best = (ev.value, beta, pi, ev.spread)
+    best = (ev.value, beta, pi, ev.spread, ev.prices)
     bundle, history = [(ev.upper, beta, pi, ev.g_beta, ev.g_pi)], [(elapsed(), ev.value, ev.value)]
     u_beta, u_pi = prox
     while len(history) < max_evaluations:
@@ -270,7 +280,7 @@ def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, tim
             break
         bundle.append((ev.upper, beta_new, pi_new, ev.g_beta, ev.g_pi))
         if ev.value > best[0]:
-            best = (ev.value, beta_new, pi_new, ev.spread)
+            best = (ev.value, beta_new, pi_new, ev.spread, ev.prices)
         if ev.upper - center[0] >= 0.1 * (predicted - center[0]):  # serious step
             center = (ev.upper, beta_new, pi_new)
             u_beta, u_pi = 0.7 * u_beta, 0.7 * u_pi
@@ -281,8 +291,8 @@ def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, tim
             print(f"Lagrangian evaluation {len(history)}: L {ev.value:.3f} best {best[0]:.3f} "
                   f"predicted {predicted:.3f} spread {ev.spread:.0f} ¥/MWh ({elapsed():.1f} s)")
     return LagrangianBound(bound=best[0], start_bound=history[0][1], status=status, evaluations=len(history),
-                           solve_time=elapsed(), spread=best[3], beta=best[1], pi=best[2], cuts=len(dual.cuts[0]),
-                           history=history)
+                           solve_time=elapsed(), spread=best[3], beta=best[1], pi=best[2], prices=best[4],
+                           cuts=len(dual.cuts[0]), history=history)
 
 
 def _bundle_step(center, bundle, u_beta: float, u_pi: float):
