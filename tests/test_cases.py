@@ -86,3 +86,16 @@ def test_user_case_on_another_radial_network(spec):
 def test_load_case_errors_name_the_case():
     with pytest.raises(CaseError, match="unknown case 'ieee34'"):
         sm.load_case("ieee34")
+
+
+def test_a_used_case_pickles_without_its_caches(case, day):
+    """A case that has built solvers (cached on it) can be sent to a worker process: the copy drops
+    the caches, rebuilds them, and scores prices exactly as the original."""
+    import pickle
+
+    prices = np.linspace(400.0, 1100.0, 24)
+    before = sm.evaluate(case, day, prices).dno_objective
+    assert "_dispatch_models" in vars(case)
+    copy = pickle.loads(pickle.dumps(case))
+    assert not any(k.startswith("_") for k in vars(copy))
+    assert sm.evaluate(copy, day, prices).dno_objective == pytest.approx(before, rel=1e-9, abs=1e-6)

@@ -253,6 +253,28 @@ def test_lagrangian_network_part_is_a_minimum(small_dual):
         assert value <= at(q) + 1e-6
 
 
+def test_price_branch_and_bound_keeps_a_valid_bound_over_a_partition(small, grid_scores):
+    """Branching on the prices: the leaves' boxes partition the price box (their volumes add up over
+    the free hours), the proven bound only rises from the root's, and it stays below the optimum and
+    every grid price vector's score."""
+    case, day, _, lo, hi, result = small
+    bb = lagrangian.branch_and_bound(case, day, result.prices, result.objective, gap=1e-4, root_evaluations=10,
+                                     node_evaluations=6, max_nodes=7, price_lower=lo, price_upper=hi,
+                                     n_random_cuts=20, workers=2)
+    assert bb.status in ("optimal", "node_limit"), bb.status
+    assert bb.nodes == (1 if bb.status == "optimal" else 7)
+    free = hi > lo
+    volume = lambda a, b: float(np.prod((b - a)[free]))
+    assert sum(volume(b_lo, b_hi) for _, b_lo, b_hi in bb.leaves) == pytest.approx(volume(lo, hi), rel=1e-9)
+    for _, b_lo, b_hi in bb.leaves:
+        assert np.all(b_lo >= lo) and np.all(b_hi <= hi) and np.all(b_lo[~free] == lo[~free])
+    bounds = [b for _, b in bb.history]
+    assert bounds == sorted(bounds) and bb.bound == bounds[-1]
+    assert bb.bound <= result.objective + 1e-6 * abs(result.objective)
+    assert bb.bound <= min(s for s, _ in grid_scores) + 1e-6
+    assert bb.gap == pytest.approx((result.objective - bb.bound) / result.objective)
+
+
 def test_lagrangian_rejects_bad_input(small, small_dual):
     case, day, *_ = small
     with pytest.raises(ValueError, match="sum to zero"):

@@ -45,10 +45,11 @@ class LagrangianBound:
     start_bound: L at the starting multipliers; history: (seconds, L, best L) per evaluation;
     spread: at the best multipliers, the largest |λⁿ_t − mean_n λⁿ_t| of the prosumers' price copies,
     ¥/MWh (0 would mean the copies agree, i.e. no duality gap left at those prices);
-    status: "time_limit", "evaluation_limit", "converged" (the bundle's predicted gain < `tol` ¥) or
-    "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the best multipliers (pass them as `start` to
+    status: "time_limit", "evaluation_limit", "converged" (the bundle's predicted gain < `tol` ¥),
+    "target" (the bound reached `target`) or "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the best multipliers (pass them as `start` to
     go on, e.g. on a narrower price box); prices (N, 24) ¥/MWh: the prosumers' price copies there;
-    cuts: the number of network cuts.
+    cuts: the number of network cuts; prox: the proximal weights at the end (pass them back as
+    `prox` with `start` so that a resumed run does not take the first steps' large strides again).
     """
 
     bound: float
@@ -62,6 +63,7 @@ class LagrangianBound:
     prices: np.ndarray
     cuts: int
     history: list = field(default_factory=list)
+    prox: tuple = (np.nan, np.nan)
 
 
 def network_cuts(case: Case, day: Day, prices: list, mop: str = "opf", voltage_limits: str = "hard"):
@@ -181,12 +183,15 @@ class LagrangianDual:
     `kkt.start_prices`. price_lower/price_upper: optional (24,) bounds inside the price rules, as in
     `kkt.solve`. n_random_cuts: further network cuts at random prices (half uniform in the box, half
     around `prices`); part_time_limit: seconds per prosumer part per evaluation (its dual bound
-    counts either way).
+    counts either way); refine: after each evaluation, add the network's cut at the exchange power
+    the prosumer parts chose (the cuts are loose away from their points, benchmarks/README #27; L
+    only rises with more cuts, so the bundle's older cuts may then under-estimate it: slower
+    steps, never an invalid bound).
     """
 
     def __init__(self, case: Case, day: Day, prices: np.ndarray | None = None, price_lower=None,
                  price_upper=None, mop: str = "opf", voltage_limits: str = "hard", n_random_cuts: int = 60,
-                 part_time_limit: float = 30.0, seed: int = 0):
+                 part_time_limit: float = 30.0, seed: int = 0, refine: bool = True):
         if voltage_limits not in ("hard", "soft", "none") or mop not in ("opf", "off"):
             raise ValueError(f"mop must be 'opf' or 'off' and voltage_limits 'hard', 'soft' or 'none', "
                              f"got {mop!r}, {voltage_limits!r}")
@@ -210,6 +215,17 @@ class LagrangianDual:
                       for n in range(len(case.prosumers))]
         self.part_time_limit = part_time_limit
         self.start_beta = self.cuts[1][0].copy()
+        self.case, self.day, self.mop, self.voltage_limits, self.refine = case, day, mop, voltage_limits, refine
+
+    def add_cut(self, exchange: np.ndarray) -> bool:
+        """Add the network's cut at the exchange power (N, 24) MW; False if its dispatch fails."""
+        phi, grad, _ = kkt.network_cut(self.case, self.day, exchange, self.mop, self.voltage_limits)
+        if phi is None:
+            return False
+        phis, grads, p_hats = self.cuts
+        self.cuts = (np.vstack([phis, phi[None]]), np.concatenate([grads, grad[None]]),
+                     np.concatenate([p_hats, np.asarray(exchange, float)[None]]))
+        return True
 
     def evaluate(self, beta: np.ndarray, pi: np.ndarray) -> Evaluation:
         """L(β, π), a lower bound on the DNO objective for any β and any π with Σₙ πₙ = 0."""
@@ -223,20 +239,23 @@ class LagrangianDual:
             bound, found, lams[n], ps[n] = part.solve(beta[n], pi[n], self.part_time_limit)
             value += bound
             upper += found
+        if self.refine:
+            self.add_cut(ps)
         g_pi = lams - lams.mean(axis=0)
         return Evaluation(value, upper, ps - p_net, g_pi, float(np.abs(g_pi).max()), lams)
 
 
 def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, time_limit: float = 600.0,
                      max_evaluations: int = 60, prox: tuple[float, float] = (0.01, 1e4), bundle_size: int = 40,
-                     tol: float = 1e-3, start: tuple | None = None, verbose: bool = False,
-                     **options) -> LagrangianBound:
+                     tol: float = 1e-3, start: tuple | None = None, target: float = np.inf,
+                     verbose: bool = False, **options) -> LagrangianBound:
     """A lower bound on the bi-level optimum by Lagrangian decomposition (module docstring), the
     multipliers improved by a proximal bundle method until `time_limit` seconds (checked between
     evaluations), `max_evaluations`, or a predicted gain below `tol` ¥.
 
     prox: the proximal weights on β and on π (the step sizes; ×0.7 after a serious step, ×1.3 after
-    a null step). start: (β, π) to start from (default: β = `start_beta`, π = 0); π is projected
+    a null step). target: stop as soon as the bound reaches it (status "target"; a branch-and-bound
+    node that can be pruned). start: (β, π) to start from (default: β = `start_beta`, π = 0); π is projected
     onto Σₙ πₙ = 0. options: those of `LagrangianDual` (prices, price_lower, price_upper, mop,
     voltage_limits, n_random_cuts, part_time_limit, seed). A part that fails ends the run with
     status "failed: …" and the best bound so far (−inf if none).
@@ -262,6 +281,9 @@ def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, tim
     bundle, history = [(ev.upper, beta, pi, ev.g_beta, ev.g_pi)], [(elapsed(), ev.value, ev.value)]
     u_beta, u_pi = prox
     while len(history) < max_evaluations:
+        if best[0] >= target:
+            status = "target"
+            break
         if elapsed() >= time_limit:
             status = "time_limit"
             break
@@ -292,7 +314,7 @@ def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, tim
                   f"predicted {predicted:.3f} spread {ev.spread:.0f} ¥/MWh ({elapsed():.1f} s)")
     return LagrangianBound(bound=best[0], start_bound=history[0][1], status=status, evaluations=len(history),
                            solve_time=elapsed(), spread=best[3], beta=best[1], pi=best[2], prices=best[4],
-                           cuts=len(dual.cuts[0]), history=history)
+                           cuts=len(dual.cuts[0]), history=history, prox=(u_beta, u_pi))
 
 
 def _bundle_step(center, bundle, u_beta: float, u_pi: float):
@@ -315,3 +337,116 @@ def _bundle_step(center, bundle, u_beta: float, u_pi: float):
         return None
     pi_new = pi_c + d_pi.value
     return beta_c + d_beta.value, pi_new - pi_new.mean(axis=0), float(r.value)
+
+
+# --- branching on the prices ------------------------------------------------------------------------
+@dataclass
+class BranchAndBound:
+    """A proven bound from Lagrangian bounds on boxes of prices that cover the whole price box.
+
+    bound: the smallest bound over the leaves (¥, a lower bound on the bi-level optimum over the
+    whole box); objective: the incumbent the gap is measured against; gap = (objective − bound) /
+    |objective|; status: "optimal" (gap reached), "time_limit", "node_limit" or "failed: …";
+    nodes: Lagrangian runs (the root included); leaves: (bound, price_lower, price_upper) of every
+    leaf; history: (seconds, bound) after the root and each branching.
+    """
+
+    bound: float
+    objective: float
+    gap: float
+    status: str
+    nodes: int
+    solve_time: float
+    leaves: list
+    history: list
+
+
+def _solve_node(case, day, prices, lo, hi, start, prox, evaluations, target, options):
+    """One node (in a worker process): the Lagrangian bound on the box [lo, hi]."""
+    lb = lagrangian_bound(case, day, prices=np.clip(prices, lo, hi), price_lower=lo, price_upper=hi,
+                          time_limit=np.inf, max_evaluations=evaluations, start=start, target=target,
+                          **({} if prox is None else {"prox": prox}), **options)
+    return lb.bound, (lb.beta, lb.pi, lb.prices, lb.prox), lb.status
+
+
+def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float, gap: float = 1e-3,
+                     time_limit: float = 3600.0, root_evaluations: int = 30, node_evaluations: int = 14,
+                     max_nodes: int = 200, min_width: float = 25.0, workers: int | None = None,
+                     start: tuple | None = None, prox: tuple | None = None, verbose: bool = False,
+                     **options) -> BranchAndBound:
+    """Branch on the prices with the Lagrangian bound at every node, to prove `gap` for `objective`.
+
+    prices/objective: the incumbent (e.g. `kkt.solve`'s prices and objective). The root is the
+    Lagrangian over the whole price box (`root_evaluations`, from `start` if given); then, best
+    bound first, a leaf is split in half at the hour where the prosumers' price copies disagree most
+    (among hours wider than `min_width` ¥/MWh), and both children are solved from the leaf's
+    multipliers and proximal weights (`node_evaluations`, stopping early once a child reaches the target objective ×
+    (1 − gap)), on `workers` processes (default: the cores, at most 2). The leaves always cover the
+    box, so the smallest leaf bound is a proven bound. `time_limit` is checked between branchings.
+    options: those of `LagrangianDual` (price_lower, price_upper, mop, voltage_limits, …).
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from .._system import available_cpus
+
+    t0 = time.perf_counter()
+    elapsed = lambda: time.perf_counter() - t0
+    target = objective - gap * abs(objective)
+    lo, hi = kkt.price_box(case, options.pop("price_lower", None), options.pop("price_upper", None))
+    workers = min(2, available_cpus()) if workers is None else workers
+    root = _solve_node(case, day, prices, lo, hi, start, prox, root_evaluations, target, options)
+    leaves = [(root[0], lo, hi, root[1])]  # bound, lo, hi, (β, π, price copies, prox)
+    history, nodes, status = [(elapsed(), root[0])], 1, "time_limit"
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        while True:
+            leaves.sort(key=lambda leaf: leaf[0])
+            if leaves[0][0] >= target:
+                status = "optimal"
+                break
+            if elapsed() >= time_limit:
+                break
+            if nodes + 2 > max_nodes:
+                status = "node_limit"
+                break
+            bound, l_lo, l_hi, state = leaves.pop(0)
+            beta, pi, copies, l_prox = state
+            spread = np.abs(copies - copies.mean(axis=0)).max(axis=0)
+            spread[l_hi - l_lo <= min_width] = -1.0
+            t = int(np.argmax(spread))
+            if spread[t] < 0:
+                status = "failed: every hour of the weakest leaf is narrower than min_width"
+                leaves.append((bound, l_lo, l_hi, state))
+                break
+            mid = 0.5 * (l_lo[t] + l_hi[t])
+            boxes = []
+            for side in (0, 1):
+                c_lo, c_hi = l_lo.copy(), l_hi.copy()
+                (c_hi if side == 0 else c_lo)[t] = mid
+                boxes.append((c_lo, c_hi))
+            futures = [pool.submit(_solve_node, case, day, prices, c_lo, c_hi, (beta, pi), l_prox,
+                                   node_evaluations, target, options) for c_lo, c_hi in boxes]
+            children = []
+            for (c_lo, c_hi), fut in zip(boxes, futures):
+                try:
+                    c_bound, c_state, _ = fut.result()
+                except (RuntimeError, ValueError, cf.BrokenExecutor) as err:  # a part failed: report, keep the leaf
+                    status = f"failed: {type(err).__name__}: {err}"
+                    break
+                if not np.all(np.isfinite(c_state[2])):  # the child failed before its first evaluation
+                    c_state = state
+                # a child's box is inside its parent's: the parent's bound holds there too
+                children.append((max(c_bound, bound), c_lo, c_hi, c_state))
+            if len(children) < 2:
+                leaves.append((bound, l_lo, l_hi, state))
+                break
+            leaves += children
+            nodes += 2
+            history.append((elapsed(), min(leaf[0] for leaf in leaves)))
+            if verbose:
+                print(f"branch on hour {t} at {mid:.1f} ¥/MWh: children {[round(x[0], 1) for x in leaves[-2:]]}, "
+                      f"bound {history[-1][1]:.2f}, {len(leaves)} leaves ({elapsed():.0f} s)", flush=True)
+    bound = min(leaf[0] for leaf in leaves)
+    return BranchAndBound(bound=bound, objective=objective, gap=(objective - bound) / abs(objective), status=status,
+                          nodes=nodes, solve_time=elapsed(), leaves=[(b, l, h) for b, l, h, *_ in leaves],
+                          history=history)

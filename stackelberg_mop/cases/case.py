@@ -291,6 +291,14 @@ class Case:
         """A copy with some fields changed (validated again), e.g. ``case.replace(objective=...)``."""
         return dataclasses.replace(self, **changes)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the private caches (built solvers, the feeder's matrices): a used case can
+        be sent to a worker process, which rebuilds them."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
 
 def _check_radial(net) -> None:
     """A case network must be a tree of in-service lines rooted at its single ext_grid."""
