@@ -19,8 +19,10 @@ thread), so the bound holds even when a part stops at its time limit.
 The multipliers are improved by a proximal bundle method (a QP over the last `bundle_size`
 evaluations, Clarabel): β starts at the network's marginal costs at the given prices (ω_1 × LMP),
 π at zero. On the reference day of `ieee33-mop` this proves more than the master of `kkt.solve`
-in the same time on one thread (benchmarks/README #33–36), but its dual optimum (~22,090–22,100 ¥)
-stays short of a 1e-3 gap: the price copies keep disagreeing (`spread`), the mark of a duality gap.
+after about five minutes on one thread (benchmarks/README #37; 22,094.1 ¥ after 28 evaluations),
+but stays short of a 1e-3 gap: the price copies keep disagreeing (`spread`), the mark of a duality
+gap. `branch_and_bound` attacks it by splitting the price box (#38: 22,106.1 ¥, gap 0.16 %, in ~43
+minutes).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class LagrangianBound:
     spread: at the best multipliers, the largest |λⁿ_t − mean_n λⁿ_t| of the prosumers' price copies,
     ¥/MWh (0 would mean the copies agree, i.e. no duality gap left at those prices);
     status: "time_limit", "evaluation_limit", "converged" (the bundle's predicted gain < `tol` ¥),
-    "target" (the bound reached `target`) or "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the best multipliers (pass them as `start` to
-    go on, e.g. on a narrower price box); prices (N, 24) ¥/MWh: the prosumers' price copies there;
+    "target" (the bound reached `target`) or "failed: …"; beta (N, 24) ¥/MW and pi (N, 24) MWh: the
+    best multipliers (pass them as `start` to go on, e.g. on a narrower price box); prices (N, 24) ¥/MWh: the prosumers' price copies there;
     cuts: the number of network cuts; prox: the proximal weights at the end (pass them back as
     `prox` with `start` so that a resumed run does not take the first steps' large strides again).
     """
@@ -125,13 +127,13 @@ class ProsumerPart:
     """Prosumer n's own bi-level problem: its KKT model (`kkt._Model` with one follower), built once;
     each evaluation only changes the objective βₙ·Pₙ − ω_1 λᵀPₙ + πₙ·λ."""
 
-    def __init__(self, case: Case, day: Day, n: int, prices: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 mop: str = "opf", voltage_limits: str = "hard", bigm_scale: float = 1.0):
-        self.n = n
+    def __init__(self, case: Case, day: Day, n: int, prices: np.ndarray, response, lo: np.ndarray,
+                 hi: np.ndarray, mop: str = "opf", voltage_limits: str = "hard", bigm_scale: float = 1.0):
+        """response: `best_response(case, day, prices)`, the known solution of the first warm start."""
+        self.n, self.lo, self.hi = n, lo, hi
         self.model = kkt._Model(case, day, None, mop, voltage_limits, lo, hi, bigm_scale, 1, False,
                                 scip_params=kkt.SCIP_PARAMS, prosumers=[n])
-        # a known solution (the exact response to `prices`) for the first warm start
-        self._last = self.model.follower_values(prices, best_response(case, day, prices))
+        self._last = self.model.follower_values(prices, response)
 
     def solve(self, beta_n: np.ndarray, pi_n: np.ndarray, time_limit: float):
         """(SCIP's dual bound ¥, its best solution's objective ¥, λⁿ (24,) and Pₙ (24,) of that solution)."""
@@ -152,7 +154,9 @@ class ProsumerPart:
             raise RuntimeError(f"prosumer {self.n}: SCIP found no solution ({m.getStatus()})")
         sol = m.getBestSol()
         self._last = {v.name: m.getSolVal(sol, v) for v in m.getVars()}
-        lam = np.array([m.getSolVal(sol, v) for v in model.lam])
+        # SCIP's values may sit up to its feasibility tolerance outside the price box (seen: 3.7e-6
+        # ¥/MWh above 1,100): the copy reported is kept inside, as kkt.solve projects its prices
+        lam = np.clip([m.getSolVal(sol, v) for v in model.lam], self.lo, self.hi)
         f = model.followers[0]
         p = f.qp.G @ np.array([m.getSolVal(sol, v) for v in f.x]) + f.qp.h
         return float(m.getDualbound()), float(m.getSolObjVal(sol)), lam, p
@@ -211,7 +215,8 @@ class LagrangianDual:
                                 price_lower, price_upper) for k in range(n_random_cuts)]
         self.cuts = network_cuts(case, day, [self.prices, *candidates, *extra], mop, voltage_limits)
         self.p_lo, self.p_hi = exchange_box(case, day)
-        self.parts = [ProsumerPart(case, day, n, self.prices, lo, hi, mop, voltage_limits)
+        response = best_response(case, day, self.prices)  # one warm start for every part
+        self.parts = [ProsumerPart(case, day, n, self.prices, response, lo, hi, mop, voltage_limits)
                       for n in range(len(case.prosumers))]
         self.part_time_limit = part_time_limit
         self.start_beta = self.cuts[1][0].copy()

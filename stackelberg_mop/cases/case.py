@@ -296,9 +296,6 @@ class Case:
         be sent to a worker process, which rebuilds them."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
 
 def _check_radial(net) -> None:
     """A case network must be a tree of in-service lines rooted at its single ext_grid."""
