@@ -353,7 +353,10 @@ class BranchAndBound:
     whole box); objective: the incumbent the gap is measured against; gap = (objective − bound) /
     |objective|; status: "optimal" (gap reached), "time_limit", "node_limit" or "failed: …";
     nodes: Lagrangian runs (the root included); leaves: (bound, price_lower, price_upper) of every
-    leaf; history: (seconds, bound) after the root and each branching.
+    leaf; history: (seconds, bound, objective) after the root and each branching; prices: the
+    incumbent's prices (the given ones, or better ones found among the nodes' price copies, scored
+    by `evaluate`); states: each leaf's multipliers (β, π, price copies, prox), so that `resume`
+    can go on where the run stopped.
     """
 
     bound: float
@@ -364,6 +367,8 @@ class BranchAndBound:
     solve_time: float
     leaves: list
     history: list
+    prices: np.ndarray | None = None
+    states: list = field(default_factory=list, repr=False)
 
 
 def _solve_node(case, day, prices, lo, hi, start, prox, evaluations, target, options):
@@ -374,11 +379,28 @@ def _solve_node(case, day, prices, lo, hi, start, prox, evaluations, target, opt
     return lb.bound, (lb.beta, lb.pi, lb.prices, lb.prox), lb.status
 
 
+def _candidates(case, day, copies, lo, hi, mop, voltage_limits):
+    """The nodes' price copies as candidate incumbents: their mean and each copy, projected onto the
+    price rules within [lo, hi], scored by `evaluate`. Returns [(score, prices)]."""
+    out, seen = [], set()
+    for c in [copies.mean(axis=0), *copies]:
+        try:
+            p = project_prices(case, np.clip(c, lo, hi), lo, hi)
+        except ValueError:  # the box and the mean cap admit no prices
+            return out
+        key = tuple(np.round(p, 6))
+        if key not in seen:
+            seen.add(key)
+            out.append((kkt.scored_objective(evaluate(case, day, p, mop=mop, voltage_limits=voltage_limits),
+                                             voltage_limits), p))
+    return out
+
+
 def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float, gap: float = 1e-3,
                      time_limit: float = 3600.0, root_evaluations: int = 30, node_evaluations: int = 14,
                      max_nodes: int = 200, min_width: float = 25.0, workers: int | None = None,
-                     start: tuple | None = None, prox: tuple | None = None, verbose: bool = False,
-                     **options) -> BranchAndBound:
+                     start: tuple | None = None, prox: tuple | None = None, resume: BranchAndBound | None = None,
+                     verbose: bool = False, **options) -> BranchAndBound:
     """Branch on the prices with the Lagrangian bound at every node, to prove `gap` for `objective`.
 
     prices/objective: the incumbent (e.g. `kkt.solve`'s prices and objective). The root is the
@@ -386,8 +408,11 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
     bound first, a leaf is split in half at the hour where the prosumers' price copies disagree most
     (among hours wider than `min_width` ¥/MWh), and both children are solved from the leaf's
     multipliers and proximal weights (`node_evaluations`, stopping early once a child reaches the target objective ×
-    (1 − gap)), on `workers` processes (default: the cores, at most 2). The leaves always cover the
-    box, so the smallest leaf bound is a proven bound. `time_limit` is checked between branchings.
+    (1 − gap)), on `workers` processes (default: the cores, at most 2). The children's price copies
+    are scored by `evaluate` as candidate incumbents; a better one lowers the objective (and the
+    target). The leaves always cover the box, so the smallest leaf bound is a proven bound.
+    `time_limit` (seconds of this call) is checked between branchings. resume: a previous result
+    (of the same case, day and options) to go on from its leaves instead of solving the root.
     options: those of `LagrangianDual` (price_lower, price_upper, mop, voltage_limits, …).
     """
     import concurrent.futures as cf
@@ -397,14 +422,27 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
 
     t0 = time.perf_counter()
     elapsed = lambda: time.perf_counter() - t0
-    target = objective - gap * abs(objective)
     lo, hi = kkt.price_box(case, options.pop("price_lower", None), options.pop("price_upper", None))
+    mop, voltage_limits = options.get("mop", "opf"), options.get("voltage_limits", "hard")
     workers = min(2, available_cpus()) if workers is None else workers
-    root = _solve_node(case, day, prices, lo, hi, start, prox, root_evaluations, target, options)
-    leaves = [(root[0], lo, hi, root[1])]  # bound, lo, hi, (β, π, price copies, prox)
-    history, nodes, status = [(elapsed(), root[0])], 1, "time_limit"
+    incumbent = (float(objective), np.array(prices, float))
+    if resume is not None:
+        if len(resume.states) != len(resume.leaves) or not resume.leaves:
+            raise ValueError("resume: the result holds no leaf states to go on from")
+        if resume.objective < incumbent[0] and resume.prices is not None:
+            incumbent = (resume.objective, np.array(resume.prices, float))
+        leaves = [(b, l_lo, l_hi, st) for (b, l_lo, l_hi), st in zip(resume.leaves, resume.states)]
+        offset, nodes, history = resume.solve_time, resume.nodes, list(resume.history)
+    else:
+        offset, nodes = 0.0, 1
+        root = _solve_node(case, day, prices, lo, hi, start, prox, root_evaluations,
+                           incumbent[0] - gap * abs(incumbent[0]), options)
+        leaves = [(root[0], lo, hi, root[1])]  # bound, lo, hi, (β, π, price copies, prox)
+        history = [(elapsed(), root[0], incumbent[0])]
+    status = "time_limit"
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         while True:
+            target = incumbent[0] - gap * abs(incumbent[0])
             leaves.sort(key=lambda leaf: leaf[0])
             if leaves[0][0] >= target:
                 status = "optimal"
@@ -429,7 +467,7 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
                 c_lo, c_hi = l_lo.copy(), l_hi.copy()
                 (c_hi if side == 0 else c_lo)[t] = mid
                 boxes.append((c_lo, c_hi))
-            futures = [pool.submit(_solve_node, case, day, prices, c_lo, c_hi, (beta, pi), l_prox,
+            futures = [pool.submit(_solve_node, case, day, incumbent[1], c_lo, c_hi, (beta, pi), l_prox,
                                    node_evaluations, target, options) for c_lo, c_hi in boxes]
             children = []
             for (c_lo, c_hi), fut in zip(boxes, futures):
@@ -440,6 +478,10 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
                     break
                 if not np.all(np.isfinite(c_state[2])):  # the child failed before its first evaluation
                     c_state = state
+                else:
+                    for score, cand in _candidates(case, day, c_state[2], c_lo, c_hi, mop, voltage_limits):
+                        if score < incumbent[0]:
+                            incumbent = (score, cand)
                 # a child's box is inside its parent's: the parent's bound holds there too
                 children.append((max(c_bound, bound), c_lo, c_hi, c_state))
             if len(children) < 2:
@@ -447,11 +489,13 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
                 break
             leaves += children
             nodes += 2
-            history.append((elapsed(), min(leaf[0] for leaf in leaves)))
+            history.append((offset + elapsed(), min(leaf[0] for leaf in leaves), incumbent[0]))
             if verbose:
                 print(f"branch on hour {t} at {mid:.1f} ¥/MWh: children {[round(x[0], 1) for x in leaves[-2:]]}, "
-                      f"bound {history[-1][1]:.2f}, {len(leaves)} leaves ({elapsed():.0f} s)", flush=True)
+                      f"bound {history[-1][1]:.2f}, incumbent {incumbent[0]:.2f}, {len(leaves)} leaves "
+                      f"({offset + elapsed():.0f} s)", flush=True)
     bound = min(leaf[0] for leaf in leaves)
+    objective = incumbent[0]
     return BranchAndBound(bound=bound, objective=objective, gap=(objective - bound) / abs(objective), status=status,
-                          nodes=nodes, solve_time=elapsed(), leaves=[(b, l, h) for b, l, h, *_ in leaves],
-                          history=history)
+                          nodes=nodes, solve_time=offset + elapsed(), leaves=[(b, l, h) for b, l, h, _ in leaves],
+                          history=history, prices=incumbent[1], states=[st for *_, st in leaves])
