@@ -54,7 +54,7 @@ def main() -> None:
     r = kkt.solve(case, day, time_limit=args.time_limit)
     record("kkt.solve (the naive reference)", r.best_bound, r.objective)
     prices, objective, bound = r.prices, r.objective, r.best_bound
-    lo, hi = kkt.price_box(case, None, None)
+    lo, hi = kkt.price_box(case, day, None, None)
     near = kkt.solve(case, day, time_limit=args.time_limit, price_lower=np.clip(r.prices - 300, lo, hi),
                      price_upper=np.clip(r.prices + 300, lo, hi))
     if near.objective < objective:  # its bound holds only within the narrow box: keep the first one's

@@ -63,7 +63,7 @@ def naive_step_seconds(steps: int) -> float:
     rng = np.random.default_rng(0)
 
     def one():
-        prices = sm.project_prices(case, rng.uniform(400, 1100, 24))
+        prices = sm.project_prices(case, day, rng.uniform(400, 1100, 24))
         exchange = best_response_cvxpy(case, day, prices)["exchange_power"]
         res = DispatchModel(case).solve(day, exchange)
         sweep_power_flow(case, day, exchange, res.mop_p, res.mop_q)

@@ -1,15 +1,18 @@
-"""Time to a proven gap for the bi-level optimum (KKT / Big-M, SCIP), and how it grows with prosumers.
+"""Time to a proven gap for the bi-level optimum (KKT / Big-M, SCIP) under the paper's price rule.
 
-    python benchmarks/kkt.py [--time-limit 300] [--other-time-limit 150] [--test-days 3] [--sizes 5 10 20]
-                             [--threads 2] [--out results/kkt_bench]
+    python benchmarks/kkt.py [--time-limit 300] [--repeats 3] [--flatcap-time-limit 300] [--test-days 0]
+                             [--sizes 10 20] [--threads 2] [--out results/kkt_bench]
 
-For each day: the incumbent (scored by `evaluate`), the proven bound, the relative gap, the gap as a
-share of J_tariff − J* (the improvement over passing the HV tariff through), the time at which the
-gap first fell to 1e-2, 1e-3 and 1e-4, and the verification. With one thread these times come from
-SCIP's tree as it grows; with more (SCIP's concurrent solve; `kkt` records the bound in the tree
-on one thread only) only from the ends of the outer iterations, so they are upper estimates. Then the reference
-day again on cases with 5, 10 and 20 prosumers (the default prosumers replicated on other buses).
-Results are appended to a CSV as they come, so an interrupted run loses nothing.
+The reference day of `ieee33-mop` is solved `--repeats` times (median), then the reference day of
+the flat-cap variant `ieee33-mop-flatcap` (the naive reference: the constant price box of earlier
+versions) within its own time limit. The 49 test days' times are read from the shipped optimum
+table (`stackelberg-mop optima`, the same solver, one SCIP thread per day with two days at a time),
+or solved again here with `--test-days N`. For each solve: the incumbent (scored by `evaluate`),
+the proven bound, the relative gap, the gap as a share of J_tariff − J*, the time at which the gap
+first fell to 1e-2, 1e-3 and 1e-4 (with one thread SCIP's tree as it grows; with more only the ends
+of the outer iterations, so upper estimates; a solve that ends within the gap counts its end), and
+the verification. `--sizes` adds the reference day of cases with more prosumers (the default
+prosumers replicated on other buses). Rows are appended to a CSV as they come.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import stackelberg_mop as sm
 from stackelberg_mop.baselines import kkt
 from stackelberg_mop.cases.case import Batteries, Prosumers
+from stackelberg_mop.optima import time_to_gap
 
 
 def replicated_case(case, n: int):
@@ -47,23 +51,21 @@ def replicated_case(case, n: int):
     return case.replace(name=f"{case.name}-{n}", prosumers=pros, batteries=batteries)
 
 
-def time_to(history, tol):
-    for t, ub, lb in history:
-        if ub - lb <= tol * abs(ub):
-            return t
-    return float("nan")
+def time_to(result, tol) -> float:
+    t = time_to_gap(result, tol)
+    return float("nan") if t is None else t
 
 
 def run_day(case, day, time_limit, label, writer, fh, threads=None):
-    tariff = sm.evaluate(case, day, sm.project_prices(case, day.buy_price)).dno_objective
+    tariff = sm.evaluate(case, day, sm.project_prices(case, day, day.buy_price)).dno_objective
     threads = kkt.default_threads() if threads is None else threads
     r = kkt.solve(case, day, time_limit=time_limit, gap=1e-4, threads=threads)
     improvement = tariff - r.objective
     row = {"case": case.name, "day": label, "prosumers": len(case.prosumers), "threads": threads, "status": r.status,
            "J_star": r.objective, "bound": r.best_bound, "gap": r.gap, "J_tariff": tariff,
            "gap_share_of_improvement": r.absolute_gap / improvement if improvement > 0 else float("nan"),
-           "t_1e-2": time_to(r.history, 1e-2), "t_1e-3": time_to(r.history, 1e-3),
-           "t_1e-4": time_to(r.history, 1e-4), "solve_time": r.solve_time, "iterations": r.iterations,
+           "t_1e-2": time_to(r, 1e-2), "t_1e-3": time_to(r, 1e-3),
+           "t_1e-4": time_to(r, 1e-4), "solve_time": r.solve_time, "iterations": r.iterations,
            "verified": r.verification.passed, "objective_error": r.verification.objective_error,
            "schedule_error": r.verification.schedule_error, "bigm_ratio": r.verification.bigm_ratio}
     writer.writerow(row)
@@ -72,13 +74,34 @@ def run_day(case, day, time_limit, label, writer, fh, threads=None):
     return row
 
 
+def table_times(case, split: str = "test") -> list[dict]:
+    """The shipped optimum table's rows of `split` (made by `stackelberg-mop optima` with the same
+    solver): each day's solve time and its time to 1e-3 and 1e-4."""
+    from stackelberg_mop.data.optimum_table import OptimumTable
+
+    table = OptimumTable(case)
+    names = {d.name for d in sm.days(case, split)} if split != "reference" else {"reference"}
+    return [r for n, r in table.rows.items() if n in names]
+
+
+def _median_max(values):
+    vals = np.array([np.nan if v is None else v for v in values], float)
+    done = vals[np.isfinite(vals)]
+    return (float(np.median(done)), float(done.max()), int(done.size)) if done.size else (np.nan, np.nan, 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds for the reference day")
+    parser.add_argument("--repeats", type=int, default=3, help="solves of the reference day (median)")
+    parser.add_argument("--flatcap-time-limit", type=float, default=300.0,
+                        help="seconds for the flat-cap variant's reference day (0: skip)")
     parser.add_argument("--other-time-limit", type=float, default=None,
-                        help="seconds for the test days and the larger cases (default: --time-limit)")
-    parser.add_argument("--test-days", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[5, 10, 20])
+                        help="seconds for the re-solved test days and the larger cases (default: --time-limit)")
+    parser.add_argument("--test-days", type=int, default=0,
+                        help="test days to solve again here (default 0: read the shipped table's times)")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[],
+                        help="also the reference day with this many prosumers (e.g. 10 20)")
     parser.add_argument("--threads", type=int, default=None,
                         help="SCIP threads (default: kkt.default_threads(), the cores up to 2)")
     parser.add_argument("--out", default="results/kkt_bench")
@@ -96,16 +119,40 @@ def main() -> None:
         writer = csv.DictWriter(fh, fieldnames=fields)
         if fh.tell() == 0:
             writer.writeheader()
-        run_day(case, sm.reference_day(case), args.time_limit, "reference", writer, fh, args.threads)
+        ref = [run_day(case, sm.reference_day(case), args.time_limit, "reference", writer, fh, args.threads)
+               for _ in range(args.repeats)]
+        flat = None
+        if args.flatcap_time_limit > 0:
+            flatcap = sm.load_case("ieee33-mop-flatcap")
+            flat = run_day(flatcap, sm.reference_day(flatcap), args.flatcap_time_limit, "reference", writer, fh,
+                           args.threads)
         other = args.other_time_limit or args.time_limit
         test_days = sm.days(case, "test")
-        for day in test_days[:: max(1, len(test_days) // max(1, args.test_days))][: args.test_days]:
-            run_day(case, day, other, day.name, writer, fh, args.threads)
+        solved = []
+        if args.test_days:
+            for day in test_days[:: max(1, len(test_days) // args.test_days)][: args.test_days]:
+                solved.append(run_day(case, day, other, day.name, writer, fh, args.threads))
         for n in args.sizes:
-            if n == len(case.prosumers):
-                continue
-            big = replicated_case(case, n)
-            run_day(big, sm.reference_day(big), other, "reference", writer, fh, args.threads)
+            if n != len(case.prosumers):
+                big = replicated_case(case, n)
+                run_day(big, sm.reference_day(big), other, "reference", writer, fh, args.threads)
+    print("\ntime to a proven gap, s (median / max over days; naive reference: the flat-cap variant)")
+    print(f"{'':<34}{'days':>5}{'to 1e-3 med':>12}{'max':>8}{'to 1e-4 med':>12}{'max':>8}")
+
+    def line(label, t3, t4, n):
+        (m3, x3, _), (m4, x4, k4) = _median_max(t3), _median_max(t4)
+        print(f"{label:<34}{n:>5}{m3:>12.0f}{x3:>8.0f}{m4:>12.0f}{x4:>8.0f}   ({k4} of {n} reached 1e-4)")
+
+    line(f"reference day, {args.repeats} runs", [r["t_1e-3"] for r in ref], [r["t_1e-4"] for r in ref], len(ref))
+    if solved:
+        line("test days, solved here", [r["t_1e-3"] for r in solved], [r["t_1e-4"] for r in solved], len(solved))
+    rows = table_times(case, "test")
+    if rows:
+        line("test days, shipped table", [r.get("time_to_gap", {}).get("0.001") for r in rows],
+             [r.get("time_to_gap", {}).get("0.0001") for r in rows], len(rows))
+    if flat is not None:
+        print(f"flat-cap reference day: gap {flat['gap']:.2e} after {flat['solve_time']:.0f} s "
+              f"(t 1e-3: {flat['t_1e-3']:.0f} s; its 1e-3 certificate took ~95 min, benchmarks/README #39)")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Units everywhere: MW, Mvar, MWh, hours, ¥ (CNY), ¥/MWh, per-unit voltage.
 """
 
 from .cases import Case, CaseError, available_cases, load_case
-from .data import Day, days, reference_day, simbench_day
+from .data import Day, Optimum, OptimumError, days, optimum, reference_day, simbench_day
 from .envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv  # registers the Gymnasium IDs
 from .evaluate import Outcome, evaluate
 from .market import BestResponse, best_response, best_response_batch, kkt_residuals, project_prices
@@ -17,6 +17,8 @@ __all__ = [
            "Case",
            "CaseError",
            "Day",
+           "Optimum",
+           "OptimumError",
            "Outcome",
            "StackelbergMOPEnv",
            "StackelbergMOPHourlyEnv",
@@ -27,6 +29,7 @@ __all__ = [
            "evaluate",
            "kkt_residuals",
            "load_case",
+           "optimum",
            "project_prices",
            "reference_day",
            "simbench_day",

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._system import available_cpus
 from .cases import Case, load_case
-from .data import Day, days, reference_day
+from .data import Day, OptimumError, days, reference_day
 from .evaluate import evaluate
 
 FIELDS = ["policy", "day", "status", "dno_objective", "dno_cost", "grid_cost", "revenue", "prosumer_cost",
@@ -54,6 +54,8 @@ def make_policy(spec: str):
         return policies.ADMMPolicy(project=arg != "raw")
     if name == "kkt":
         return policies.KKTOptimumPolicy()
+    if name == "optimum":
+        return policies.ShippedOptimumPolicy(arg or None)
     if name == "agent":
         if not arg:
             raise ValueError("policy 'agent:<run_dir>': the run folder is missing")
@@ -61,7 +63,7 @@ def make_policy(spec: str):
 
         return AgentPolicy(arg)
     raise ValueError(f"policy: unknown spec {spec!r}; use tariff, flat[:price], fixed_point, admm[:raw], kkt, "
-                     "agent:<run_dir>")
+                     "optimum[:table.jsonl], agent:<run_dir>")
 
 
 def select_days(case: Case, split: str, limit: int | None = None) -> list[Day]:
@@ -80,8 +82,9 @@ def score(case: Case, day: Day, spec: str, policy=None) -> dict:
         policy = make_policy(spec) if policy is None else policy
         prices, mop = policy(case, day)
         out = evaluate(case, day, prices, mop=mop)
-    except (ValueError, RuntimeError, ArithmeticError) as err:  # bad prices from a policy, solver trouble
-        return row | {"status": f"policy_error: {err}"[:200]}
+    except (ValueError, RuntimeError, ArithmeticError, OptimumError) as err:  # bad prices, solver trouble,
+        # or a day the shipped optimum table does not hold
+        return row | {"status": f"policy_error: {err}"[:300]}
     summary = out.summary()
     row.update({k: summary.get(k) for k in FIELDS if k in summary})
     row.update(status=out.status, decision_time=policy.decision_time, details=json.dumps(policy.details or {}),
@@ -139,19 +142,24 @@ def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limi
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         if not new:
             writer.writeheader()
-        for row in _execute(tasks, backend, workers, progress):
+        for row in execute(_worker, tasks, backend, workers, progress):
             writer.writerow({k: row.get(k, "") for k in FIELDS})
             fh.flush()
     return read_rows(out)
 
 
-def _result(get, task) -> dict:
+def _error_row(task, err) -> dict:
+    """The row of a benchmark task whose worker crashed."""
+    _, day_index, split, spec = task
+    return {"policy": spec, "day": f"{split}#{day_index}", "status": f"worker_error: {err!r}"[:200]}
+
+
+def _result(get, task, error_row) -> dict:
     """A worker's row; a worker that crashed gives a row saying so, and the run goes on."""
     try:
         return get()
     except Exception as err:  # noqa: BLE001 - reported in the row, the other rows still come
-        _, day_index, split, spec = task
-        return {"policy": spec, "day": f"{split}#{day_index}", "status": f"worker_error: {err!r}"[:200]}
+        return error_row(task, err)
 
 
 def _share_cores(threads: int) -> None:
@@ -169,18 +177,22 @@ def _pool_layout(workers: int | None) -> tuple[int, int]:
     return n, max(1, cpus // n)
 
 
-def _ray_worker(task):
+def _ray_call(fn, task):
     _share_cores(1)
-    return _worker(task)
+    return fn(task)
 
 
-def _execute(tasks, backend, workers, progress):
+def execute(fn, tasks: list, backend: str, workers: int | None, progress: bool, desc: str = "benchmark",
+            error_row=_error_row):
+    """Yield fn(task) for every task as each finishes: in this process ("serial"), on local spawned
+    processes sharing the cores ("local"), or on Ray ("ray"); `fn` must be a module-level function.
+    A crashed worker yields error_row(task, exception) instead."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), disable=not progress, desc="benchmark", unit="row")
+    bar = tqdm(total=len(tasks), disable=not progress, desc=desc, unit="row")
     if backend == "serial" or not tasks:
         for t in tasks:
-            yield _worker(t)
+            yield fn(t)
             bar.update()
     elif backend == "local":
         # spawn, not fork: a parent that has run torch (a training run) would deadlock forked workers.
@@ -188,20 +200,20 @@ def _execute(tasks, backend, workers, progress):
         n, threads = _pool_layout(workers)
         with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_share_cores,
                                  initargs=(threads,)) as pool:
-            futures = {pool.submit(_worker, t): t for t in tasks}
+            futures = {pool.submit(fn, t): t for t in tasks}
             for fut in as_completed(futures):
-                yield _result(fut.result, futures[fut])
+                yield _result(fut.result, futures[fut], error_row)
                 bar.update()
     else:
         import ray
 
         if not ray.is_initialized():
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        remote = ray.remote(_ray_worker)  # one CPU per task: one solver thread
-        pending = {remote.remote(t): t for t in tasks}
+        remote = ray.remote(_ray_call)  # one CPU per task: one solver thread
+        pending = {remote.remote(fn, t): t for t in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            yield _result(lambda ref=ready[0]: ray.get(ref), pending.pop(ready[0]))
+            yield _result(lambda ref=ready[0]: ray.get(ref), pending.pop(ready[0]), error_row)
             bar.update()
     bar.close()
 
@@ -242,21 +254,38 @@ def _proved(row: dict, tariff_objective: float = float("nan"), share: float = CE
     return objective - bound <= share * (tariff_objective - objective)
 
 
-def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "tariff",
+#: the policies that give J* when `report` is not told: the shipped optimum, and on days it does not
+#: hold, a "kkt" solve
+YARDSTICKS = ("optimum", "kkt")
+
+
+def default_optimum(rows: list[dict]) -> str:
+    """The policy named as J*: "optimum" (the shipped table) if it scored any day, else "kkt"."""
+    ok = any(r["policy"] == "optimum" and r["status"].startswith("optimal") for r in rows)
+    return "optimum" if ok else "kkt"
+
+
+def report(rows: list[dict] | str | Path, optimum: str | None = None, tariff: str = "tariff",
            share: float = CERTIFICATE_SHARE) -> list[dict]:
     """Per policy, over the days where the optimum's row is there, scored and proven (`_proved`: its
     solve closed its gap, or its proven gap is at most `share` of J_tariff − J*): mean regret
-    J − J* (¥/day, only rows whose prices keep the price rules), mean normalised regret (J − J*)/(J_tariff − J*), mean relative gap (J − J*)/|J*|,
-    and means of the DNO objective, DNO cost, prosumer cost, welfare, violation rate, decision time.
-    The optimum's own row also gives `proven_days` and `certificate`, the mean of its proven gap over
-    J_tariff − J* on all its days. Without optimum rows, regrets are NaN and the other columns still come."""
+    J − J* (¥/day, only rows whose prices keep the price rules), the aggregate normalised regret
+    Σ_d (J_d − J*_d) / Σ_d (J_tariff,d − J*_d) (well conditioned where the tariff is nearly optimal on
+    some days), the mean of the per-day normalised regrets (J − J*)/(J_tariff − J*), mean relative gap
+    (J − J*)/|J*|, and means of the DNO objective, DNO cost, prosumer cost, welfare, violation rate,
+    decision time. `optimum`: the policy giving J* (default: the shipped table's "optimum" rows, and
+    "kkt" rows on the days it did not score). The optimum's own row also gives `proven_days` and `certificate`, the
+    mean of its proven gap over J_tariff − J* on all its days. Without optimum rows, regrets are NaN
+    and the other columns still come."""
     rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    sources = YARDSTICKS[::-1] if optimum is None else (optimum,)  # later sources win
+    optimum = default_optimum(rows) if optimum is None else optimum
     by = {}
     for r in rows:
         by.setdefault(r["policy"], {})[r["day"]] = r
     num = lambda r, k: float(r[k]) if r.get(k) not in (None, "") else float("nan")
     base = {d: num(r, "dno_objective") for d, r in by.get(tariff, {}).items() if r["status"].startswith("optimal")}
-    scored = {d: r for d, r in by.get(optimum, {}).items() if r["status"].startswith("optimal")}
+    scored = {d: r for src in sources for d, r in by.get(src, {}).items() if r["status"].startswith("optimal")}
     best = {d: num(r, "dno_objective") for d, r in scored.items() if _proved(r, base.get(d, float("nan")), share)}
     certificate = [(num(r, "dno_objective") - float(_details(r).get("best_bound", "nan")))
                    / (base[d] - num(r, "dno_objective")) for d, r in scored.items() if d in base]
@@ -268,11 +297,16 @@ def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "t
         regret = np.array([num(ok[d], "dno_objective") - best[d] for d in common])
         normal = np.array([(num(ok[d], "dno_objective") - best[d]) / (base[d] - best[d]) for d in common
                            if d in base and base[d] - best[d] > 1e-9])
+        with_base = [d for d in common if d in base]
+        stakes = sum(base[d] - best[d] for d in with_base)
+        aggregate = (sum(num(ok[d], "dno_objective") - best[d] for d in with_base) / stakes
+                     if with_base and stakes > 1e-9 else float("nan"))
         rel = np.array([(num(ok[d], "dno_objective") - best[d]) / abs(best[d]) for d in common])
         mean = lambda key, ok=ok: float(np.mean([num(r, key) for r in ok.values()])) if ok else float("nan")
         table.append({"policy": policy, "days": len(per_day), "failed": len(per_day) - len(ok),
                       "days_vs_optimum": len(common),
                       "regret": float(regret.mean()) if regret.size else float("nan"),
+                      "aggregate_regret": aggregate,
                       "normalised_regret": float(normal.mean()) if normal.size else float("nan"),
                       "relative_gap": float(rel.mean()) if rel.size else float("nan"),
                       "dno_objective": mean("dno_objective"), "dno_cost": mean("dno_cost"),
@@ -285,12 +319,13 @@ def report(rows: list[dict] | str | Path, optimum: str = "kkt", tariff: str = "t
 
 
 def format_report(table: list[dict]) -> str:
-    head = (f"{'policy':<28}{'days':>5}{'fail':>5}{'vs J*':>6}{'regret ¥':>11}{'norm.':>8}{'rel.gap':>9}"
+    head = (f"{'policy':<28}{'days':>5}{'fail':>5}{'vs J*':>6}{'regret ¥':>11}{'aggr.':>8}{'norm.':>8}{'rel.gap':>9}"
             f"{'DNO obj ¥':>11}{'DNO cost ¥':>12}{'pros. ¥':>10}{'welfare ¥':>11}{'viol.':>7}{'time s':>9}")
     lines, footer = [head], ""
     for t in table:
         lines.append(f"{t['policy'][:27]:<28}{t['days']:>5}{t['failed']:>5}{t['days_vs_optimum']:>6}"
-                     f"{t['regret']:>11.1f}{t['normalised_regret']:>8.3f}{t['relative_gap']:>9.2e}"
+                     f"{t['regret']:>11.1f}{t['aggregate_regret']:>8.3f}{t['normalised_regret']:>8.3f}"
+                     f"{t['relative_gap']:>9.2e}"
                      f"{t['dno_objective']:>11.1f}{t['dno_cost']:>12.1f}{t['prosumer_cost']:>10.1f}"
                      f"{t['welfare']:>11.1f}{t['violation_rate']:>7.3f}{t['decision_time']:>9.3f}")
         if "proven_days" in t:
@@ -301,7 +336,7 @@ def format_report(table: list[dict]) -> str:
 
 
 # --- plots -----------------------------------------------------------------------------------------
-def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: str = "kkt", tariff: str = "tariff",
+def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: str | None = None, tariff: str = "tariff",
                    runs: list[str | Path] = (), price_days: int = 3) -> list[Path]:
     """Write the benchmark's figures to `out_dir`; returns their paths.
 
@@ -314,6 +349,7 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     from matplotlib.figure import Figure  # no pyplot: works without a display
 
     rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    optimum = default_optimum(rows) if optimum is None else optimum
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ok = [r for r in rows if r["status"].startswith("optimal")]

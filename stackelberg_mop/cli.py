@@ -68,8 +68,7 @@ def cmd_case(args) -> None:
     print(f"MOP terminals at buses {case.mop.bus.tolist()}, {case.mop.s_max.tolist()} MVA, "
           f"loss coefficient {case.mop.loss_coefficient.tolist()}")
     print(f"HV buy price ¥/MWh: {case.tariff.buy_price.astype(int).tolist()}")
-    print(f"clearing price in [{case.price_rules.price_min:g}, {case.price_rules.price_max:g}] ¥/MWh, "
-          f"daily mean <= {case.price_rules.mean_cap:.2f}")
+    print(case.price_rules.describe())
 
 
 def cmd_respond(args) -> None:
@@ -161,7 +160,9 @@ def cmd_evaluate(args) -> None:
     from .benchmark import format_report, report, run
 
     _policy(args.policy)
-    rows = run([args.policy], case=args.case, split=args.split, limit=args.limit,
+    # the tariff and the shipped optimum beside it (a table look-up each): the regret's yardsticks
+    specs = list(dict.fromkeys([args.policy, "tariff", "optimum"]))
+    rows = run(specs, case=args.case, split=args.split, limit=args.limit,
                out=Path(args.out) / "rows.csv", backend=args.backend, workers=args.workers)
     print(format_report([t for t in report(rows) if t["policy"] == args.policy]))
 
@@ -193,6 +194,19 @@ def cmd_benchmark(args) -> None:
         print(f"wrote {path}")
 
 
+def cmd_optima(args) -> None:
+    from .optima import compute, table_summary
+
+    if args.workers is not None and args.workers < 1:
+        sys.exit(f"error: --workers must be at least 1, got {args.workers}")
+    rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,
+                   backend=args.backend, workers=args.workers, limit=args.limit, retry=args.retry)
+    s = table_summary(rows)
+    if s["days"]:
+        print(f"table: {s['days']} days, {s['optimal']} optimal; gap median {s['median_gap']:.1e}, max "
+              f"{s['max_gap']:.1e}; solve time median {s['median_time']:.0f} s, max {s['max_time']:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stackelberg-mop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         p.set_defaults(func=func)
     p = sub.add_parser("solve", help="one pricing policy on one day: table and plot",
                        description="Decide prices on one day with a policy, score them with evaluate, plot the day.")
-    p.add_argument("--policy", default="tariff", help="tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR")
+    p.add_argument("--policy", default="tariff", help="tariff, flat[:PRICE], fixed_point, admm, kkt, optimum, agent:RUN_DIR")
     p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
     p.add_argument("--day", default="reference", help="'reference' or a date of 2016, YYYY-MM-DD")
     p.add_argument("--out", default="results", help="folder for the plot (PNG)")
@@ -225,10 +239,10 @@ def main(argv: list[str] | None = None) -> None:
                              ("benchmark", cmd_benchmark, "every policy on held-out days: rows, report, plots")):
         p = sub.add_parser(name, help=text, description=text)
         if name == "evaluate":
-            p.add_argument("--policy", required=True, help="tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR")
+            p.add_argument("--policy", required=True, help="tariff, flat[:PRICE], fixed_point, admm, kkt, optimum, agent:RUN_DIR")
         else:
-            p.add_argument("--policies", nargs="+", default=["tariff", "flat", "fixed_point", "admm"],
-                           help="policy specs (tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR)")
+            p.add_argument("--policies", nargs="+", default=["optimum", "tariff", "flat", "fixed_point", "admm"],
+                           help="policy specs (tariff, flat[:PRICE], fixed_point, admm, kkt, optimum, agent:RUN_DIR)")
             p.add_argument("--quick", action="store_true", help="3 days and a short PPO run (minutes)")
         p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
         p.add_argument("--split", default="test", choices=("test", "val", "train", "reference"))
@@ -238,6 +252,19 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--workers", type=int, default=None, help="processes / Ray CPUs (default: all cores)")
         p.add_argument("--out", default=f"results/{name}", help="folder for rows.csv, the report and plots")
         p.set_defaults(func=func)
+    text = "prove the bi-level optimum of every day of a split, one table row per day as it finishes (resumes)"
+    p = sub.add_parser("optima", help=text, description=text)
+    p.add_argument("--case", default="ieee33-mop", help="shipped case name")
+    p.add_argument("--split", default="test", choices=("test", "val", "train", "reference"))
+    p.add_argument("--out", default=None, help="the table (JSON lines; default: the case's shipped table)")
+    p.add_argument("--time-limit", type=float, default=600.0, help="seconds per day (default 600)")
+    p.add_argument("--gap", type=float, default=1e-4, help="relative gap to prove (default 1e-4)")
+    p.add_argument("--limit", type=int, default=None, help="evenly spaced days of the split (default: all)")
+    p.add_argument("--retry", action="store_true", help="solve again the days whose status is not optimal")
+    p.add_argument("--backend", default="local", choices=("local", "serial", "ray"),
+                   help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
+    p.add_argument("--workers", type=int, default=None, help="processes / Ray CPUs (default: all cores)")
+    p.set_defaults(func=cmd_optima)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognised arguments: {' '.join(extra)}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .cases import HOURS, Case
 from .data import Day
-from .market import BestResponse, best_response, check_prices
+from .market import BestResponse, best_response, check_prices, price_bounds
 from .powerflow import DispatchResult, dispatch_model
 from .powerflow.ac import pandapower_power_flow, sweep_power_flow
 
@@ -39,7 +39,7 @@ class Outcome:
     relaxation_gap: (24,) max ℓv − P² − Q² (p.u.²; NaN when no relaxation was solved).
     ac_mismatch: (24,) max_i |V_AC − √v| (NaN when the network was not dispatched by a model).
     violation_rate: share of bus-hours (substation excluded) outside [v_min, v_max] in the AC check.
-    price_violation: how far the prices break the case's rules, ¥/MWh (0 when they keep them).
+    price_violation: how far the prices break the day's price rules (`market.price_bounds`), ¥/MWh (0 when kept).
     hourly_objective: (24,) ¥, each hour's share of dno_objective (hours are separable given the
     exchange power; they sum to dno_objective).
     status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed", "infeasible", "solver_error: …",
@@ -96,12 +96,9 @@ class Outcome:
                 else float("nan"), "price_violation": self.price_violation}
 
 
-def price_violation(case: Case, prices: np.ndarray) -> float:
-    """Largest breach of the price rules, ¥/MWh: bounds per hour, and the daily-mean cap."""
-    rules = case.price_rules
-    bounds = max(float(np.max(rules.price_min - prices)), float(np.max(prices - rules.price_max)), 0.0)
-    mean = max(float(np.max(prices.mean(axis=-1))) - rules.mean_cap, 0.0)
-    return max(bounds, mean)
+def price_violation(case: Case, day: Day, prices: np.ndarray) -> float:
+    """Largest breach of the price rules of `day`, ¥/MWh: bounds per hour, and the daily-mean cap."""
+    return price_bounds(case, day).violation(prices)
 
 
 def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +145,7 @@ def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> t
     return float(grid), float(line), float(mop), float(deviation)
 
 
-def _failed(status, lam, response, case, dispatch=None) -> Outcome:
+def _failed(status, lam, response, case, day, dispatch=None) -> Outcome:
     nan = float("nan")
     n_bus, k = case.buses.size, len(case.mop)
     return Outcome(status=status, prices=lam, dno_objective=nan, dno_cost=nan, grid_cost=nan, revenue=nan,
@@ -158,7 +155,7 @@ def _failed(status, lam, response, case, dispatch=None) -> Outcome:
                    line_loss=np.full(HOURS, nan), mop_loss=np.full((k, HOURS), nan),
                    voltages_ac=np.full((n_bus, HOURS), nan), voltages_model=np.full((n_bus, HOURS), nan),
                    relaxation_gap=np.full(HOURS, nan), ac_mismatch=np.full(HOURS, nan), violation_rate=nan,
-                   price_violation=price_violation(case, lam), response=response, dispatch=dispatch,
+                   price_violation=price_violation(case, day, lam), response=response, dispatch=dispatch,
                    hourly_objective=np.full(HOURS, nan))
 
 
@@ -189,7 +186,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     elif not np.array_equal(response.prices, lam):
         raise ValueError("response: was computed for other prices")
     if not response.ok:
-        return _failed("follower_failed", lam, response, case)
+        return _failed("follower_failed", lam, response, case, day)
     obj, exchange = case.objective, response.exchange_power
     revenue = float((lam * exchange).sum())
 
@@ -197,7 +194,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     if fixed:
         state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
         if not state.converged.all():
-            return _failed("ac_not_converged", lam, response, case)
+            return _failed("ac_not_converged", lam, response, case, day)
         v, line_loss, grid_power = state.vm**2, state.line_loss, state.grid_power
         mop_loss = case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
         vm_ac, vm_model = state.vm, np.full_like(state.vm, np.nan)
@@ -205,7 +202,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     else:
         result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
         if not result.status.startswith("optimal"):
-            return _failed(result.status, lam, response, case, result)
+            return _failed(result.status, lam, response, case, day, result)
         mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
         v, vm_model, grid_power, gap = result.v, result.voltage, result.grid_power, result.relaxation_gap
         if ac == "sweep":
@@ -214,7 +211,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         else:
             vm_ac, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q)
         if not converged.all():
-            return _failed("ac_not_converged", lam, response, case, result)
+            return _failed("ac_not_converged", lam, response, case, day, result)
         mismatch = np.abs(vm_ac - vm_model).max(axis=0)
 
     hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v)
@@ -231,7 +228,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, line_loss=line_loss,
         mop_loss=mop_loss, voltages_ac=vm_ac,
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
-        price_violation=price_violation(case, lam), response=response, dispatch=result,
+        price_violation=price_violation(case, day, lam), response=response, dispatch=result,
         hourly_objective=hourly_objective)
 
 
@@ -245,6 +242,9 @@ class ExpectedOutcome:
 
     outcomes: list
     weight: np.ndarray
+    #: ¥/MWh, the prices' breach of the rules of the day they are posted on (its own HV tariff); each
+    #: scenario's `Outcome.price_violation` measures against that scenario's sampled tariff instead
+    price_violation: float = 0.0
 
     def expected(self, name: str) -> float:
         """Probability-weighted mean of an `Outcome.summary()` entry, e.g. "dno_objective"."""
@@ -281,4 +281,5 @@ def evaluate_expected(case: Case, day: Day, prices, scenarios, **kwargs) -> Expe
     lam = check_prices(case, prices, batched=False)[0]
     response = kwargs.pop("response", None) or best_response(case, day, lam)
     outcomes = [evaluate(case, d, lam, response=response, **kwargs) for d in scenarios.days(day)]
-    return ExpectedOutcome(outcomes=outcomes, weight=np.asarray(scenarios.weight, float))
+    return ExpectedOutcome(outcomes=outcomes, weight=np.asarray(scenarios.weight, float),
+                           price_violation=price_violation(case, day, lam))

@@ -84,6 +84,6 @@ def test_admm_policy_posts_prices_within_the_rules(case, day, distributed):
     policy = ADMMPolicy()
     prices, _ = policy(case, day)
     assert prices.shape == distributed.prices.shape
-    assert price_violation(case, prices) <= 1e-9
-    assert policy.details["raw_price_violation"] == pytest.approx(price_violation(case, distributed.prices), rel=1e-3)
-    np.testing.assert_allclose(prices, project_prices(case, distributed.prices), atol=0.05)
+    assert price_violation(case, day, prices) <= 1e-9
+    assert policy.details["raw_price_violation"] == pytest.approx(price_violation(case, day, distributed.prices), rel=1e-3)
+    np.testing.assert_allclose(prices, project_prices(case, day, distributed.prices), atol=0.05)

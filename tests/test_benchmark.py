@@ -26,7 +26,14 @@ def test_report_regrets_follow_their_definitions():
     assert agent["regret"] == pytest.approx((10 + 15) / 2)
     assert agent["normalised_regret"] == pytest.approx((10 / 40 + 15 / 20) / 2)
     assert agent["relative_gap"] == pytest.approx((10 / 100 + 15 / 200) / 2)
+    assert agent["aggregate_regret"] == pytest.approx((10 + 15) / (40 + 20))  # Σ(J − J*) / Σ(J_tariff − J*)
     assert table["kkt"]["regret"] == 0 and table["tariff"]["normalised_regret"] == pytest.approx(1.0)
+    # the shipped optimum's rows ("optimum") are the yardstick where they scored; "kkt" rows fill the rest
+    shipped = [dict(r, policy="optimum") if r["policy"] == "kkt" and r["day"] == "a" else r for r in rows]
+    shipped += [_row("kkt", "a", 90.0), _row("optimum", "b", 1.0, status="policy_error: no optimum")]
+    table = {t["policy"]: t for t in benchmark.report(shipped)}
+    assert table["agent"]["aggregate_regret"] == pytest.approx(25 / 60)  # J* = 100 (optimum), 200 (kkt)
+    assert table["kkt"]["regret"] == pytest.approx((-10 + 0) / 2)  # a kkt row beside "optimum" is judged
     assert np.isnan(benchmark.report([r for r in rows if r["policy"] != "kkt"])[0]["regret"])
     # a KKT solve that stopped at its time limit proves nothing: that day leaves the comparison
     unproved = rows + [_row("kkt", "d", 50.0, details='{"status": "time_limit", "gap": 0.02}'),
@@ -104,4 +111,10 @@ def test_cli_errors_name_the_bad_argument(capsys):
 def test_cli_evaluate_writes_rows(tmp_path):
     cli.main(["evaluate", "--policy", "tariff", "--limit", "2", "--backend", "serial", "--out", str(tmp_path)])
     rows = list(csv.DictReader((tmp_path / "rows.csv").open()))
-    assert len(rows) == 2 and all(r["status"] == "optimal" for r in rows)
+    # the tariff and the shipped optimum are scored beside the policy: the report's yardsticks
+    assert sorted(r["policy"] for r in rows) == ["optimum", "optimum", "tariff", "tariff"]
+    assert all(r["status"] == "optimal" for r in rows)
+    by = {(r["policy"], r["day"]): float(r["dno_objective"]) for r in rows}
+    for (policy, day), value in by.items():
+        if policy == "tariff":
+            assert value >= by[("optimum", day)] - 1e-6 * value  # nothing beats the optimum

@@ -18,7 +18,8 @@ def test_default_case_matches_model(case):
     assert case.price_rules.mean_cap == pytest.approx(np.mean(case.tariff.buy_price))
     assert sorted(set(case.tariff.buy_price)) == [450, 750, 1100]
     assert case.batteries.e_init.tolist() == pytest.approx([0.25, 0.4])
-    assert sm.available_cases() == ["ieee33-mop"]
+    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap"]
+    assert case.price_rules.lower == "sell" and case.price_rules.upper == "buy"  # seeds/000's rule
 
 
 def test_case_arrays_are_read_only(case):
@@ -36,6 +37,12 @@ def test_case_arrays_are_read_only(case):
     (lambda s: s["batteries"].__setitem__("power_mw", [0.15, -0.2]), r"batteries\.p_charge_max"),
     (lambda s: s["price_rules"].__setitem__("price_min_cny_per_mwh", 1200.0), r"price_rules\.price_min: .* exceeds"),
     (lambda s: s["price_rules"].__setitem__("mean_cap", 300.0), r"price_rules\.mean_cap"),
+    (lambda s: s["price_rules"].__setitem__("lower_cny_per_mwh", [400.0] * 5 + [500.0] + [400.0] * 18),
+     r"price_rules\.lower/upper: hour 5's lower bound 500 exceeds its upper bound 450"),
+    (lambda s: s["price_rules"].__setitem__("upper_cny_per_mwh", "peak"), r"price_rules\.upper: a tariff bound must be"),
+    (lambda s: s["price_rules"].__setitem__("upper_cny_per_mwh", [900.0] * 23), r"price_rules\.upper: expected one number or 24"),
+    (lambda s: s["price_rules"].__setitem__("lower_cny_per_mwh", [float("nan")] * 24), r"price_rules\.lower: must be finite"),
+    (lambda s: s["price_rules"].__setitem__("lower_cny_per_mwh", 800.0), r"price_rules\.mean_cap: .* below the mean"),
     (lambda s: s["prosumers"].__setitem__("kappa_cny_per_mw2h", [3000, 0, 3500, 2000, 3000]), r"prosumers\.kappa"),
     (lambda s: s["batteries"].__setitem__("soc_init", [0.05, 0.5]), r"batteries\.soc_init"),
     (lambda s: s["batteries"].__setitem__("owner_bus", [9, 30]), r"batteries\.owner_bus: no prosumer at bus \[30\]"),
@@ -99,3 +106,18 @@ def test_a_used_case_pickles_without_its_caches(case, day):
     copy = pickle.loads(pickle.dumps(case))
     assert not any(k.startswith("_") for k in vars(copy))
     assert sm.evaluate(copy, day, prices).dno_objective == pytest.approx(before, rel=1e-9, abs=1e-6)
+
+
+def test_flat_cap_variant_extends_the_default(case):
+    flat = sm.load_case("ieee33-mop-flatcap")
+    assert flat.name == "ieee33-mop-flatcap"
+    assert flat.price_rules.lower is None and flat.price_rules.upper is None
+    assert (flat.price_rules.price_min, flat.price_rules.price_max) == (400.0, 1100.0)
+    assert flat.price_rules.mean_cap == case.price_rules.mean_cap
+    np.testing.assert_array_equal(flat.prosumers.kappa, case.prosumers.kappa)  # the rest is the default's
+
+
+def test_extends_an_unknown_case_is_named(spec):
+    spec["extends"] = "no-such-case"
+    with pytest.raises(CaseError, match="extends 'no-such-case'"):
+        case_from_dict(spec)

@@ -3,7 +3,6 @@ determinism, robustness, vectorised use and a short SB3 run."""
 
 from __future__ import annotations
 
-import cvxpy as cp
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 import stackelberg_mop as sm
 from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
 from stackelberg_mop.evaluate import check_mop_setpoints
-from stackelberg_mop.market import action_to_prices, prices_to_action, project_prices, replan
+from stackelberg_mop.market import action_to_prices, price_bounds, prices_to_action, project_prices, replan
 from stackelberg_mop.powerflow.mop import action_to_mop_setpoints
 
 IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
@@ -27,42 +26,7 @@ def ref_days(case):
     return [sm.reference_day(case)]
 
 
-# --- the maps from actions to prices and set-points ---------------------------------------------
-@settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, 24, elements=st.floats(-500, 2500)))
-def test_projection_is_the_closest_admissible_price_vector(case, p):
-    rules = case.price_rules
-    lam = project_prices(case, p)
-    assert lam.min() >= rules.price_min - 1e-9 and lam.max() <= rules.price_max + 1e-9
-    assert lam.mean() <= rules.mean_cap + 1e-9
-    x = cp.Variable(24)
-    ref = cp.Problem(cp.Minimize(cp.sum_squares(x - p)),
-                     [x >= rules.price_min, x <= rules.price_max, cp.sum(x) / 24 <= rules.mean_cap])
-    ref.solve(solver="CLARABEL")
-    assert np.sum((lam - p) ** 2) <= ref.value * (1 + 1e-7) + 1e-6
-    assert np.allclose(project_prices(case, lam), lam, atol=1e-9)  # idempotent
-    # with hours fixed by narrowed bounds (as the bi-level model's small tests do)
-    lower, upper = np.full(24, rules.price_min), np.full(24, rules.price_max)
-    lower[:6] = upper[:6] = 700.0
-    lam = project_prices(case, p, lower, upper)
-    assert np.all(lam[:6] == 700.0) and lam.mean() <= rules.mean_cap + 1e-9
-    x = cp.Variable(24)
-    ref = cp.Problem(cp.Minimize(cp.sum_squares(x - p)), [x >= lower, x <= upper, cp.sum(x) / 24 <= rules.mean_cap])
-    ref.solve(solver="CLARABEL")
-    assert np.sum((lam - p) ** 2) <= ref.value * (1 + 1e-7) + 1e-6
-
-
-def test_action_map_covers_the_bounds_and_inverts(case):
-    rules = case.price_rules
-    lo, _ = action_to_prices(case, -np.ones(24))
-    assert np.allclose(lo, rules.price_min)
-    prices = np.linspace(rules.price_min, rules.price_min + 300, 24)
-    back, raw = action_to_prices(case, prices_to_action(case, prices))
-    assert np.allclose(back, prices, atol=1e-4) and np.allclose(raw, prices, atol=1e-4)
-    clipped, _ = action_to_prices(case, np.full(24, 5.0))
-    assert np.allclose(clipped, action_to_prices(case, np.ones(24))[0])
-
-
+# --- the MOP map (the price maps: tests/test_prices.py) --------------------------------------
 @settings(max_examples=60, deadline=None)
 @given(arrays(np.float64, (2, 4, 24), elements=st.floats(-3, 3)))
 def test_mop_action_gives_admissible_setpoints(case, action):
@@ -109,7 +73,7 @@ def test_reward_is_minus_evaluate_over_scale(case, ref_days, mop):
     env.reset(seed=3)
     action = env.action_space.sample()
     _, reward, terminated, truncated, info = env.step(action)
-    prices, _ = action_to_prices(case, action[:24])
+    prices, _ = action_to_prices(case, ref_days[0], action[:24])
     setting = mop
     if mop == "agent":
         setting = action_to_mop_setpoints(case, action[24:].reshape(2, len(case.mop), 24))
@@ -124,7 +88,8 @@ def test_reward_is_minus_evaluate_over_scale(case, ref_days, mop):
 def test_tariff_baseline_rewards_the_improvement(case, ref_days):
     env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", reward_baseline="tariff")
     env.reset(seed=0)
-    _, reward, *_ = env.step(prices_to_action(case, project_prices(case, ref_days[0].buy_price)))
+    day = ref_days[0]
+    _, reward, *_ = env.step(prices_to_action(case, day, project_prices(case, day, day.buy_price)))
     assert abs(reward) < 1e-6  # posting the tariff itself improves nothing
 
 
@@ -173,8 +138,8 @@ def test_sampled_hv_prices_are_seeded_and_scored(case, ref_days):
     action = np.zeros(24, dtype=np.float32)
     _, reward, *_ = env.step(action)
     drawn = env.day
-    base = sm.evaluate(case, drawn, project_prices(case, drawn.buy_price)).dno_objective
-    out = sm.evaluate(case, drawn, action_to_prices(case, action)[0])
+    base = sm.evaluate(case, drawn, project_prices(case, drawn, drawn.buy_price)).dno_objective
+    out = sm.evaluate(case, drawn, action_to_prices(case, drawn, action)[0])
     assert reward == pytest.approx(-(out.dno_objective - base) / env.reward_scale, rel=1e-5)
 
 
@@ -187,7 +152,7 @@ def test_p2p_with_prices_per_prosumer_scores_the_sharing_market(case, ref_days):
     n = len(case.prosumers)
     rows = np.linspace(-1, 1, n)[:, None] * np.ones((n, 24))  # prosumers face different prices
     _, reward, *_ = env.step(rows.ravel().astype(np.float32))
-    prices, _ = action_to_prices(case, rows)
+    prices, _ = action_to_prices(case, ref_days[0], rows)
     share = p2p_response(case, ref_days[0], prices, p2p_market(case))
     out = sm.evaluate(case, ref_days[0], prices, response=share)
     assert np.abs(share.trades).max() > 1e-3  # price differences make sharing pay
@@ -245,7 +210,7 @@ def test_hourly_rewards_sum_to_the_realised_day(case, ref_days, mop):
         total += r
     rules = case.price_rules
     posted = info["prices"]
-    assert posted.mean() <= rules.mean_cap + 1e-9 and posted.min() >= rules.price_min - 1e-9
+    assert price_bounds(case, ref_days[0]).violation(posted) <= 1e-9  # each hour's bounds and the mean cap
     setting = mop if mop == "opf" else np.stack([info["mop_p"], info["mop_q"]])
     out = sm.evaluate(case, ref_days[0], posted, mop=setting, response=env.plan)
     assert total == pytest.approx(-out.dno_objective / 100.0, rel=1e-7)

@@ -33,20 +33,26 @@ def test_the_answer_is_a_fixed_point(stiff, day, converged):
     # one more undamped iteration, computed independently, changes nothing beyond tolerance
     bids = sm.best_response(stiff, day, r.prices).exchange_power
     lmp = dispatch_model(stiff).solve(day, bids).lmp[stiff.bus_position(stiff.prosumers.bus)]
-    again = project_prices(stiff, lmp.mean(axis=0))
+    again = project_prices(stiff, day, lmp.mean(axis=0))
     assert np.abs(again - r.prices).max() <= 0.1
     assert np.abs(sm.best_response(stiff, day, again).exchange_power - bids).max() <= 1e-3
-    assert price_rule_violation(stiff, r.prices) <= 1e-9
+    assert price_rule_violation(stiff, day, r.prices) <= 1e-9
     assert r.outcome.status == "optimal" and r.outcome.price_violation <= 1e-9
 
 
 def test_cobweb_convergence_depends_on_the_response_slope(case, day, converged):
     """seeds/003 §5.3: elastic prosumers (the default batteries, 1/2ε = 0.5 MW per ¥/MWh) keep the
-    iteration cycling; 1000× stiffer prosumers converge."""
-    elastic = fixed_point.solve(case, day, damping=0.5, max_iter=12, evaluate_result=False)
+    iteration cycling when the prices may move in [400, 1100] (the flat-cap rule); 1000× stiffer
+    prosumers converge. Under the paper's rule (λ_t <= ρ^buy_t) the LMPs, at or above the HV buy price
+    on the reference day, are clipped to the tariff itself: the plain iteration stops at once."""
+    flat = sm.load_case("ieee33-mop-flatcap")
+    elastic = fixed_point.solve(flat, day, damping=0.5, max_iter=12, evaluate_result=False)
     assert not elastic.converged and elastic.status == "max_iter"
     assert min(elastic.power_residual[-4:]) > 0.05  # a persistent cycle of the bids, not slow convergence
     assert converged.iterations < 25
+    paper = fixed_point.solve(case, day, damping=0.5, max_iter=12, evaluate_result=False)
+    assert paper.converged and paper.iterations <= 2
+    np.testing.assert_allclose(paper.prices, day.buy_price)
 
 
 def test_kappa_scaled_scales_the_response(case):
@@ -63,7 +69,7 @@ def test_per_prosumer_prices_and_line_limit(case, day):
     r = fixed_point.solve(limited, day, damping=0.5, max_iter=4, price_per_prosumer=True)
     assert r.prices.shape == (5, 24) and r.lmp.shape == (5, 24)
     assert r.status in ("converged", "max_iter")
-    assert price_rule_violation(limited, r.prices) <= 1e-9
+    assert price_rule_violation(limited, day, r.prices) <= 1e-9
     fd = sm.powerflow.feeder(limited)
     k = int(np.flatnonzero((fd.from_pos == 1) & (fd.to_pos == 2))[0])
     assert np.isfinite(fd.i_max[k])
@@ -105,12 +111,18 @@ def test_proximal_iteration_converges_in_the_default_case(case, day):
     _check_equilibrium(case, day, r)
     np.testing.assert_allclose(sm.best_response(case, day, r.bid_prices).exchange_power, r.exchange_power,
                                atol=1e-4)
-    np.testing.assert_allclose(r.prices, project_prices(case, r.lmp.mean(axis=0)), atol=1e-9)  # λ = post(μ)
-    assert price_rule_violation(case, r.prices) <= 1e-9
+    np.testing.assert_allclose(r.prices, project_prices(case, day, r.lmp.mean(axis=0)), atol=1e-9)  # λ = post(μ)
+    assert price_rule_violation(case, day, r.prices) <= 1e-9
     assert r.outcome.status == "optimal" and r.outcome.price_violation <= 1e-9
     assert r.dispatch.status.startswith("optimal")
-    # one price for all, as the rules require; not the tariff itself (the LMPs add losses and voltage)
-    assert r.prices.shape == (24,) and np.abs(r.prices - project_prices(case, day.buy_price)).max() > 1.0
+    # one price for all, as the rules require; under the paper's rule (λ_t <= ρ^buy_t) the LMPs, raised
+    # above the HV buy price by losses and voltage, are capped at the tariff: the equilibrium posts it
+    assert r.prices.shape == (24,)
+    np.testing.assert_allclose(r.prices, project_prices(case, day, day.buy_price), atol=2 * 0.1)
+    flat = sm.load_case("ieee33-mop-flatcap")  # with room above the tariff, the LMPs show
+    f = fixed_point.solve(flat, day)
+    _check_equilibrium(flat, day, f)
+    assert np.abs(f.prices - project_prices(flat, day, day.buy_price)).max() > 1.0
 
 
 def test_per_bus_lmp_equilibrium_is_the_welfare_optimum(case, day):
@@ -133,7 +145,7 @@ def test_proximal_iteration_with_peer_to_peer_bids(case, day):
     _check_equilibrium(case, day, r)
     shared = p2p_response(case, day, r.bid_prices, market, method="centralised")
     np.testing.assert_allclose(shared.exchange_power, r.exchange_power, atol=1e-4)
-    assert price_rule_violation(case, r.prices) <= 1e-9
+    assert price_rule_violation(case, day, r.prices) <= 1e-9
 
 
 @pytest.mark.slow

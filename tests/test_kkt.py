@@ -27,8 +27,10 @@ GRID = (400.0, 750.0, 1100.0)
 
 
 def small_case():
-    """Two prosumers (one with a battery) and a two-terminal MOP on the first six buses of case33bw."""
+    """Two prosumers (one with a battery) and a two-terminal MOP on the first six buses of case33bw, with
+    the flat-cap variant's constant price box (the grid below spans it)."""
     spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
+    spec["price_rules"] = {k: v for k, v in spec["price_rules"].items() if not k.startswith(("lower", "upper"))}
     net = pn.case33bw()
     keep = list(range(6))
     net.bus.loc[~net.bus.index.isin(keep), "in_service"] = False
@@ -45,7 +47,7 @@ def small_case():
 
 def fixed_price_box(case):
     """Price bounds with only FREE_HOURS free; the others fixed at the tariff (projected onto the rules)."""
-    fixed = sm.project_prices(case, case.tariff.buy_price)
+    fixed = sm.project_prices(case, case.tariff, case.tariff.buy_price)
     lo, hi = fixed.copy(), fixed.copy()
     lo[list(FREE_HOURS)] = case.price_rules.price_min
     hi[list(FREE_HOURS)] = case.price_rules.price_max
@@ -79,15 +81,18 @@ def grid_scores(small):
     return scores
 
 
-def test_derived_big_ms_contain_a_kkt_point(case):
-    """For any prices in the box, the exact response with its multipliers moved into the derived boxes
-    (bigm.py) still satisfies every KKT condition, and every bound multiplier is within its Big-M."""
+@pytest.mark.parametrize("name", ["ieee33-mop", "ieee33-mop-flatcap"])
+def test_derived_big_ms_contain_a_kkt_point(name):
+    """For any prices in the box (per-hour bounds of the paper's rule, or the flat box), the exact
+    response with its multipliers moved into the derived boxes (bigm.py) still satisfies every KKT
+    condition, and every bound multiplier is within its Big-M."""
+    case = sm.load_case(name)
     rng = np.random.default_rng(5)
-    lo, hi = kkt.price_box(case)
+    lo, hi = kkt.price_box(case, case.tariff)  # every day of the case has its tariff
     for k in range(30):
         day = sm.simbench_day(case, int(rng.integers(0, 366))) if k % 2 else sm.reference_day(case)
         # corners of the box stress the bounds; uniform draws cover the rest
-        prices = rng.choice([lo[0], hi[0]], 24) if k % 3 == 0 else rng.uniform(lo, hi)
+        prices = np.where(rng.random(24) < 0.5, lo, hi) if k % 3 == 0 else rng.uniform(lo, hi)
         response = sm.best_response(case, day, prices)
         for n in range(len(case.prosumers)):
             qp = follower_qp(case, day, n)
@@ -108,7 +113,7 @@ def test_derived_big_ms_contain_a_kkt_point(case):
 def test_big_m_box_is_needed_and_tight_enough(case, day):
     """The battery's raw energy multipliers can leave the box (so clipping is a real step), while the
     Big-Ms stay of the order of the price range rather than arbitrary large numbers."""
-    lo, hi = kkt.price_box(case)
+    lo, hi = kkt.price_box(case, day)
     n = int(np.flatnonzero(case.battery_of >= 0)[0])
     qp = follower_qp(case, day, n)
     b = multiplier_bounds(case, qp, n, lo, hi)
@@ -300,7 +305,7 @@ def test_default_case_reference_day_is_verified(case, day):
     v = result.verification
     assert v.passed, v.messages
     assert v.schedule_error < 1e-6 and abs(v.objective_error) < 1e-5 * abs(v.evaluated_objective)
-    tariff = sm.evaluate(case, day, sm.project_prices(case, case.tariff.buy_price)).dno_objective
+    tariff = sm.evaluate(case, day, sm.project_prices(case, day, day.buy_price)).dno_objective
     assert result.objective < tariff
     assert result.best_bound <= result.objective + 1e-6
 
@@ -317,7 +322,7 @@ def test_scenario_comparison_with_optimal_prices(tmp_path):
     results, outcomes = optimal_scenarios(case, day, time_limit=60, gap=1e-4)
     for name, spec in SCENARIOS.items():
         assert results[name].verification.passed, (name, results[name].verification.messages)
-        tariff = run_scenario(case, day, sm.project_prices(case, day.buy_price), name)
+        tariff = run_scenario(case, day, sm.project_prices(case, day, day.buy_price), name)
         limits = spec["voltage_limits"]
         assert kkt.scored_objective(outcomes[name], limits) <= kkt.scored_objective(tariff, limits) + 1e-6
     paths = plot_comparison(case, day, results, outcomes, tmp_path)
@@ -340,7 +345,7 @@ def test_models_order_ipopt_without_metis(small):
         assert ["mumps_pivot_order", "0"] in options
 
 
-def test_threads_are_checked_and_default_to_at_most_two(small, monkeypatch):
+def test_threads_are_checked_and_default_to_at_most_the_cap(small, monkeypatch):
     case, day, _, lo, hi, _ = small
     with pytest.raises(ValueError, match="threads"):
         kkt.solve(case, day, time_limit=5, price_lower=lo, price_upper=hi, threads=0)

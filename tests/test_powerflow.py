@@ -187,7 +187,8 @@ def test_outcome_accounting(case, scenarios):
     assert o.dno_objective == pytest.approx(obj.omega_economic * o.dno_cost + obj.omega_voltage * o.voltage_deviation_cost)
     assert o.welfare == pytest.approx(-(o.dno_cost + o.prosumer_costs.sum()))
     assert o.price_violation == 0
-    assert sm.evaluate(case, sm.reference_day(case), np.full(24, 1000.0)).price_violation == pytest.approx(1000 - case.price_rules.mean_cap)
+    flat = sm.evaluate(case, sm.reference_day(case), np.full(24, 1000.0))
+    assert flat.price_violation == pytest.approx(1000 - case.tariff.buy_price.min())  # 1000 at a 450 ¥/MWh hour
 
 
 @settings(max_examples=4, deadline=None)

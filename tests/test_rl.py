@@ -36,7 +36,7 @@ def test_short_ppo_run_and_agent_policy(tmp_path):
     model = PPO.load(run / "model.zip", device="cpu")
     obs = sm.envs.day_features(case, day)
     action, _ = model.predict(norm.normalize_obs(obs), deterministic=True)
-    assert np.allclose(prices, action_to_prices(case, action[:24])[0])
+    assert np.allclose(prices, action_to_prices(case, day, action[:24])[0])
     assert setpoints.shape == (2, len(case.mop), 24)
     out = sm.evaluate(case, day, prices, mop=setpoints)
     assert out.status == "optimal" and policy.decision_time > 0

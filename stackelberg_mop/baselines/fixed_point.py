@@ -169,7 +169,7 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
 
     def post(lmp: np.ndarray) -> np.ndarray:
         price = lmp if price_per_prosumer else lmp.mean(axis=0)
-        return project_prices(case, price) if project else price
+        return project_prices(case, day, price) if project else price
 
     if initial_prices is None:
         lam = post(np.tile(market_day.buy_price, (n, 1)))

@@ -46,15 +46,23 @@ from .._system import available_cpus
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, hourly_network_costs
-from ..market import best_response, follower_qp, kkt_residuals, project_prices, standard_solution
+from ..market import (
+    best_response,
+    follower_qp,
+    kkt_residuals,
+    price_bounds,
+    project_prices,
+    standard_solution,
+)
 from ..powerflow import dispatch_model, feeder
 from ..powerflow.distflow import SOFT_VOLTAGE_PENALTY
 from .bigm import MultiplierBounds, multiplier_bounds
 
 METHODS = ("oa", "misocp")
-#: the default number of SCIP threads is the machine's cores up to this: the reference day's 300 s
-#: solve on the 2-core machines gains most from the second thread (benchmarks/README.md #26)
-MAX_DEFAULT_THREADS = 2
+#: the default number of SCIP threads is the machine's cores up to this. One: under the paper's price
+#: rule SCIP's concurrent solve on two threads is slower (reference day: 1e-4 not reached in 300 s,
+#: against ~130 s on one thread, benchmarks/README.md #40); it helped the flat-cap variant (#26)
+MAX_DEFAULT_THREADS = 1
 #: environment variable that sets the default number of SCIP threads instead (a positive integer):
 #: for processes that share the machine, e.g. the benchmark's workers (`benchmark.run` sets it)
 THREADS_ENV = "STACKELBERG_MOP_THREADS"
@@ -153,14 +161,11 @@ class KKTResult:
 
 
 # --- the model ------------------------------------------------------------------------------------
-def price_box(case: Case, price_lower=None, price_upper=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-hour price bounds (24,) each: the case's rules, optionally narrowed (e.g. prices fixed)."""
-    rules = case.price_rules
-    lo = np.full(HOURS, rules.price_min) if price_lower is None else np.maximum(rules.price_min, price_lower)
-    hi = np.full(HOURS, rules.price_max) if price_upper is None else np.minimum(rules.price_max, price_upper)
-    if np.any(lo > hi) or lo.sum() > HOURS * rules.mean_cap + 1e-9:
-        raise ValueError("price_lower/price_upper: no price vector fits the bounds and the mean cap")
-    return lo, hi
+def price_box(case: Case, day: Day, price_lower=None, price_upper=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-hour price bounds (24,) each, writable copies: the day's rules (`market.price_bounds`),
+    optionally narrowed (e.g. prices fixed); ValueError naming the hour if they leave no price."""
+    bounds = price_bounds(case, day, price_lower, price_upper)
+    return bounds.lower.copy(), bounds.upper.copy()
 
 
 @dataclass
@@ -632,13 +637,13 @@ def start_prices(case: Case, day: Day, price_lo=None, price_hi=None) -> list[np.
     """Heuristic price vectors, each projected onto the rules: the HV tariff, a flat price at the
     cap, a bang-bang vector (highest price where the prosumers import, lowest where they export),
     and the lowest prices."""
-    lo, hi = price_box(case, price_lo, price_hi)
-    tariff = project_prices(case, day.buy_price, price_lo, price_hi)
-    flat = project_prices(case, np.full(HOURS, case.price_rules.mean_cap), price_lo, price_hi)
+    lo, hi = price_box(case, day, price_lo, price_hi)
+    tariff = project_prices(case, day, day.buy_price, price_lo, price_hi)
+    flat = project_prices(case, day, np.full(HOURS, case.price_rules.mean_cap), price_lo, price_hi)
     # bang-bang: the highest price where the prosumers together import under the tariff, the lowest
     # where they export (the shape of the optimum when revenue dominates), projected onto the rules
     net = best_response(case, day, tariff).exchange_power.sum(axis=0)
-    bang = project_prices(case, np.where(net > 0, hi, lo), price_lo, price_hi)
+    bang = project_prices(case, day, np.where(net > 0, hi, lo), price_lo, price_hi)
     return [tariff, flat, bang, lo.copy()]
 
 
@@ -729,7 +734,7 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     if threads < 1:
         raise ValueError(f"threads: must be at least 1, got {threads}")
     start = time.perf_counter()
-    lo, hi = price_box(case, price_lower, price_upper)
+    lo, hi = price_box(case, day, price_lower, price_upper)
     if method == "misocp":
         return _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, bigm_scale,
                              verbose, start, scip_params)
@@ -936,7 +941,7 @@ def _solve_oa(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threads, 
         for sol in model.m.getSols()[:5]:
             # SCIP's values may sit ~1e-10 outside the price bounds: project, so that λ* keeps the rules
             # exactly (the certificate fixes the prices in the model)
-            prices = project_prices(case, np.array([model.m.getSolVal(sol, v) for v in model.lam]), lo, hi)
+            prices = project_prices(case, day, np.array([model.m.getSolVal(sol, v) for v in model.lam]), lo, hi)
             if tuple(np.round(prices, 6)) not in seen:
                 score(prices)
                 new += 1

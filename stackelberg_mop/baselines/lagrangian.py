@@ -203,15 +203,15 @@ class LagrangianDual:
             prices = np.asarray(prices, float)
             if prices.shape != (HOURS,) or not np.all(np.isfinite(prices)):
                 raise ValueError(f"prices: expected {HOURS} finite values ¥/MWh, got {prices!r}")
-        lo, hi = kkt.price_box(case, price_lower, price_upper)
+        lo, hi = kkt.price_box(case, day, price_lower, price_upper)
         candidates = kkt.start_prices(case, day, price_lower, price_upper)
         if prices is None:
             scores = [kkt.scored_objective(evaluate(case, day, p, mop=mop, voltage_limits=voltage_limits),
                                            voltage_limits) for p in candidates]
             prices = candidates[int(np.argmin(scores))]
-        self.prices = project_prices(case, prices, price_lower, price_upper)
+        self.prices = project_prices(case, day, prices, price_lower, price_upper)
         rng = np.random.default_rng(seed)
-        extra = [project_prices(case, rng.uniform(lo, hi) if k % 2 else self.prices + rng.normal(0, 150, HOURS),
+        extra = [project_prices(case, day, rng.uniform(lo, hi) if k % 2 else self.prices + rng.normal(0, 150, HOURS),
                                 price_lower, price_upper) for k in range(n_random_cuts)]
         self.cuts = network_cuts(case, day, [self.prices, *candidates, *extra], mop, voltage_limits)
         self.p_lo, self.p_hi = exchange_box(case, day)
@@ -385,7 +385,7 @@ def _candidates(case, day, copies, lo, hi, mop, voltage_limits):
     out, seen = [], set()
     for c in [copies.mean(axis=0), *copies]:
         try:
-            p = project_prices(case, np.clip(c, lo, hi), lo, hi)
+            p = project_prices(case, day, np.clip(c, lo, hi), lo, hi)
         except ValueError:  # the box and the mean cap admit no prices
             return out
         key = tuple(np.round(p, 6))
@@ -422,7 +422,7 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
 
     t0 = time.perf_counter()
     elapsed = lambda: time.perf_counter() - t0
-    lo, hi = kkt.price_box(case, options.pop("price_lower", None), options.pop("price_upper", None))
+    lo, hi = kkt.price_box(case, day, options.pop("price_lower", None), options.pop("price_upper", None))
     mop, voltage_limits = options.get("mop", "opf"), options.get("voltage_limits", "hard")
     workers = min(2, available_cpus()) if workers is None else workers
     incumbent = (float(objective), np.array(prices, float))

@@ -40,7 +40,7 @@ class TariffPolicy(Policy):
     name = "tariff"
 
     def decide(self, case, day):
-        return project_prices(case, day.buy_price), "opf"
+        return project_prices(case, day, day.buy_price), "opf"
 
 
 class FlatPolicy(Policy):
@@ -54,7 +54,7 @@ class FlatPolicy(Policy):
 
     def decide(self, case, day):
         price = case.price_rules.mean_cap if self.price is None else self.price
-        return project_prices(case, np.full(HOURS, float(price))), "opf"
+        return project_prices(case, day, np.full(HOURS, float(price))), "opf"
 
 
 class FixedPointPolicy(Policy):
@@ -100,8 +100,34 @@ class ADMMPolicy(Policy):
 
         r = admm.solve(case, day, **self.options)
         self.details = {"status": r.status, "iterations": r.iterations,
-                        "raw_price_violation": float(price_violation(case, r.prices))}
-        return (project_prices(case, r.prices) if self.project else r.prices), self.options.get("mop", "opf")
+                        "raw_price_violation": float(price_violation(case, day, r.prices))}
+        return (project_prices(case, day, r.prices) if self.project else r.prices), self.options.get("mop", "opf")
+
+
+class ShippedOptimumPolicy(Policy):
+    """The bi-level optimum as shipped (`data.optimum`): the stored prices λ*, the network dispatched by
+    the DNO's OPF. No solver runs; decision_time is the solve time the table records (the time the
+    optimum takes to decide), details the certificate (status, bound, gap). A day not in the table
+    raises `OptimumError`, which the benchmark reports as the row's status."""
+
+    name = "optimum"
+
+    def __init__(self, table=None):
+        super().__init__()
+        self.table = table
+
+    def __call__(self, case: Case, day: Day):
+        prices, mop = super().__call__(case, day)
+        self.decision_time = self.details["solve_time"]
+        return prices, mop
+
+    def decide(self, case, day):
+        from ..data import optimum
+
+        opt = optimum(case, day, self.table)
+        self.details = {"status": opt.status, "best_bound": opt.bound, "gap": opt.gap, "objective": opt.objective,
+                        "solve_time": opt.solve_time}
+        return opt.prices.copy(), "opf"
 
 
 class KKTOptimumPolicy(Policy):

@@ -7,6 +7,7 @@ Units: MW, MWh, MVA, ¥ (CNY), ¥/MWh, per-unit voltage. Bus numbers are the pan
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -166,25 +167,113 @@ class Tariff:
                             "(the DNO's grid cost would not be convex)")
 
 
+#: an hourly price bound given as the day's own HV tariff: "sell" = ρ^sell_t, "buy" = ρ^buy_t
+TARIFF_BOUNDS = ("sell", "buy")
+
+
 @dataclass(frozen=True, eq=False)
 class PriceRules:
-    """What the DNO may post: price_min <= λ_t <= price_max and mean(λ) <= mean_cap, all ¥/MWh."""
+    """What the DNO may post, ¥/MWh: lo_t <= λ_t <= hi_t in every hour t and mean(λ) <= mean_cap.
+
+    price_min, price_max: the box every hour's price stays in. lower, upper: each hour's own bound
+    inside that box, given as None (the box alone), one number, 24 numbers, or "sell" / "buy": the
+    day's HV tariff (ρ^sell_t, ρ^buy_t), so that sampled HV prices move the bounds with them. The
+    hour's bounds are lo_t = max(price_min, lower_t), hi_t = min(price_max, upper_t)
+    (`hourly_bounds`). The default case follows seeds/000: ρ^sell_t <= λ_t <= ρ^buy_t.
+    """
 
     price_min: float
     price_max: float
     mean_cap: float
+    lower: object = None
+    upper: object = None
 
     def __post_init__(self):
         for name in ("price_min", "price_max", "mean_cap"):
-            value = float(getattr(self, name))
+            try:
+                value = float(getattr(self, name))
+            except (TypeError, ValueError):
+                raise CaseError(f"price_rules.{name}: must be a number (¥/MWh), got {getattr(self, name)!r}") from None
             if not np.isfinite(value):
                 raise CaseError(f"price_rules.{name}: must be finite, got {value}")
             object.__setattr__(self, name, value)
         if self.price_min > self.price_max:
             raise CaseError(f"price_rules.price_min: {self.price_min} exceeds price_max {self.price_max}")
-        if self.mean_cap < self.price_min:
-            raise CaseError(f"price_rules.mean_cap: {self.mean_cap} is below price_min {self.price_min}: "
-                            "no price vector satisfies both")
+        for name in ("lower", "upper"):
+            object.__setattr__(self, name, _hourly_bound(name, getattr(self, name)))
+        lo, hi = self.hourly_bounds(None)
+        _check_bounds(lo, hi, self.mean_cap, "price_rules")
+
+    @property
+    def follows_tariff(self) -> bool:
+        """Whether an hour's bound is the day's HV tariff (then the bounds differ from day to day)."""
+        return isinstance(self.lower, str) or isinstance(self.upper, str)
+
+    def hourly_bounds(self, tariff) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (24,) ¥/MWh, for a day whose HV tariff is `tariff` (anything with
+        ``buy_price`` and ``sell_price``: a `Day`, a `Tariff`); None where no bound follows the
+        tariff. Not checked here: `market.price_bounds` is the checked entry point."""
+        lo = np.maximum(self.price_min, self._resolve(self.lower, tariff, -np.inf))
+        hi = np.minimum(self.price_max, self._resolve(self.upper, tariff, np.inf))
+        return lo, hi
+
+    def describe(self) -> str:
+        """The rules in one line, e.g. for ``stackelberg-mop case``."""
+        def side(bound, word):
+            if bound is None:
+                return None
+            if isinstance(bound, str):
+                return f"{word} the HV {bound} price"
+            return f"{word} {bound[0]:g}" if np.all(bound == bound[0]) else f"{word} per-hour values"
+        parts = [p for p in (side(self.lower, "at least"), side(self.upper, "at most")) if p]
+        hourly = f"each hour {' and '.join(parts)}, " if parts else ""
+        return (f"clearing price: {hourly}within [{self.price_min:g}, {self.price_max:g}] ¥/MWh; "
+                f"daily mean <= {self.mean_cap:.2f}")
+
+    @staticmethod
+    def _resolve(bound, tariff, default: float) -> np.ndarray:
+        if bound is None:
+            return np.full(HOURS, default)
+        if isinstance(bound, str):
+            if tariff is None:  # checked against the case's own tariff by `Case`
+                return np.full(HOURS, default)
+            return np.asarray(getattr(tariff, f"{bound}_price"), dtype=float)
+        return bound
+
+
+def _hourly_bound(name: str, value):
+    """None, "sell"/"buy", or a read-only (24,) array from one number or 24 numbers."""
+    label = f"price_rules.{name}"
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in TARIFF_BOUNDS:
+            raise CaseError(f"{label}: a tariff bound must be one of {TARIFF_BOUNDS}, got {value!r}")
+        return value
+    try:
+        arr = np.array(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise CaseError(f"{label}: expected a number, 24 numbers or one of {TARIFF_BOUNDS}, got {value!r}") from None
+    if arr.size == 1:
+        arr = np.full(HOURS, arr[0])
+    if arr.shape != (HOURS,):
+        raise CaseError(f"{label}: expected one number or {HOURS}, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise CaseError(f"{label}: must be finite, got {arr.tolist()}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check_bounds(lo: np.ndarray, hi: np.ndarray, mean_cap: float, label: str) -> None:
+    """CaseError naming the first hour whose lower bound exceeds its upper one, or a cap below Σlo/24."""
+    bad = np.flatnonzero(lo > hi)
+    if bad.size:
+        t = int(bad[0])
+        raise CaseError(f"{label}.lower/upper: hour {t}'s lower bound {lo[t]:g} exceeds its upper bound {hi[t]:g} ¥/MWh"
+                        + (f" (also hours {bad[1:].tolist()})" if bad.size > 1 else ""))
+    if np.mean(lo) > mean_cap + 1e-9:
+        raise CaseError(f"{label}.mean_cap: {mean_cap:g} is below the mean of the hours' lower bounds "
+                        f"{np.mean(lo):g} ¥/MWh: no price vector satisfies both")
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,6 +339,8 @@ class Case:
                                 f"(in-service buses are {min(buses)}..{max(buses)})")
             if self.slack_bus in bus:
                 raise CaseError(f"{label}: bus {self.slack_bus} is the substation (slack) bus")
+        lo, hi = self.price_rules.hourly_bounds(self.tariff)
+        _check_bounds(lo, hi, self.price_rules.mean_cap, "price_rules")
         bad_owner = self.batteries.owner[(self.batteries.owner < 0) | (self.batteries.owner >= len(self.prosumers))]
         if bad_owner.size:
             raise CaseError(f"batteries.owner: prosumer index {bad_owner.tolist()} does not exist "
@@ -287,6 +378,26 @@ class Case:
         out[self.batteries.owner] = np.arange(len(self.batteries))
         return out
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of everything that defines the market (network tables, participants, tariff,
+        rules, objective, profiles, limits; not the name): data computed for a case, such as the shipped
+        optimum table, records it and is refused for a case with other data."""
+        parts = {"s_base": self.s_base, "v": [self.v_min, self.v_max, self.v_slack],
+                 "reference": [self.reference_load.tolist(), self.reference_pv.tolist()]}
+        for name in ("prosumers", "batteries", "mop", "tariff", "price_rules", "objective"):
+            part = getattr(self, name)
+            parts[name] = {f.name: _plain(getattr(part, f.name)) for f in dataclasses.fields(part)}
+        net = self.net
+        tables = {"bus": ["vn_kv", "in_service"], "line": ["from_bus", "to_bus", "length_km", "r_ohm_per_km",
+                  "x_ohm_per_km", "max_i_ka", "df", "parallel", "in_service"],
+                  "load": ["bus", "p_mw", "q_mvar", "scaling", "in_service"], "ext_grid": ["bus", "in_service"]}
+        for table, cols in tables.items():
+            df = getattr(net, table)
+            parts[table] = [df.index.tolist()] + [df[c].astype(float).tolist() for c in cols]
+        text = json.dumps(parts, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def replace(self, **changes) -> Case:
         """A copy with some fields changed (validated again), e.g. ``case.replace(objective=...)``."""
         return dataclasses.replace(self, **changes)
@@ -295,6 +406,13 @@ class Case:
         """Pickled without the private caches (built solvers, the feeder's matrices): a used case can
         be sent to a worker process, which rebuilds them."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+def _plain(value):
+    """A JSON-able form of a field: arrays as lists, numbers as floats, strings and None as they are."""
+    if isinstance(value, np.ndarray):
+        return value.astype(float).tolist()
+    return value if value is None or isinstance(value, str) else float(value)
 
 
 def _check_radial(net) -> None:
@@ -334,8 +452,12 @@ def case_from_dict(spec: dict, net=None) -> Case:
     """Build a `Case` from the JSON layout of ``cases/ieee33-mop.json`` (units in the key names).
 
     ``net`` overrides ``spec["network"]["pandapower_case"]`` (a function of ``pandapower.networks``).
-    Batteries name their owner by bus (``owner_bus``).
+    Batteries name their owner by bus (``owner_bus``). ``price_rules`` may give each hour's own
+    bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
+    (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
+    replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``).
     """
+    spec = _resolve_extends(spec)
     try:
         if net is None:
             import pandapower.networks as pn
@@ -369,7 +491,8 @@ def case_from_dict(spec: dict, net=None) -> Case:
             mop=MOP(bus=mop.get("bus", []), s_max=mop.get("s_max_mva", []),
                     loss_coefficient=mop.get("loss_coefficient", [])),
             tariff=tariff,
-            price_rules=PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap),
+            price_rules=PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
+                                   lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh")),
             objective=Objective(obj["omega_economic"], obj["omega_voltage"], obj["voltage_cost_cny_per_pu"],
                                 obj["loss_cost_cny_per_mwh"]),
             reference_load=spec["reference_profiles"]["load"], reference_pv=spec["reference_profiles"]["pv"],
@@ -377,6 +500,19 @@ def case_from_dict(spec: dict, net=None) -> Case:
             v_min=float(volt["v_min_pu"]), v_max=float(volt["v_max_pu"]), v_slack=float(volt["v_slack_pu"]))
     except KeyError as err:
         raise CaseError(f"case file: missing field {err}") from None
+
+
+def _resolve_extends(spec: dict, seen: tuple = ()) -> dict:
+    """The layout with its ``extends`` chain applied: top-level sections of `spec` replace the parent's."""
+    parent = spec.get("extends")
+    if parent is None:
+        return spec
+    if parent in seen or parent not in available_cases():
+        why = "extends itself" if parent in seen else f"is not a shipped case ({available_cases()})"
+        raise CaseError(f"case file: extends {parent!r}, which {why}")
+    base = _resolve_extends(json.loads(resources.files(__package__).joinpath(f"{parent}.json").read_text()),
+                            seen + (parent,))
+    return {**base, **{k: v for k, v in spec.items() if k != "extends"}}
 
 
 def available_cases() -> list[str]:

@@ -99,7 +99,7 @@ class TariffBaseline:
     def __call__(self, day: Day) -> float:
         key = (day.name, day.buy_price.tobytes(), day.sell_price.tobytes())  # sampled HV prices differ
         if key not in self._values:
-            prices = project_prices(self.case, day.buy_price)
+            prices = project_prices(self.case, day, day.buy_price)
             out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
             self._values[key] = out.dno_objective if out.status.startswith("optimal") else 0.0
         return self._values[key]

@@ -5,14 +5,18 @@ exact best response, the DNO's dispatch and the AC check (`evaluate`) → reward
 
 Action: float32 Box [-1, 1]^24 (mop "opf" or "off"), or [-1, 1]^(24 + 2·K·24) (mop "agent"); with
   price_per_prosumer=True the first block is N·24 (one row of 24 per prosumer):
-  a[:24] → prices λ_min + (a + 1)/2 · (λ_max − λ_min), then the Euclidean projection onto the mean cap
-  (`market.project_prices`); a[24:] reshaped (2, K, 24) = [P; Q] → MOP set-points by
+  a[:24] → prices lo_t + (a + 1)/2 · (hi_t − lo_t) with the day's hourly bounds (`market.price_bounds`;
+  by default the HV sell and buy prices), then the Euclidean projection onto the bounds and the mean
+  cap (`PriceBounds.project`); a[24:] reshaped (2, K, 24) = [P; Q] → MOP set-points by
   `powerflow.mop.action_to_mop_setpoints` (the last terminal balances the DC bus). Entries outside
   [-1, 1] are clipped; NaN/inf raise ValueError.
 Reward: −(F − baseline + violation_penalty · violating bus-hours) / reward_scale, with F the DNO
   objective (¥/day) and baseline 0 (default) or J_tariff of the day (reward_baseline="tariff": the
   reward is then the improvement over passing the HV tariff through, the part of F that prices move).
   A failed solve ends the episode with reward `failure_reward` and the status in info.
+Info: the day's `Outcome` scalars and arrays (`outcome_info`), the posted and raw prices, and, when the
+  day is in the shipped optimum table (`data.optimum`) and the game is the one it was solved for,
+  `optimum_objective` J* and `regret` F − J* (¥).
 Observation: `observation.day_features`, layout in `env.unwrapped.observation_layout`.
 """
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..data import Day
+from ..data.optimum_table import OptimumTable
 from ..evaluate import Outcome, evaluate
 from ..market import action_to_prices
 from ..market.p2p import P2PMarket, p2p_market, p2p_response
@@ -112,6 +117,10 @@ class StackelbergMOPEnv(gym.Env):
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)
         self.baseline = TariffBaseline(self.case, mop, self.voltage_limits) if reward_baseline == "tariff" else None
+        # the shipped bi-level optimum J* (data.optimum), for info["optimum_objective"] and info["regret"]:
+        # only where the game is the one it was solved for (one price, MOP dispatchable, hard limits)
+        comparable = mop != "off" and self.voltage_limits == "hard" and self.p2p is None and not price_per_prosumer
+        self._optima = OptimumTable(self.case) if comparable else None
 
         self.observation_layout = day_layout(self.case)
         size = max(s.stop for s in self.observation_layout.values())
@@ -136,7 +145,7 @@ class StackelbergMOPEnv(gym.Env):
         if self.day is None:
             raise RuntimeError("step: call reset() first")
         a = check_action(action, self.action_space)
-        prices, raw = action_to_prices(self.case, a[:self.n_prices].reshape(self.price_rows, HOURS))
+        prices, raw = action_to_prices(self.case, self.day, a[:self.n_prices].reshape(self.price_rows, HOURS))
         if self.price_rows == 1:
             prices, raw = prices[0], raw[0]
         mop = self.mop
@@ -156,6 +165,9 @@ class StackelbergMOPEnv(gym.Env):
         baseline = self.baseline(self.day) if self.baseline is not None else 0.0
         info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "reward_baseline": baseline,
                 **outcome_info(outcome)}
+        best = self._optima.find(self.day) if self._optima is not None else None
+        if best is not None and outcome.status.startswith("optimal"):
+            info.update(optimum_objective=best.objective, regret=outcome.dno_objective - best.objective)
         if not outcome.status.startswith("optimal"):
             reward = self.failure_reward
         else:

@@ -3,15 +3,16 @@
 At hour t the DNO posts λ_t (and, with mop "agent", the MOP set-points of hour t). The prosumers then
 re-plan the rest of the day (`market.replan`): what they did in hours < t is fixed, so their battery
 energy and remaining shift budget carry over; for hours > t they expect the *price expectation*:
-by default the day's HV buy tariff mapped affinely from its own range onto [λ_min, λ_max] (the shape
-they know, scaled into the prices the DNO may post). They carry out hour t of that plan and the DNO
+by default the day's HV buy tariff mapped affinely from its own range onto [min_t lo_t, max_t hi_t],
+clipped into each hour's bounds (the shape they know, scaled into the prices the DNO may post). They carry out hour t of that plan and the DNO
 dispatches it. Hours are separable for the network given the exchange power, so hour t is scored as
 its share of `evaluate` on the day's current plan (`Outcome.hourly_objective[t]`), and the rewards of
 a day sum to −F(realised day) / reward_scale.
 
-Action: Box [-1, 1]^1 (or 1 + 2K with mop "agent": [a_λ, a_P(K), a_Q(K)]). λ_t = λ_min + (a + 1)/2 ·
-  (λ_max − λ_min), then capped at 24·cap − Σ_{τ<t} λ_τ − (23 − t)·λ_min so that the daily-mean cap can
-  still be met with the floor price in the remaining hours (info["prices"] are the posted ones).
+Action: Box [-1, 1]^1 (or 1 + 2K with mop "agent": [a_λ, a_P(K), a_Q(K)]). λ_t = lo_t + (a + 1)/2 ·
+  (hi_t − lo_t) with the day's hourly bounds (`market.price_bounds`), then capped at
+  24·cap − Σ_{τ<t} λ_τ − Σ_{τ>t} lo_τ so that the daily-mean cap can still be met with the floor
+  prices in the remaining hours (info["prices"] are the posted ones).
 Observation: the day's features (`observation.day_features`) then
   hour: sin, cos of 2π t/24 and t/23; battery_energy: E_{t−1}/capacity per battery;
   shift_budget: −Σ_{τ<t} P^tr_τ / nominal load per prosumer (what must still be shifted back);
@@ -30,7 +31,7 @@ import numpy as np
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate
-from ..market import BestResponse, best_response, replan
+from ..market import BestResponse, best_response, price_bounds, replan
 from ..powerflow.mop import action_to_mop_setpoints
 from .common import (
     MOP_MODES,
@@ -47,13 +48,13 @@ from .observation import OBS_BOUND, _scales, day_blocks, day_features, layout, o
 
 def expected_prices(case: Case, day: Day) -> np.ndarray:
     """The prosumers' default expectation of future prices (24,) ¥/MWh: the HV buy tariff's shape
-    mapped affinely from [min, max] of the day's tariff onto [λ_min, λ_max] (a flat tariff maps to the
-    midpoint of the bounds)."""
-    rules, buy = case.price_rules, day.buy_price
+    mapped affinely from [min, max] of the day's tariff onto [min_t lo_t, max_t hi_t] and clipped into
+    each hour's bounds (a flat tariff maps to the midpoint)."""
+    bounds, buy = price_bounds(case, day), day.buy_price
+    lo, hi = bounds.lower.min(), bounds.upper.max()
     span = buy.max() - buy.min()
-    if span <= 0:
-        return np.full(HOURS, 0.5 * (rules.price_min + rules.price_max))
-    return rules.price_min + (buy - buy.min()) / span * (rules.price_max - rules.price_min)
+    shape = np.full(HOURS, 0.5) if span <= 0 else (buy - buy.min()) / span
+    return np.clip(lo + shape * (hi - lo), bounds.lower, bounds.upper)
 
 
 class StackelbergMOPHourlyEnv(gym.Env):
@@ -112,6 +113,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
         super().reset(seed=seed)
         self.day = self.pool.draw(self.np_random, options)
         self.hour = 0
+        self.bounds = price_bounds(self.case, self.day)
         self.expected = np.asarray(self.price_expectation(self.case, self.day), dtype=float)
         if self.expected.shape != (HOURS,) or not np.all(np.isfinite(self.expected)):
             raise ValueError(f"price_expectation: must return 24 finite prices, got {self.expected}")
@@ -127,10 +129,10 @@ class StackelbergMOPHourlyEnv(gym.Env):
         if self.day is None or self.hour >= HOURS:
             raise RuntimeError("step: call reset() first (the day is over after 24 steps)")
         a = check_action(action, self.action_space)
-        t, rules = self.hour, self.case.price_rules
-        price = rules.price_min + 0.5 * (np.clip(a[0], -1, 1) + 1) * (rules.price_max - rules.price_min)
-        room = HOURS * rules.mean_cap - self.posted[:t].sum() - (HOURS - 1 - t) * rules.price_min
-        self.posted[t] = min(price, max(room, rules.price_min))
+        t, bounds = self.hour, self.bounds
+        price = float(bounds.from_action(np.full(HOURS, a[0]))[t])
+        room = HOURS * bounds.mean_cap - self.posted[:t].sum() - bounds.lower[t + 1:].sum()
+        self.posted[t] = min(price, max(room, bounds.lower[t]))
         self.plan = replan(self.case, self.day, self.posted, self.plan, t)
         mop = self.mop
         if mop == "agent":

@@ -2,17 +2,19 @@
 
 from .follower import BestResponse, best_response, best_response_batch, check_prices, replan
 from .kkt import FollowerQP, follower_qp, kkt_residuals, qp_kkt_residuals, standard_solution
-from .prices import action_to_prices, prices_to_action, project_prices
+from .prices import PriceBounds, action_to_prices, price_bounds, prices_to_action, project_prices
 
 __all__ = [
            "BestResponse",
            "FollowerQP",
+           "PriceBounds",
            "action_to_prices",
            "best_response",
            "best_response_batch",
            "check_prices",
            "follower_qp",
            "kkt_residuals",
+           "price_bounds",
            "prices_to_action",
            "project_prices",
            "qp_kkt_residuals",

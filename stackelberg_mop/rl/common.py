@@ -204,7 +204,7 @@ class AgentPolicy(Policy):
             obs = np.clip((obs - self._norm.obs_rms.mean) / np.sqrt(self._norm.obs_rms.var + self._norm.epsilon),
                           -self._norm.clip_obs, self._norm.clip_obs).astype(np.float32)
         action, _ = self.model.predict(obs, deterministic=True)
-        prices, _ = action_to_prices(case, action[:HOURS])
+        prices, _ = action_to_prices(case, day, action[:HOURS])
         mop = self.mop
         if mop == "agent":
             mop = action_to_mop_setpoints(case, np.asarray(action[HOURS:]).reshape(2, len(case.mop), HOURS))

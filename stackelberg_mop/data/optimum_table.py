@@ -1,0 +1,150 @@
+"""The bi-level optimum of every benchmark day, shipped as data: the yardstick of learned pricing.
+
+    opt = optimum(case, day)        # Optimum: prices (24,) ¥/MWh, objective J* ¥, bound, gap, status, ...
+
+The tables are made by `stackelberg_mop.optima.compute` (`stackelberg-mop optima --case ieee33-mop
+--split test`), which proves each day's optimum with `baselines.kkt.solve` and appends one JSON line
+per day; they ship in ``stackelberg_mop/data/optima/<case>.jsonl``. This module only reads them, so
+that the environments and the benchmark can judge prices against J* without a solver.
+
+Each row records what made it: the package version, the case's `Case.fingerprint` and a hash of
+the day's data. `optimum` refuses a row made for other case or day data (the table would be stale)
+and names the command that computes a missing day. The objective is `evaluate`'s score of the
+stored prices, so re-scoring them reproduces J* (a test checks a sample to 1e-6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..cases import Case
+from .days import Day
+
+#: where the shipped tables live (inside this package), one JSON-lines file per case name
+TABLE_DIR = "optima"
+
+
+@dataclass(frozen=True, eq=False)
+class Optimum:
+    """One day's bi-level optimum as stored in a table.
+
+    prices: (24,) ¥/MWh, λ*. objective: J*, `evaluate`'s score of λ* (¥; MOP dispatched, hard voltage
+    limits). bound: the proven lower bound (¥); gap: (objective − bound)/|objective|. status: the
+    solver's ("optimal" when the gap reached the requested one and the verification passed).
+    solve_time: s of wall time on `threads` SCIP threads. mop_setpoints: (2, K, 24) [P; Q] MW/Mvar.
+    version, case_fingerprint, day_hash: what made the row.
+    """
+
+    case: str
+    day: str
+    prices: np.ndarray
+    objective: float
+    bound: float
+    gap: float
+    status: str
+    solve_time: float
+    mop_setpoints: np.ndarray
+    threads: int
+    version: str
+    case_fingerprint: str
+    day_hash: str
+
+    @classmethod
+    def from_row(cls, row: dict) -> Optimum:
+        prices = np.array(row["prices"], dtype=float)
+        setpoints = np.array(row["mop_setpoints"], dtype=float)
+        for arr in (prices, setpoints):
+            arr.setflags(write=False)
+        return cls(case=row["case"], day=row["day"], prices=prices, objective=float(row["objective"]),
+                   bound=float(row["bound"]), gap=float(row["gap"]), status=row["status"],
+                   solve_time=float(row["solve_time"]), mop_setpoints=setpoints, threads=int(row["threads"]),
+                   version=row["version"], case_fingerprint=row["case_fingerprint"], day_hash=row["day_hash"])
+
+
+class OptimumError(LookupError):
+    """A day with no usable row in the optimum table; the message says how to compute it."""
+
+
+def day_hash(day: Day) -> str:
+    """A short hash of a day's data (profiles and HV tariff), as recorded in the table."""
+    h = hashlib.sha256()
+    for name in ("fixed_load", "pv", "base_p", "base_q", "buy_price", "sell_price"):
+        h.update(np.ascontiguousarray(getattr(day, name), dtype=float).tobytes())
+    return h.hexdigest()[:16]
+
+
+def table_path(case_name: str) -> Path:
+    """The shipped table of a case name (it may not exist yet)."""
+    return Path(str(resources.files(__package__).joinpath(TABLE_DIR))) / f"{case_name}.jsonl"
+
+
+def read_table(path: str | Path) -> dict[str, dict]:
+    """The rows of a table by day name (the last row of a day wins); {} if the file does not exist.
+    ValueError names the file and line of a malformed row; a malformed *last* line without its
+    newline (a run killed while writing it) is skipped, so the next run solves that day again."""
+    path = Path(path)
+    rows: dict[str, dict] = {}
+    if not path.exists():
+        return rows
+    text = path.read_text()
+    lines = text.splitlines()
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows[row["day"]] = row
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            if k == len(lines) and not text.endswith("\n"):
+                break
+            raise ValueError(f"{path}:{k}: not an optimum row ({err})") from None
+    return rows
+
+
+class OptimumTable:
+    """A case's optimum table, read once: ``get(day)`` gives the day's `Optimum` or raises
+    `OptimumError`, ``find(day)`` gives it or None (e.g. an environment's per-step ``info``)."""
+
+    def __init__(self, case: Case, table: str | Path | None = None):
+        self.case, self.explicit = case, table is not None
+        self.path = table_path(case.name) if table is None else Path(table)
+        self.rows = read_table(self.path)
+
+    def get(self, day: Day) -> Optimum:
+        case, path = self.case, self.path
+        row = self.rows.get(day.name)
+        how = (f"compute it with `stackelberg-mop optima --case {case.name} --split {day.split or 'test'}"
+               f"{f' --out {path}' if self.explicit else ''}`")
+        if row is None:
+            raise OptimumError(f"no optimum of day {day.name!r} for case {case.name!r} in {path}: {how}")
+        if row.get("case_fingerprint") != case.fingerprint:
+            raise OptimumError(f"the optimum of day {day.name!r} in {path} was made for other case data "
+                               f"(fingerprint {row.get('case_fingerprint')}, this case {case.fingerprint}): {how}")
+        if row.get("day_hash") != day_hash(day):
+            raise OptimumError(f"the optimum of day {day.name!r} in {path} was made for other day data "
+                               f"(e.g. sampled HV prices): {how}")
+        return Optimum.from_row(row)
+
+    def find(self, day: Day) -> Optimum | None:
+        """The day's optimum if the table holds a proven one (status "optimal"), else None."""
+        try:
+            opt = self.get(day)
+        except OptimumError:
+            return None
+        return opt if opt.status == "optimal" else None
+
+
+def optimum(case: Case, day: Day, table: str | Path | None = None) -> Optimum:
+    """The stored bi-level optimum of `day` for `case` (`table`: a JSON-lines file; default the shipped
+    table of ``case.name``). OptimumError if the day is not there, or its row was made for other case
+    or day data; the message gives the command that computes it."""
+    return OptimumTable(case, table).get(day)
+
+
+__all__ = ["Optimum", "OptimumError", "OptimumTable", "day_hash", "optimum", "read_table", "table_path"]

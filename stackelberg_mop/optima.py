@@ -1,0 +1,143 @@
+"""Computing the bi-level optimum tables that ship with the package (`data.optimum` reads them).
+
+    compute("ieee33-mop", "test")   # `stackelberg-mop optima --case ieee33-mop --split test`
+
+`baselines.kkt.solve` proves each day's optimum (KKT/Big-M in SCIP; every answer verified: the
+followers re-solved at λ*, the model's objective against `evaluate`'s, the MOP set-points re-scored).
+`compute` runs it over a split and appends one JSON line per day to the case's table the moment the
+day is done, so an interrupted run loses nothing and a rerun skips the days already there. Each row
+records the package version, the case's `Case.fingerprint` and the day's `day_hash`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case, load_case
+from .data import Day
+from .data.optimum_table import day_hash, read_table, table_path
+
+#: the certificate every shipped day is solved to (relative gap), and the time each may take (s)
+DEFAULT_GAP = 1e-4
+DEFAULT_TIME_LIMIT = 600.0
+SPLITS = ("reference", "test", "val", "train")
+
+
+def solve_row(case: Case, day: Day, time_limit: float = DEFAULT_TIME_LIMIT, gap: float = DEFAULT_GAP,
+              threads: int | None = None) -> dict:
+    """One table row: `kkt.solve` on `day`, its prices re-scored by `evaluate` (the verification)."""
+    from . import __version__
+    from .baselines import kkt
+
+    threads = kkt.default_threads() if threads is None else int(threads)
+    r = kkt.solve(case, day, time_limit=time_limit, gap=gap, threads=threads)
+    return {"case": case.name, "day": day.name, "split": day.split, "status": r.status,
+            "objective": r.objective, "bound": r.best_bound, "gap": r.gap, "solve_time": round(r.solve_time, 3),
+            "threads": threads, "time_limit": time_limit, "requested_gap": gap,
+            "verified": bool(r.verification.passed), "version": __version__,
+            "case_fingerprint": case.fingerprint, "day_hash": day_hash(day),
+            "time_to_gap": {f"{g:g}": time_to_gap(r, g) for g in (1e-2, 1e-3, 1e-4)},
+            "prices": [float(p) for p in r.prices],
+            "mop_setpoints": np.round(r.mop_setpoints, 9).tolist()}
+
+
+def time_to_gap(result, gap: float) -> float | None:
+    """Seconds until the solve first proved a relative gap <= `gap`: the first point of its history
+    (on one thread SCIP's tree; on more, the ends of the outer iterations) or, failing that, the end of
+    the solve if its final gap is within `gap`; None if it never got there."""
+    for t, ub, lb in result.history:
+        if ub - lb <= gap * abs(ub):
+            return round(float(t), 3)
+    return round(float(result.solve_time), 3) if result.gap <= gap else None
+
+
+_CACHE: dict = {}  # per worker process: the case and the split's days
+
+
+def _worker(task) -> dict:
+    case_name, split, index, time_limit, gap = task
+    from .benchmark import select_days
+
+    if case_name not in _CACHE:
+        _CACHE[case_name] = load_case(case_name)
+    case = _CACHE[case_name]
+    if (case_name, split) not in _CACHE:
+        _CACHE[(case_name, split)] = select_days(case, split)
+    day = _CACHE[(case_name, split)][index]
+    try:
+        return solve_row(case, day, time_limit, gap)
+    except (ValueError, RuntimeError, ArithmeticError) as err:  # reported, the run goes on
+        return {"case": case_name, "day": day.name, "status": f"error: {err}"[:300]}
+
+
+def _error_row(task, err) -> dict:
+    return {"case": task[0], "day": f"{task[1]}#{task[2]}", "status": f"worker_error: {err!r}"[:300]}
+
+
+def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path | None = None,
+            time_limit: float = DEFAULT_TIME_LIMIT, gap: float = DEFAULT_GAP, backend: str = "local",
+            workers: int | None = None, limit: int | None = None, retry: bool = False,
+            progress: bool = True) -> dict[str, dict]:
+    """Prove the optimum of every day of `split` and append a row per day to `out` (default: the
+    case's shipped table) as each finishes; returns the table's rows.
+
+    Days already in `out` for this case's data are skipped (resume); `retry` solves again those whose
+    status is not "optimal" (e.g. with a longer `time_limit`). A day that fails gives no row (its
+    status is printed) and is tried again by the next run. backend/workers: as the benchmark's
+    (`benchmark.run`): local processes sharing the cores, "serial", or a Ray cluster.
+    """
+    from .benchmark import BACKENDS, execute, select_days
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    if not (time_limit > 0 and 0 < gap < 1):
+        raise ValueError(f"time_limit > 0 s and 0 < gap < 1 needed, got {time_limit!r}, {gap!r}")
+    case = load_case(case_name)
+    out = table_path(case.name) if out is None else Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pool = select_days(case, split)
+    chosen = select_days(case, split, limit)
+    index = {d.name: i for i, d in enumerate(pool)}
+    have = read_table(out)
+    if out.exists() and out.stat().st_size:  # drop a line cut short by a killed run before appending
+        text = out.read_text()
+        if not text.endswith("\n"):
+            out.write_text(text[: text.rfind("\n") + 1])
+
+    def done(day):
+        row = have.get(day.name)
+        return (row is not None and row.get("case_fingerprint") == case.fingerprint
+                and row.get("day_hash") == day_hash(day) and not (retry and row.get("status") != "optimal"))
+
+    tasks = [(case_name, split, index[d.name], time_limit, gap) for d in chosen if not done(d)]
+    with out.open("a") as fh:
+        for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row):
+            if "prices" not in row:
+                print(f"{row.get('day')}: {row.get('status')} (no row written; a rerun tries again)", flush=True)
+                continue
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            if progress:
+                print(f"{row['day']}: {row['status']}, J* {row['objective']:.2f} ¥, gap {row['gap']:.1e}, "
+                      f"{row['solve_time']:.0f} s", flush=True)
+    return read_table(out)
+
+
+def table_summary(rows: dict[str, dict]) -> dict:
+    """Coverage and solve times of a table: days, optimal days, median and max gap and solve time."""
+    vals = list(rows.values())
+    if not vals:
+        return {"days": 0}
+    gaps = np.array([r["gap"] for r in vals], float)
+    times = np.array([r["solve_time"] for r in vals], float)
+    return {"days": len(vals), "optimal": sum(r["status"] == "optimal" for r in vals),
+            "median_gap": float(np.median(gaps)), "max_gap": float(gaps.max()),
+            "median_time": float(np.median(times)), "max_time": float(times.max())}
+
+
+__all__ = ["DEFAULT_GAP", "DEFAULT_TIME_LIMIT", "compute", "solve_row", "table_summary", "time_to_gap"]
