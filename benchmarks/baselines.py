@@ -114,8 +114,11 @@ def main():
     ap.add_argument("--kappa", action="store_true")
     ap.add_argument("--test-days", type=int, default=2)
     ap.add_argument("--out", default="results")
+    ap.add_argument("--case", default="ieee33-mop",
+                    help="e.g. ieee33-mop-flatcap: under the default rule the LMPs are capped at the tariff, "
+                         "so the --kappa sweep shows the cobweb condition only on the flat-cap variant")
     args = ap.parse_args()
-    case = sm.load_case()
+    case = sm.load_case(args.case)
     if args.line_limit:
         case = line_limited_case(case)
     ref = sm.reference_day(case)

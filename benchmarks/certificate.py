@@ -4,8 +4,8 @@
                                      [--gap 1e-3] [--root-evaluations 3] [--node-evaluations 14]
                                      [--out results/certificate]
 
-On the reference day of `ieee33-mop`, each stage from the previous one's result:
-1. `kkt.solve(time_limit=T)` (two threads): the incumbent and the master's proven bound, the naive
+On the reference day of `--case` (default `ieee33-mop-flatcap`), each stage from the previous one's result:
+1. `kkt.solve(time_limit=T)` (default threads): the incumbent and the master's proven bound, the naive
    reference (what the package proves in T seconds);
 2. `kkt.solve` again within ± 300 ¥/MWh of its prices (T seconds), a search for a better incumbent
    (a narrow box is where the master finds one, benchmarks/README #31); scored by `evaluate`;
@@ -38,8 +38,10 @@ def main() -> None:
     parser.add_argument("--node-evaluations", type=int, default=14, help="at each of its other nodes")
     parser.add_argument("--gap", type=float, default=1e-3, help="relative gap to prove")
     parser.add_argument("--out", default="results/certificate")
+    parser.add_argument("--case", default="ieee33-mop-flatcap",
+                        help="the case (default the flat-cap variant, where this was measured; README #37-39)")
     args = parser.parse_args()
-    case = sm.load_case()
+    case = sm.load_case(args.case)
     day = sm.reference_day(case)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

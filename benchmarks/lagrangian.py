@@ -30,8 +30,10 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds for each of the two solves")
     parser.add_argument("--evaluations", type=int, default=60, help="at most this many Lagrangian evaluations")
     parser.add_argument("--out", default="results/lagrangian")
+    parser.add_argument("--case", default="ieee33-mop-flatcap",
+                        help="the case (default the flat-cap variant, where this was measured; README #37-39)")
     args = parser.parse_args()
-    case = sm.load_case()
+    case = sm.load_case(args.case)
     day = sm.reference_day(case)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -95,14 +95,19 @@ def score(case: Case, day: Day, spec: str, policy=None) -> dict:
 _CACHE: dict = {}  # per worker process: cases (with their compiled models), days and policies
 
 
-def _worker(args):
-    case_name, day_index, split, spec = args
+def cached_case_day(case_name: str, split: str, index: int) -> tuple[Case, Day]:
+    """A worker's case (loaded once per process, its compiled models kept) and day `index` of `split`."""
     if case_name not in _CACHE:
         _CACHE[case_name] = load_case(case_name)
     case = _CACHE[case_name]
     if (case_name, split) not in _CACHE:
         _CACHE[(case_name, split)] = select_days(case, split)
-    day = _CACHE[(case_name, split)][day_index]
+    return case, _CACHE[(case_name, split)][index]
+
+
+def _worker(args):
+    case_name, day_index, split, spec = args
+    case, day = cached_case_day(case_name, split, day_index)
     try:
         if ("policy", spec) not in _CACHE:
             _CACHE[("policy", spec)] = make_policy(spec)

@@ -36,7 +36,7 @@ def solve_row(case: Case, day: Day, time_limit: float = DEFAULT_TIME_LIMIT, gap:
     r = kkt.solve(case, day, time_limit=time_limit, gap=gap, threads=threads)
     return {"case": case.name, "day": day.name, "split": day.split, "status": r.status,
             "objective": r.objective, "bound": r.best_bound, "gap": r.gap, "solve_time": round(r.solve_time, 3),
-            "threads": threads, "time_limit": time_limit, "requested_gap": gap,
+            "threads": threads, "time_limit": time_limit, "requested_gap": gap, "iterations": r.iterations,
             "verified": bool(r.verification.passed), "version": __version__,
             "case_fingerprint": case.fingerprint, "day_hash": day_hash(day),
             "time_to_gap": {f"{g:g}": time_to_gap(r, g) for g in (1e-2, 1e-3, 1e-4)},
@@ -54,19 +54,11 @@ def time_to_gap(result, gap: float) -> float | None:
     return round(float(result.solve_time), 3) if result.gap <= gap else None
 
 
-_CACHE: dict = {}  # per worker process: the case and the split's days
-
-
 def _worker(task) -> dict:
     case_name, split, index, time_limit, gap = task
-    from .benchmark import select_days
+    from .benchmark import cached_case_day
 
-    if case_name not in _CACHE:
-        _CACHE[case_name] = load_case(case_name)
-    case = _CACHE[case_name]
-    if (case_name, split) not in _CACHE:
-        _CACHE[(case_name, split)] = select_days(case, split)
-    day = _CACHE[(case_name, split)][index]
+    case, day = cached_case_day(case_name, split, index)
     try:
         return solve_row(case, day, time_limit, gap)
     except (ValueError, RuntimeError, ArithmeticError) as err:  # reported, the run goes on

@@ -10,6 +10,7 @@ import pytest
 import stackelberg_mop as sm
 from stackelberg_mop import benchmark, cli
 from stackelberg_mop.baselines.policies import Policy
+from stackelberg_mop.data.optimum_table import OptimumTable
 
 
 def _row(policy, day, objective, status="optimal", **extra):
@@ -118,3 +119,8 @@ def test_cli_evaluate_writes_rows(tmp_path):
     for (policy, day), value in by.items():
         if policy == "tariff":
             assert value >= by[("optimum", day)] - 1e-6 * value  # nothing beats the optimum
+    # the shipped optimum's decision time is the solve time its table row records
+    table = OptimumTable(sm.load_case())
+    for r in rows:
+        if r["policy"] == "optimum":
+            assert float(r["decision_time"]) == pytest.approx(table.rows[r["day"]]["solve_time"])
