@@ -308,6 +308,9 @@ def test_default_case_reference_day_is_verified(case, day):
     tariff = sm.evaluate(case, day, sm.project_prices(case, day, day.buy_price)).dno_objective
     assert result.objective < tariff
     assert result.best_bound <= result.objective + 1e-6
+    # the shipped optimum's certificate and this one agree: each bound is below the other's objective
+    shipped = sm.optimum(case, day)
+    assert result.best_bound <= shipped.objective + 1e-6 and shipped.bound <= result.objective + 1e-6
 
 
 @pytest.mark.slow
