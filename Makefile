@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-TORCH  := torch==2.13.0
+# torch first and pinned: stable-baselines3 would otherwise pull a multi-GB CUDA build. Where the
+# package index serves the CUDA build under this pin (PyPI on Linux does), name PyTorch's CPU index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test test-slow lint bench clean
 
@@ -10,9 +14,8 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch first and pinned: stable-baselines3 would otherwise pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[rl,misocp,dev,cluster]"
 	touch $@
 

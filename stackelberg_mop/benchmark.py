@@ -5,7 +5,11 @@
     table = report("results/benchmark/rows.csv")
 
 One row per (policy, day) is appended to the CSV the moment it is scored, so an interrupted run
-loses nothing and a rerun skips what is there (resume). Work runs on local processes by default
+loses nothing and a rerun skips what is there (resume). Each row carries a fingerprint of what
+produced it (`row_fingerprint`: the case data, the policy spec, an agent's model files or the optimum
+table, the package version); a rerun reuses only rows whose fingerprint matches and moves the others
+to ``<out>.stale.csv``, so a benchmark of a changed case or a retrained agent never reports old
+numbers. Local workers die with the process that started them (a killed run leaves none behind). Work runs on local processes by default
 (`backend="local"`), in this process (`"serial"`), or on a Ray cluster (`"ray"`: `ray.init()` joins
 the cluster named by RAY_ADDRESS, or starts a local one).
 
@@ -18,6 +22,7 @@ Policies are named by specs, built inside each worker: "tariff", "flat" or "flat
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from ._system import available_cpus
 from .cases import Case, load_case
 from .data import Day, OptimumError, days, reference_day
@@ -33,7 +39,7 @@ from .evaluate import evaluate
 
 FIELDS = ["policy", "day", "status", "dno_objective", "dno_cost", "grid_cost", "revenue", "prosumer_cost",
           "welfare", "violation_rate", "price_violation", "max_relaxation_gap", "decision_time", "details",
-          "prices"]
+          "prices", "fingerprint"]
 BACKENDS = ("local", "serial", "ray")
 
 
@@ -45,7 +51,15 @@ def make_policy(spec: str):
     if name == "tariff":
         return policies.TariffPolicy()
     if name == "flat":
-        return policies.FlatPolicy(float(arg) if arg else None)
+        if not arg:
+            return policies.FlatPolicy(None)
+        try:
+            price = float(arg)
+        except ValueError:
+            price = float("nan")
+        if not np.isfinite(price):
+            raise ValueError(f"policy 'flat:<price>': expected a finite price in ¥/MWh, got {arg!r}")
+        return policies.FlatPolicy(price)
     if name == "fixed_point":
         return policies.FixedPointPolicy()
     if name == "admm":
@@ -55,10 +69,14 @@ def make_policy(spec: str):
     if name == "kkt":
         return policies.KKTOptimumPolicy()
     if name == "optimum":
+        if arg and not Path(arg).is_file():
+            raise ValueError(f"policy 'optimum:<table.jsonl>': no table at {arg!r}")
         return policies.ShippedOptimumPolicy(arg or None)
     if name == "agent":
         if not arg:
             raise ValueError("policy 'agent:<run_dir>': the run folder is missing")
+        if not (Path(arg) / "config.json").is_file():
+            raise ValueError(f"policy 'agent:<run_dir>': {arg!r} is not a training run folder (no config.json)")
         from .rl.common import AgentPolicy
 
         return AgentPolicy(arg)
@@ -66,8 +84,32 @@ def make_policy(spec: str):
                      "optimum[:table.jsonl], agent:<run_dir>")
 
 
+def _file_hashes(paths) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(paths) if p.is_file()]
+
+
+def row_fingerprint(case: Case, spec: str) -> str:
+    """What a benchmark row depends on, hashed: the case's data (`Case.fingerprint`), the policy spec,
+    the files an agent or the shipped optimum is read from, and the package version."""
+    from . import __version__
+    from .data.optimum_table import table_path
+
+    name, _, arg = spec.partition(":")
+    files = []
+    if name == "agent":
+        run = Path(arg)
+        files = [run / "config.json", *run.glob("*.zip"), *run.glob("*_vecnormalize.pkl")]
+    elif name == "optimum":
+        files = [Path(arg) if arg else table_path(case.name)]
+    text = json.dumps([case.fingerprint, spec, _file_hashes(files), __version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def select_days(case: Case, split: str, limit: int | None = None) -> list[Day]:
     """The days of `split` ("test", "val", "train" or "reference"); `limit` evenly spaced ones."""
+    checks.choice("split", split, ("test", "val", "train", "reference"))
+    if limit is not None:
+        limit = checks.integer("limit", limit, lo=1)
     pool = [reference_day(case)] if split == "reference" else days(case, split)
     if limit is not None and limit < len(pool):
         pool = [pool[i] for i in np.linspace(0, len(pool) - 1, limit).round().astype(int)]
@@ -96,13 +138,16 @@ _CACHE: dict = {}  # per worker process: cases (with their compiled models), day
 
 
 def cached_case_day(case_name: str, split: str, index: int) -> tuple[Case, Day]:
-    """A worker's case (loaded once per process, its compiled models kept) and day `index` of `split`."""
-    if case_name not in _CACHE:
-        _CACHE[case_name] = load_case(case_name)
-    case = _CACHE[case_name]
-    if (case_name, split) not in _CACHE:
-        _CACHE[(case_name, split)] = select_days(case, split)
-    return case, _CACHE[(case_name, split)][index]
+    """A worker's case (loaded once per process, its compiled models kept; a case file is loaded
+    again when its content changes) and day `index` of `split`."""
+    path = Path(case_name)
+    key = (case_name, hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
+    if key not in _CACHE:
+        _CACHE[key] = load_case(case_name)
+    case = _CACHE[key]
+    if (key, split) not in _CACHE:
+        _CACHE[(key, split)] = select_days(case, split)
+    return case, _CACHE[(key, split)][index]
 
 
 def _worker(args):
@@ -129,28 +174,71 @@ def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limi
         progress: bool = True) -> list[dict]:
     """Score every policy on every selected day, appending rows to `out` as they finish; returns all rows.
 
-    (policy, day) pairs already in `out` are skipped, so an interrupted run resumes.
+    (policy, day) pairs already in `out` with a matching fingerprint (`row_fingerprint`) are reused, so
+    an interrupted run resumes; rows made by other data (another case, a retrained agent, another
+    version) are moved to ``<out>.stale.csv`` first. Returns the rows of `out`, all of this case.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    checks.choice("backend", backend, BACKENDS)
+    if workers is not None:
+        workers = checks.integer("workers", workers, lo=1)
+    if not policies or not all(isinstance(p, str) for p in policies):
+        raise ValueError(f"policies: expected a non-empty list of policy specs, got {policies!r}")
     for spec in policies:  # fail fast on a bad spec, before any work starts
         make_policy(spec)
-    the_case = load_case(case)
+    the_case = load_case(checks.instance("case", case, str, "a shipped case name or a case .json path"))
     chosen = select_days(the_case, split, limit)
     index = {d.name: i for i, d in enumerate(select_days(the_case, split))}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["policy"], r["day"]) for r in read_rows(out)}
+    kept = _drop_stale(out, the_case, progress)
+    done = {(r["policy"], r["day"]) for r in kept}
     tasks = [(case, index[d.name], split, spec) for spec in policies for d in chosen if (spec, d.name) not in done]
+    if progress and done:
+        reused = sum((spec, d.name) in done for spec in policies for d in chosen)
+        print(f"{out}: reusing {reused} finished rows with matching fingerprints, {len(tasks)} to score")
+    prints = {spec: row_fingerprint(the_case, spec) for spec in policies}
     new = out.exists() and out.stat().st_size > 0
     with out.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         if not new:
             writer.writeheader()
         for row in execute(_worker, tasks, backend, workers, progress):
+            row["fingerprint"] = prints.get(row["policy"], "")
             writer.writerow({k: row.get(k, "") for k in FIELDS})
             fh.flush()
     return read_rows(out)
+
+
+def _drop_stale(out: Path, case: Case, progress: bool) -> list[dict]:
+    """The rows of `out` whose fingerprint matches what would make them now; the others (and rows of
+    an older layout, without one) are appended to ``<out>.stale.csv`` and `out` is rewritten without
+    them (atomically: a kill meanwhile leaves the old file)."""
+    rows = read_rows(out)
+    prints: dict[str, str] = {}
+    for r in rows:
+        if r["policy"] not in prints:
+            prints[r["policy"]] = row_fingerprint(case, r["policy"])
+    kept = [r for r in rows if r.get("fingerprint") == prints[r["policy"]]]
+    if len(kept) == len(rows) and (not rows or "fingerprint" in rows[0]):
+        return kept
+    stale = [r for r in rows if r.get("fingerprint") != prints[r["policy"]]]
+    stale_path = out.with_name(out.stem + ".stale.csv")
+    _write_rows(stale_path, stale, append=True)
+    tmp = out.with_name(out.name + ".tmp")
+    _write_rows(tmp, kept, append=False)
+    os.replace(tmp, out)
+    if progress:
+        print(f"{out}: moved {len(stale)} rows made by other data (case, policy files or version) to {stale_path}")
+    return kept
+
+
+def _write_rows(path: Path, rows: list[dict], append: bool) -> None:
+    header = not (append and path.exists() and path.stat().st_size > 0)
+    with path.open("a" if append else "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
+        if header:
+            writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in FIELDS} for r in rows)
 
 
 def _error_row(task, err) -> dict:
@@ -167,11 +255,40 @@ def _result(get, task, error_row) -> dict:
         return error_row(task, err)
 
 
-def _share_cores(threads: int) -> None:
-    """A worker's initialiser: the default number of solver threads, unless the user set it."""
+def _share_cores(threads: int, parent: int | None = None) -> None:
+    """A worker's initialiser: the default number of solver threads, unless the user set it; and the
+    worker dies with its parent (`die_with_parent`)."""
     from .baselines.kkt import THREADS_ENV
 
     os.environ.setdefault(THREADS_ENV, str(threads))
+    if parent is not None:
+        die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process when process `parent` ends, however it ends (SIGKILL included); a spawned
+    pool worker otherwise waits on its queue for ever once its parent is killed. On Linux the kernel
+    sends SIGKILL (PR_SET_PDEATHSIG: immediate, even inside a solver that holds the GIL; the pool
+    starts its workers from the thread that submits, which outlives them); everywhere a daemon
+    thread also polls the parent's pid once a second."""
+    import threading
+    import time
+
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() == parent:
+        threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 def _pool_layout(workers: int | None) -> tuple[int, int]:
@@ -204,7 +321,7 @@ def execute(fn, tasks: list, backend: str, workers: int | None, progress: bool, 
         # The workers share the cores: each solver gets its share of the threads (the KKT optimum)
         n, threads = _pool_layout(workers)
         with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"), initializer=_share_cores,
-                                 initargs=(threads,)) as pool:
+                                 initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(fn, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield _result(fut.result, futures[fut], error_row)
@@ -318,17 +435,19 @@ def report(rows: list[dict] | str | Path, optimum: str | None = None, tariff: st
                       "prosumer_cost": mean("prosumer_cost"), "welfare": mean("welfare"),
                       "violation_rate": mean("violation_rate"), "decision_time": mean("decision_time")})
         if policy == optimum:
-            table[-1].update(proven_days=len(best), certificate=float(np.nanmean(certificate)) if certificate
-                             else float("nan"))
+            finite = [c for c in certificate if np.isfinite(c)]
+            table[-1].update(proven_days=len(best), certificate=float(np.mean(finite)) if finite else float("nan"))
     return table
 
 
 def format_report(table: list[dict]) -> str:
-    head = (f"{'policy':<28}{'days':>5}{'fail':>5}{'vs J*':>6}{'regret ¥':>11}{'aggr.':>8}{'norm.':>8}{'rel.gap':>9}"
+    """The report as a text table; the policy column as wide as the longest name (none is cut)."""
+    w = max([len("policy")] + [len(t["policy"]) for t in table]) + 2
+    head = (f"{'policy':<{w}}{'days':>5}{'fail':>5}{'vs J*':>6}{'regret ¥':>11}{'aggr.':>8}{'norm.':>8}{'rel.gap':>9}"
             f"{'DNO obj ¥':>11}{'DNO cost ¥':>12}{'pros. ¥':>10}{'welfare ¥':>11}{'viol.':>7}{'time s':>9}")
     lines, footer = [head], ""
     for t in table:
-        lines.append(f"{t['policy'][:27]:<28}{t['days']:>5}{t['failed']:>5}{t['days_vs_optimum']:>6}"
+        lines.append(f"{t['policy']:<{w}}{t['days']:>5}{t['failed']:>5}{t['days_vs_optimum']:>6}"
                      f"{t['regret']:>11.1f}{t['aggregate_regret']:>8.3f}{t['normalised_regret']:>8.3f}"
                      f"{t['relative_gap']:>9.2e}"
                      f"{t['dno_objective']:>11.1f}{t['dno_cost']:>12.1f}{t['prosumer_cost']:>10.1f}"
@@ -353,6 +472,8 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     """
     from matplotlib.figure import Figure  # no pyplot: works without a display
 
+    from .envs.render import legend_outside
+
     rows = read_rows(rows) if isinstance(rows, str | Path) else rows
     optimum = default_optimum(rows) if optimum is None else optimum
     out = Path(out_dir)
@@ -371,7 +492,7 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
             del per_day[d]
     paths = []
 
-    fig = Figure(figsize=(9, 4.5), dpi=90)
+    fig = Figure(figsize=(10, 4.5), dpi=90, layout="constrained")
     ax = fig.subplots()
     names, data = [], []
     for policy, per_day in by.items():
@@ -388,17 +509,18 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     if data:
         ax.boxplot(data, showmeans=True)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
-    ax.axhline(0, color="0.5", lw=0.8)
+    ax.axhline(0, color="0.5", lw=0.8, label="the optimum (regret 0)" if reference == optimum
+               else f"{reference} (difference 0)")
+    legend_outside(ax)
     ax.set_ylabel("normalised regret (J − J*)/(J_tariff − J*)" if reference == optimum
                   else f"J − J_{reference} (¥/day)")
     ax.set_title("gap to the " + ("bi-level optimum" if reference == optimum else "tariff pass-through"))
-    fig.tight_layout()
     paths.append(out / "gaps.png")
     fig.savefig(paths[-1])
 
     chosen = sorted(ref)[:price_days]
     if chosen:
-        fig = Figure(figsize=(11, 3.4 * len(chosen)), dpi=80)
+        fig = Figure(figsize=(12, 3.4 * len(chosen)), dpi=80, layout="constrained")
         axes = np.atleast_1d(fig.subplots(len(chosen), 1, squeeze=False)[:, 0])
         for ax, d in zip(axes, chosen):
             for policy, per_day in by.items():
@@ -408,22 +530,20 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
                     style = {"color": "k", "lw": 2.5} if policy == reference else {"lw": 1.2}
                     ax.step(np.arange(24), p, where="mid", label=policy, **style)
             ax.set(title=f"day {d}", ylabel="¥/MWh")
-            ax.legend(fontsize=7, ncol=3)
+            legend_outside(ax)
         axes[-1].set_xlabel("hour")
-        fig.tight_layout()
         paths.append(out / "prices.png")
         fig.savefig(paths[-1])
 
     curves = [(Path(r), read_rows(Path(r) / "evaluations.csv")) for r in runs]
     curves = [(r, c) for r, c in curves if c]
     if curves:
-        fig = Figure(figsize=(8, 4), dpi=90)
+        fig = Figure(figsize=(9, 4), dpi=90, layout="constrained")
         ax = fig.subplots()
         for run, c in curves:
             ax.plot([int(x["timesteps"]) for x in c], [float(x["mean_reward"]) for x in c], marker="o", label=run.name)
         ax.set(xlabel="timesteps", ylabel="mean validation reward", title="learning curves")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+        legend_outside(ax, fontsize=8)
         paths.append(out / "learning_curves.png")
         fig.savefig(paths[-1])
     return paths

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
 from .cases import HOURS, Case
 from .data import Day
 from .market import BestResponse, best_response, check_prices, price_bounds
-from .powerflow import DispatchResult, dispatch_model
+from .powerflow import FORMULATIONS, DispatchResult, dispatch_model
 from .powerflow.ac import pandapower_power_flow, sweep_power_flow
+from .powerflow.distflow import MOP_MODES, VOLTAGE_MODES
 
 #: voltages within this of a limit (p.u.) do not count as violations (solver round-off)
 VIOLATION_TOL = 1e-6
@@ -42,7 +44,7 @@ class Outcome:
     price_violation: how far the prices break the day's price rules (`market.price_bounds`), ¥/MWh (0 when kept).
     hourly_objective: (24,) ¥, each hour's share of dno_objective (hours are separable given the
     exchange power; they sum to dno_objective).
-    status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed", "infeasible", "solver_error: …",
+    status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed: <why>", "infeasible", "solver_error: …",
     "ac_not_converged"); on failure the costs are NaN.
     """
 
@@ -107,11 +109,9 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     The DC side must balance: Σ_k (P_k + A_k |S_k|) = 0 each hour, and |S_k| <= s_max_k.
     """
     k = len(case.mop)
-    arr = np.asarray(setpoints, dtype=float)
+    arr = checks.array("mop", setpoints, "set-points MW/Mvar")
     if arr.shape != (2, k, HOURS):
         raise ValueError(f"mop: set-points must have shape (2, K, 24) = (2, {k}, 24) for [P; Q], got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("mop: set-points must be finite")
     p, q = arr
     apparent = np.hypot(p, q)
     over = apparent - case.mop.s_max[:, None]
@@ -174,19 +174,25 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     exchange with the DNO and costs are then scored (``p2p=True`` in the environments).
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
     """
-    if ac not in AC_MODES:
-        raise ValueError(f"ac: must be one of {AC_MODES}, got {ac!r}")
-    day.check(case)
+    checks.choice("ac", ac, AC_MODES)
+    checks.choice("voltage_limits", voltage_limits, VOLTAGE_MODES)
+    checks.choice("formulation", formulation, tuple(FORMULATIONS))
+    checks.day_arg(case, day)
     lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     fixed = not isinstance(mop, str)
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
+    else:
+        checks.choice("mop", mop, MOP_MODES)
     if response is None:
         response = best_response(case, day, lam)
+    elif not hasattr(response, "exchange_power") or not hasattr(response, "prices"):
+        raise ValueError(f"response: expected a BestResponse (or a P2PResult), got {type(response).__name__}")
     elif not np.array_equal(response.prices, lam):
         raise ValueError("response: was computed for other prices")
     if not response.ok:
-        return _failed("follower_failed", lam, response, case, day)
+        why = getattr(response, "failure", "") or getattr(response, "status", "")
+        return _failed(f"follower_failed: {why}" if why else "follower_failed", lam, response, case, day)
     obj, exchange = case.objective, response.exchange_power
     revenue = float((lam * exchange).sum())
 
@@ -278,7 +284,10 @@ def evaluate_expected(case: Case, day: Day, prices, scenarios, **kwargs) -> Expe
     Calls `evaluate` once per scenario with the day's buy/sell prices replaced; keyword arguments go
     to `evaluate`. The best response is computed once (it does not depend on the HV prices).
     """
+    checks.day_arg(case, day)
     lam = check_prices(case, prices, batched=False)[0]
+    if not hasattr(scenarios, "days") or not hasattr(scenarios, "weight"):
+        raise ValueError(f"scenarios: expected data.hv_prices.PriceScenarios, got {type(scenarios).__name__}")
     response = kwargs.pop("response", None) or best_response(case, day, lam)
     outcomes = [evaluate(case, d, lam, response=response, **kwargs) for d in scenarios.days(day)]
     return ExpectedOutcome(outcomes=outcomes, weight=np.asarray(scenarios.weight, float),

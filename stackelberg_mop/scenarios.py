@@ -83,7 +83,9 @@ def plot_voltage_envelopes(case: Case, outcomes: dict[str, Outcome], path: str |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    from .envs.render import legend_outside, voltage_limits
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
     hours = np.arange(24)
     styles = (("tab:orange", ":"), ("tab:red", "--"), ("tab:blue", "-"))
     for (name, o), (colour, ls) in zip(outcomes.items(), styles):
@@ -91,12 +93,10 @@ def plot_voltage_envelopes(case: Case, outcomes: dict[str, Outcome], path: str |
         ax.fill_between(hours, lo, hi, alpha=0.15, color=colour, step="mid")
         ax.step(hours, lo, where="mid", color=colour, ls=ls, lw=2, label=f"{name} (min/max)")
         ax.step(hours, hi, where="mid", color=colour, ls=ls, lw=2)
-    for limit in (case.v_min, case.v_max):
-        ax.axhline(limit, color="k", lw=0.8)
+    voltage_limits(ax, case)
     ax.set(xlabel="hour", ylabel="bus voltage (p.u., AC power flow)", xticks=range(0, 24, 2),
            title=f"{case.name}: voltage envelope per scenario")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
+    legend_outside(ax, fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,7 +105,8 @@ def test_cli_help_documents_each_command(command, capsys):
 def test_cli_errors_name_the_bad_argument(capsys):
     with pytest.raises(SystemExit) as err:
         cli.main(["solve", "--policy", "oracle"])
-    assert "--policy" in str(err.value) and "oracle" in str(err.value)
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "--policy" in message and "oracle" in message
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--backend", "slurm"])
     assert "--backend" in capsys.readouterr().err
@@ -124,3 +127,67 @@ def test_cli_evaluate_writes_rows(tmp_path):
     for r in rows:
         if r["policy"] == "optimum":
             assert float(r["decision_time"]) == pytest.approx(table.rows[r["day"]]["solve_time"])
+
+
+def test_rows_of_other_data_are_not_reused(tmp_path, spec, capsys):
+    """A rerun into the same folder reuses a row only when its fingerprint (case data, policy, package
+    version) matches: after the case file changes, its rows move to rows.stale.csv and are scored
+    again; an unchanged rerun reuses them and says so."""
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(spec))
+    out = tmp_path / "rows.csv"
+    first = benchmark.run(["tariff", "flat"], case=str(path), split="reference", out=out, backend="serial",
+                          progress=False)
+    benchmark.run(["tariff", "flat"], case=str(path), split="reference", out=out, backend="serial", progress=True)
+    assert "reusing 2 finished rows" in capsys.readouterr().out
+    spec["prosumers"]["pv_capacity_mw"] = [p * 1.5 for p in spec["prosumers"]["pv_capacity_mw"]]
+    path.write_text(json.dumps(spec))
+    second = benchmark.run(["tariff"], case=str(path), split="reference", out=out, backend="serial", progress=False)
+    assert [r["policy"] for r in second] == ["tariff"]  # the flat row of the old case moved out too
+    assert float(second[0]["dno_objective"]) != pytest.approx(float(first[0]["dno_objective"]), rel=1e-6)
+    stale = benchmark.read_rows(tmp_path / "rows.stale.csv")
+    assert sorted(r["policy"] for r in stale) == ["flat", "tariff"]
+    assert {r["fingerprint"] for r in stale} == {r["fingerprint"] for r in first}
+
+
+def test_a_killed_run_leaves_no_worker_behind(tmp_path):
+    """SIGKILL of a benchmark with two local workers: the workers die with it, and the rows written
+    before the kill are intact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "bench"
+    proc = subprocess.Popen([sys.executable, "-m", "stackelberg_mop.cli", "benchmark", "--policies", "tariff",
+                             "fixed_point", "--split", "test", "--limit", "6", "--workers", "2", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children():
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == proc.pid:
+                found.append(int(stat.parent.name))
+        return found
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not (len(children()) >= 2 and len(benchmark.read_rows(out / "rows.csv")) >= 1):
+        time.sleep(0.5)
+    workers = children()
+    assert len(workers) >= 2, "the run did not start its workers"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in workers if Path(f"/proc/{p}").exists()
+                 and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"processes {alive} outlived their killed parent"
+    rows = benchmark.read_rows(out / "rows.csv")
+    assert rows and all(r["status"] and r["fingerprint"] for r in rows)

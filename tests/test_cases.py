@@ -49,7 +49,7 @@ def test_case_arrays_are_read_only(case):
     (lambda s: s["tariff"].__setitem__("buy_price_cny_per_mwh", [450.0] * 23), r"tariff\.buy_price: expected 24"),
     (lambda s: s["prosumers"].__setitem__("kappa_cny_per_mw2h", [3000, float("nan"), 1, 1, 1]), r"kappa: must be finite"),
     (lambda s: s["voltage"].__setitem__("v_min_pu", 1.02), r"case\.v_min"),
-    (lambda s: s.pop("tariff"), r"missing field 'tariff'"),
+    (lambda s: s.pop("tariff"), r"missing section 'tariff'"),
 ])
 def test_validation_names_the_field(spec, edit, field):
     edit(spec)
@@ -119,5 +119,5 @@ def test_flat_cap_variant_extends_the_default(case):
 
 def test_extends_an_unknown_case_is_named(spec):
     spec["extends"] = "no-such-case"
-    with pytest.raises(CaseError, match="extends 'no-such-case'"):
+    with pytest.raises(CaseError, match="extends: 'no-such-case'"):
         case_from_dict(spec)

@@ -120,7 +120,7 @@ def test_reset_options_pick_split_and_day(case):
     assert all(env.reset(options={"split": "test"})[1]["day"] in test_names for _ in range(5))
     with pytest.raises(ValueError, match="split"):
         env.reset(options={"split": "holdout"})
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match=r"options\[.day.\]: must be <= 48"):
         env.reset(options={"split": "test", "day": 49})
 
 
@@ -166,7 +166,7 @@ def test_bad_actions_and_options_raise_clear_errors(case, ref_days):
     env.reset(seed=0)
     bad = np.zeros(24)
     bad[5] = np.nan
-    with pytest.raises(ValueError, match="entry 5"):
+    with pytest.raises(ValueError, match=r"action: must be finite; found nan at index \(5,\)"):
         env.step(bad)
     with pytest.raises(ValueError, match="expected 24"):
         env.step(np.zeros(23))
@@ -277,3 +277,22 @@ def test_render_rgb_array_draws_the_day(case, ref_days, cls):
     after = env.render()
     assert before.dtype == np.uint8 and before.ndim == 3 and before.shape[2] == 3
     assert after.shape == before.shape and not np.array_equal(before, after) and after.std() > 0
+
+
+def test_make_vec_resets_in_the_same_step(case, ref_days):
+    """gym.make_vec with default settings: every step of the one-step game is a real day (same-step
+    autoreset), its outcome in info["final_info"], its reward that of a single environment."""
+    venv = gym.make_vec("StackelbergMOP-v0", num_envs=2, split="reference")
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    venv.reset(seed=0)
+    single = StackelbergMOPEnv(case=case, days=ref_days, split="reference")
+    single.reset(seed=0)
+    _, expected, *_ = single.step(np.zeros(24))
+    for _ in range(3):
+        _, reward, terminated, _, info = venv.step(np.zeros((2, 24), np.float32))
+        assert terminated.all() and np.allclose(reward, expected, rtol=1e-9)
+        assert list(info["final_info"]["status"]) == ["optimal", "optimal"]
+    venv.close()
+    hourly = gym.make_vec("StackelbergMOPHourly-v0", num_envs=2, split="reference")
+    assert hourly.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    hourly.close()

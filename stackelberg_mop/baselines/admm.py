@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
@@ -167,7 +168,8 @@ class ClearingResult:
     prices: (N, 24) clearing prices y (the consensus multipliers; centralised: the coupling duals).
     exchange_power: (N, 24) the prosumers' P; dno_exchange: (N, 24) the DNO's P^D (equal at convergence).
     own_cost: (N,) prosumers' discomfort + degradation; network_cost: F/ω_1 without revenue (¥).
-    total_cost: network_cost + Σ own_cost (what W minimises). status: "optimal", "max_iter" or a failure.
+    total_cost: network_cost + Σ own_cost (what W minimises). status: "optimal", "max_iter" or a failure;
+    for the centralised solve cvxpy's status ("optimal_inaccurate": Clarabel's reduced accuracy).
     iterations and the residual/ρ log (ADMM only); solve_time in s; outcome: `evaluate` of the prices.
     """
 
@@ -204,7 +206,9 @@ def solve_centralised(case: Case, day: Day, scenarios=None, mop: str = "opf", vo
     cons = net.constraints + [c for b in blocks for c in b.constraints] + coupling
     problem = cp.Problem(cp.Minimize(net.network_cost + sum(b.own_cost for b in blocks)), cons)
     start = time.perf_counter()
-    problem.solve(solver="CLARABEL")
+    with warnings.catch_warnings():  # cvxpy warns of reduced accuracy; the status says it instead
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
+        problem.solve(solver="CLARABEL")
     elapsed = time.perf_counter() - start
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise RuntimeError(f"centralised clearing failed: {problem.status}")
@@ -213,7 +217,7 @@ def solve_centralised(case: Case, day: Day, scenarios=None, mop: str = "opf", vo
     state = net.state(mday)
     own = np.array([b.own_cost_value() for b in blocks])
     exchange = np.array([b.exchange.value for b in blocks])
-    return ClearingResult(method="centralised", status="optimal", prices=prices, exchange_power=exchange,
+    return ClearingResult(method="centralised", status=problem.status, prices=prices, exchange_power=exchange,
                           dno_exchange=net.exchange.value, own_cost=own, network_cost=state["network_cost"],
                           total_cost=state["network_cost"] + float(own.sum()), iterations=1, solve_time=elapsed,
                           state=state)
@@ -231,7 +235,16 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     P^D^0 = the best response to y^0. scenarios: HV price scenarios
     (the DNO's expected cost = its cost at the expected prices). verbose: print the iteration log.
     """
+    checks.market_options(case, day, mop, voltage_limits, formulation)
+    rho = checks.number("rho", rho, lo=0, lo_open=True, unit="¥/(MW²h)")
+    eps_abs = checks.number("eps_abs", eps_abs, lo=0, lo_open=True, unit="MW")
+    eps_rel = checks.number("eps_rel", eps_rel, lo=0)
+    max_iter = checks.integer("max_iter", max_iter, lo=1)
     n = len(case.prosumers)
+    if initial_prices is not None:
+        initial_prices = checks.array("initial_prices", initial_prices, "¥/MWh")
+        if initial_prices.shape not in ((HOURS,), (n, HOURS)):
+            raise ValueError(f"initial_prices: expected (24,) or ({n}, 24) ¥/MWh, got shape {initial_prices.shape}")
     mday = _market_day(day, scenarios)
     net = dno_model(case, mop, voltage_limits, formulation)
     net.set_day(mday)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
 from .._system import available_cpus
 from ..cases import HOURS, Case
 from ..data import Day
@@ -727,12 +728,14 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
-    day.check(case)
-    threads = default_threads() if threads is None else int(threads)
-    if threads < 1:
-        raise ValueError(f"threads: must be at least 1, got {threads}")
+    checks.choice("method", method, METHODS)
+    checks.market_options(case, day, mop, voltage_limits)
+    time_limit = checks.number("time_limit", time_limit, lo=0, lo_open=True, unit="s")
+    gap = checks.number("gap", gap, lo=0, hi=1)
+    threads = default_threads() if threads is None else checks.integer("threads", threads, lo=1)
+    bigm_scale = checks.number("bigm_scale", bigm_scale, lo=0, lo_open=True)
+    max_iterations = checks.integer("max_iterations", max_iterations, lo=1)
+    checks.flag("verbose", verbose)
     start = time.perf_counter()
     lo, hi = price_box(case, day, price_lower, price_upper)
     if method == "misocp":

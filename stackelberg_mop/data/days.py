@@ -16,6 +16,7 @@ from importlib import resources
 
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 
 SPLITS = ("train", "val", "test")
@@ -46,11 +47,10 @@ class Day:
 
     def __post_init__(self):
         for name in ("fixed_load", "pv", "base_p", "base_q", "buy_price", "sell_price"):
-            value = np.array(getattr(self, name), dtype=float, copy=True)
-            if value.shape[-1:] != (HOURS,):
-                raise ValueError(f"day.{name}: last axis must have {HOURS} hours, got shape {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"day.{name}: must be finite")
+            value = checks.array(f"day.{name}", getattr(self, name))
+            if value.ndim != (1 if name.endswith("price") else 2) or value.shape[-1] != HOURS:
+                want = f"({HOURS},)" if name.endswith("price") else f"(rows, {HOURS})"
+                raise ValueError(f"day.{name}: expected shape {want}, got {value.shape}")
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         for name in ("fixed_load", "pv"):
@@ -61,6 +61,7 @@ class Day:
 
     def check(self, case: Case) -> Day:
         """Raise ValueError unless the array shapes fit `case`; returns self."""
+        checks.instance("case", case, Case, "a Case (load_case)")
         n, b = len(case.prosumers), case.buses.size
         for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("base_p", (b, HOURS)),
                             ("base_q", (b, HOURS))):
@@ -73,6 +74,10 @@ class Day:
     def net_load(self) -> np.ndarray:
         """(N, 24) MW, fixed load minus PV: each prosumer's exchange before any flexibility."""
         return self.fixed_load - self.pv
+
+
+def _need_case(case) -> None:
+    checks.instance("case", case, Case, "a Case (load_case)")
 
 
 def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray, **meta) -> Day:
@@ -89,6 +94,7 @@ def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarr
 
 def reference_day(case: Case) -> Day:
     """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``."""
+    _need_case(case)
     b, n = case.buses.size, len(case.prosumers)
     return _day_from_profiles(case, np.tile(case.reference_load, (b, 1)), np.tile(case.reference_pv, (n, 1)),
                               name="reference", split="reference", calendar={"day_of_year": 0, "weekday": 0})
@@ -108,8 +114,7 @@ def _week_split(day_of_year: np.ndarray) -> np.ndarray:
 
 def day_indices(split: str) -> np.ndarray:
     """Days of the year (0 = 2016-01-01) in `split`, ascending."""
-    if split not in SPLITS:
-        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    checks.choice("split", split, SPLITS)
     n_days = _profiles()["pv"].shape[1]
     doy = np.arange(n_days)
     return doy[_week_split(doy) == split]
@@ -123,13 +128,10 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     follows PV profile n mod 8. Each profile is scaled so that its yearly peak hour equals the case's
     peak: nominal bus load × max(reference_load), PV capacity × max(reference_pv).
     """
-    if load_set not in LOAD_SETS:
-        raise ValueError(f"load_set: must be one of {LOAD_SETS}, got {load_set!r}")
+    _need_case(case)
+    checks.choice("load_set", load_set, LOAD_SETS)
     prof = _profiles()
-    n_days = prof["pv"].shape[1]
-    if not 0 <= int(day_of_year) < n_days:
-        raise ValueError(f"day_of_year: must lie in 0..{n_days - 1}, got {day_of_year}")
-    d = int(day_of_year)
+    d = checks.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
     loads, pvs = prof[load_set], prof["pv"]
     bus_profile = loads[np.arange(case.buses.size) % len(loads), d].astype(float) * case.reference_load.max()
     pv_profile = pvs[np.arange(len(case.prosumers)) % len(pvs), d].astype(float) * case.reference_pv.max()
@@ -141,4 +143,5 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
 
 def days(case: Case, split: str = "train", load_set: str = "aggregate") -> list[Day]:
     """All SimBench days of `split` ("train", "val" or "test") for `case`, in calendar order."""
+    _need_case(case)
     return [simbench_day(case, d, load_set) for d in day_indices(split)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cases import Case, load_case
+from .. import checks
+from ..cases import Case
 from ..data import Day, days, reference_day
 from ..data.hv_prices import draw_hv_prices
 from ..evaluate import evaluate
@@ -18,12 +19,19 @@ RENDER_MODES = ["human", "rgb_array"]
 
 
 def resolve_case(case: str | Case) -> Case:
-    return case if isinstance(case, Case) else load_case(case)
+    return checks.case_arg(case)
 
 
 def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}: must be one of {tuple(choices)}, got {value!r}")
+    checks.choice(name, value, choices)
+
+
+def reward_options(reward_scale, violation_penalty, failure_reward) -> tuple[float, float, float]:
+    """The reward's numbers, checked: scale > 0 (¥ per unit of reward), penalty >= 0 (¥ per violating
+    bus-hour: a negative one would reward violations), a finite failure reward."""
+    return (checks.number("reward_scale", reward_scale, lo=0, lo_open=True, unit="¥ per unit of reward"),
+            checks.number("violation_penalty", violation_penalty, lo=0, unit="¥ per bus-hour"),
+            checks.number("failure_reward", failure_reward))
 
 
 def default_voltage_limits(mop: str, voltage_limits: str | None) -> str:
@@ -47,8 +55,8 @@ class DayPool:
         if self._given is not None:
             if not self._given:
                 raise ValueError("days: the list of days is empty")
-            for d in self._given:
-                d.check(case)
+            for i, d in enumerate(self._given):
+                checks.day_arg(case, d, f"days[{i}]")
 
     def of(self, split: str) -> list[Day]:
         if self._given is not None and split == self.split:
@@ -66,7 +74,8 @@ class DayPool:
         return draw_hv_prices(day, rng) if self.hv_prices == "sampled" else day
 
     def _pick(self, rng: np.random.Generator, options: dict | None) -> Day:
-        options = options or {}
+        options = {} if options is None else options
+        checks.instance("options", options, dict, "a dict with 'split' and/or 'day'")
         unknown = set(options) - {"split", "day"}
         if unknown:
             raise ValueError(f"options: unknown keys {sorted(unknown)}; allowed: 'split', 'day'")
@@ -75,16 +84,17 @@ class DayPool:
         if choice is None:
             return pool[int(rng.integers(len(pool)))]
         if isinstance(choice, Day):
-            choice.check(self.case)
-            return choice
+            return checks.day_arg(self.case, choice, "options['day']")
         if isinstance(choice, str):
             for d in pool:
                 if d.name == choice:
                     return d
             raise ValueError(f"options['day']: no day named {choice!r} in this split")
-        index = int(choice)
-        if not 0 <= index < len(pool):
-            raise ValueError(f"options['day']: index {index} outside the split's {len(pool)} days")
+        try:
+            index = checks.integer("options['day']", choice, lo=0, hi=len(pool) - 1)
+        except ValueError as err:
+            raise ValueError(f"{err} (an index into the split's {len(pool)} days, a date 'YYYY-MM-DD' "
+                             "or a Day)") from None
         return pool[index]
 
 

@@ -27,6 +27,7 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from ..data.optimum_table import OptimumTable
@@ -43,6 +44,7 @@ from .common import (
     default_voltage_limits,
     render_day,
     resolve_case,
+    reward_options,
 )
 from .observation import OBS_BOUND, day_features, day_layout, observation_box
 
@@ -51,14 +53,10 @@ REWARD_BASELINES = (None, "tariff")
 
 def check_action(action, space: gym.spaces.Box) -> np.ndarray:
     """The action as float array of the space's shape; ValueError naming the problem."""
-    a = np.asarray(action, dtype=float)
-    if a.size != space.shape[0]:
+    a = checks.array("action", action)
+    if a.size != space.shape[0] or a.ndim > 1 and a.shape != (1, space.shape[0]):
         raise ValueError(f"action: expected {space.shape[0]} values, got shape {np.shape(action)}")
-    a = a.reshape(space.shape)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(f"action: must be finite; entry {int(np.flatnonzero(bad)[0])} is {a[bad][0]}")
-    return a
+    return a.reshape(space.shape)
 
 
 def outcome_info(outcome: Outcome) -> dict:
@@ -101,10 +99,9 @@ class StackelbergMOPEnv(gym.Env):
         check_choice("mop", mop, MOP_MODES)
         check_choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         check_choice("render_mode", render_mode, RENDER_MODES + [None])
-        if not (np.isfinite(reward_scale) and reward_scale > 0):
-            raise ValueError(f"reward_scale: must be a positive number (¥ per unit of reward), got {reward_scale}")
-        if not np.isfinite(failure_reward):
-            raise ValueError(f"failure_reward: must be finite, got {failure_reward}")
+        reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
+                                                                         failure_reward)
+        checks.flag("price_per_prosumer", price_per_prosumer)
         self.case = resolve_case(case)
         self.mop = mop
         self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1

@@ -41,6 +41,7 @@ from .common import (
     default_voltage_limits,
     render_day,
     resolve_case,
+    reward_options,
 )
 from .day_ahead import check_action, outcome_info
 from .observation import OBS_BOUND, _scales, day_blocks, day_features, layout, observation_box
@@ -73,8 +74,8 @@ class StackelbergMOPHourlyEnv(gym.Env):
                  hv_prices: str = "day", render_mode: str | None = None):
         check_choice("mop", mop, MOP_MODES)
         check_choice("render_mode", render_mode, RENDER_MODES + [None])
-        if not (np.isfinite(reward_scale) and reward_scale > 0):
-            raise ValueError(f"reward_scale: must be a positive number (¥ per unit of reward), got {reward_scale}")
+        reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
+                                                                         failure_reward)
         if price_expectation is not None and not callable(price_expectation):
             raise ValueError("price_expectation: must be None or a callable (case, day) -> (24,) ¥/MWh")
         self.case = resolve_case(case)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import daqp
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 
@@ -66,6 +67,19 @@ class BestResponse:
         """All solves optimal and no simultaneous charge/discharge."""
         return bool(np.all(self.status == "optimal") and not np.any(self.simultaneous))
 
+    @property
+    def failure(self) -> str:
+        """Why the response is not `ok` ("" when it is): which prosumers' solves failed, or where a
+        battery charges and discharges in the same hour (prices so negative that cycling pays)."""
+        bad = np.argwhere(self.status != "optimal")
+        if bad.size:
+            return f"the battery QP failed for prosumer(s) {sorted({int(i[-1]) for i in bad})}"
+        both = np.argwhere(np.atleast_2d(self.simultaneous))
+        if both.size:
+            return (f"prosumer(s) {sorted({int(i[-1]) for i in both})} charge and discharge in the same hour "
+                    "(prices below −δ(1+η²)/(1−η²) make cycling pay; the response model assumes they do not)")
+        return ""
+
     def __getitem__(self, index) -> BestResponse:
         """One element of a batch: ``batch[s]`` is the response to price vector s."""
         return BestResponse(**{k: getattr(self, k)[index] for k in self.__dataclass_fields__})
@@ -73,8 +87,9 @@ class BestResponse:
 
 # --- input checks -------------------------------------------------------------------------------
 def check_prices(case: Case, prices, batched: bool) -> np.ndarray:
-    """Prices as a float array (S, N, 24); ValueError naming the problem for NaN/inf/shape."""
-    lam = np.asarray(prices, dtype=float)
+    """Prices as a float array (S, N, 24); ValueError naming the problem for NaN/inf/shape/type."""
+    checks.instance("case", case, Case, "a Case (load_case)")
+    lam = checks.array("prices", prices, "¥/MWh", finite=False)
     n = len(case.prosumers)
     want = "(S, 24) or (S, N, 24)" if batched else "(24,) or (N, 24)"
     if not batched:
@@ -182,7 +197,7 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
 
     committed, hours: the first `hours` hours of `committed` (an (N, 24) response) are fixed.
     """
-    day.check(case)
+    checks.day_arg(case, day)
     s, n = lam.shape[0], len(case.prosumers)
     pros = case.prosumers
     hi = pros.shift_fraction[:, None] * day.fixed_load
@@ -241,8 +256,8 @@ def replan(case: Case, day: Day, prices, committed: BestResponse, hours: int) ->
 
     `hours` = 0 is `best_response`; the result's arrays cover the whole day (N, 24).
     """
-    if not 0 <= hours <= HOURS:
-        raise ValueError(f"hours: must be in [0, {HOURS}], got {hours}")
+    hours = checks.integer("hours", hours, lo=0, hi=HOURS)
+    checks.instance("committed", committed, BestResponse, "a BestResponse")
     return _respond(case, day, check_prices(case, prices, batched=False), committed, hours)[0]
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from .admm_rule import ResidualLog
@@ -55,7 +56,7 @@ class P2PMarket:
     exchange_limit: np.ndarray | None = None
 
     def __post_init__(self):
-        cap = np.array(self.cap, dtype=float)
+        cap = checks.array("cap", self.cap, "MW", finite=False)
         if cap.ndim != 2 or cap.shape[0] != cap.shape[1]:
             raise ValueError(f"cap: expected a square (N, N) matrix in MW, got shape {cap.shape}")
         if not np.all(np.isfinite(cap)) or np.any(cap < 0) or not np.allclose(cap, cap.T):
@@ -63,10 +64,9 @@ class P2PMarket:
         np.fill_diagonal(cap, 0.0)
         cap.setflags(write=False)
         object.__setattr__(self, "cap", cap)
-        if not (np.isfinite(self.trade_cost) and self.trade_cost > 0):
-            raise ValueError(f"trade_cost: must be > 0 ¥/(MW²h), got {self.trade_cost}")
+        checks.number("trade_cost", self.trade_cost, lo=0, lo_open=True, unit="¥/(MW²h)")
         if self.exchange_limit is not None:
-            lim = np.array(self.exchange_limit, dtype=float).reshape(-1)
+            lim = checks.array("exchange_limit", self.exchange_limit, "MW", finite=False).reshape(-1)
             if lim.shape != (cap.shape[0],) or np.any(lim <= 0) or not np.all(np.isfinite(lim)):
                 raise ValueError(f"exchange_limit: expected {cap.shape[0]} positive values in MW, got {lim}")
             lim.setflags(write=False)
@@ -84,11 +84,18 @@ class P2PMarket:
 def p2p_market(case: Case, cap_mw: float | np.ndarray = 0.2, trade_cost: float = 10.0,
                exchange_limit_mw: float | np.ndarray | None = None) -> P2PMarket:
     """A sharing platform for `case`: every pair may trade up to `cap_mw` (scalar or (N, N) matrix)."""
-    n = len(case.prosumers)
-    cap = np.array(cap_mw, dtype=float)
+    n = len(checks.instance("case", case, Case, "a Case (load_case)").prosumers)
+    cap = checks.array("cap_mw", cap_mw, "MW")
+    if cap.shape not in ((), (n, n)):
+        raise ValueError(f"cap_mw: expected one value or an ({n}, {n}) matrix in MW, got shape {cap.shape}")
     if cap.ndim == 0:
         cap = np.full((n, n), float(cap))
-    limit = None if exchange_limit_mw is None else np.broadcast_to(np.asarray(exchange_limit_mw, float), (n,))
+    limit = None
+    if exchange_limit_mw is not None:
+        limit = checks.array("exchange_limit_mw", exchange_limit_mw, "MW")
+        if limit.shape not in ((), (n,)):
+            raise ValueError(f"exchange_limit_mw: expected one value or {n}, got shape {limit.shape}")
+        limit = np.broadcast_to(limit, (n,))
     return P2PMarket(cap=cap, trade_cost=trade_cost, exchange_limit=limit)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 
 #: ¥/MWh: a price vector within this of the rules counts as keeping them (solver round-off)
@@ -72,6 +73,7 @@ def price_bounds(case: Case, day, lower=None, upper=None) -> PriceBounds:
     ValueError naming the hour where the lower bound exceeds the upper one, or when the hours' lower
     bounds alone break the mean cap.
     """
+    checks.instance("case", case, Case, "a Case (load_case)")
     rules = case.price_rules
     if day is None or not hasattr(day, "buy_price"):
         raise ValueError(f"day: expected a Day (or the case's tariff) for the hour's price bounds, got {day!r}")
@@ -105,7 +107,7 @@ def action_to_prices(case: Case, day, action) -> tuple[np.ndarray, np.ndarray]:
     a ↦ lo_t + (a + 1)/2 · (hi_t − lo_t) (values outside [-1, 1] are clipped), then the projection.
     """
     bounds = price_bounds(case, day)
-    raw = bounds.from_action(_checked(action))
+    raw = bounds.from_action(_checked(action, "action"))
     return bounds.project(raw), raw
 
 
@@ -114,20 +116,18 @@ def prices_to_action(case: Case, day, prices) -> np.ndarray:
     return price_bounds(case, day).to_action(prices)
 
 
-def _checked(prices) -> np.ndarray:
-    p = np.asarray(prices, dtype=float)
+def _checked(prices, name: str = "prices") -> np.ndarray:
+    p = checks.array(name, prices, "¥/MWh")
     if p.ndim not in (1, 2) or p.shape[-1] != HOURS:
-        raise ValueError(f"prices: expected shape ({HOURS},) or (S, {HOURS}), got {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"prices: must be finite (¥/MWh), got {p}")
+        raise ValueError(f"{name}: expected shape ({HOURS},) or (S, {HOURS}), got {p.shape}")
     return p
 
 
 def _narrowing(name: str, value) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(value, dtype=float), (HOURS,))
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name}: NaN in the price bounds")
-    return arr
+    arr = checks.array(name, value, "¥/MWh", allow_inf=True)  # ±inf: this side not narrowed
+    if arr.shape not in ((), (HOURS,)):
+        raise ValueError(f"{name}: expected one number or {HOURS} (¥/MWh), got shape {arr.shape}")
+    return np.broadcast_to(arr, (HOURS,))
 
 
 def _shift_to_cap(p: np.ndarray, lo, hi, cap: float) -> np.ndarray:

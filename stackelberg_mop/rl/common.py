@@ -106,6 +106,7 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     config needs: name, env_id, mop, reward_baseline, n_envs, seed, total_timesteps, eval_every,
     eval_days, checkpoint_every, normalize_obs, subprocess, progress_bar, out.
     """
+    check_config(config)
     env_kwargs = {"mop": config.mop}
     if config.env_id == "StackelbergMOP-v0":
         baseline = config.reward_baseline
@@ -147,22 +148,96 @@ def run_directory(out: str, name: str, config) -> Path:
     return path
 
 
+#: help for the flags every training script shares; an algorithm's own fields are described by the
+#: comment on their line in its Config
+FLAG_HELP = {
+    "name": "run folder name under --out", "algo": "the SB3 algorithm (fixed per script)",
+    "env_id": "the Gymnasium ID trained on", "mop": "opf (the DNO dispatches the MOP), agent or off",
+    "reward_baseline": "tariff (reward = improvement over the HV tariff) or none",
+    "seed": "random seed (environments, network initialisation)", "total_timesteps": "environment steps to train",
+    "n_envs": "parallel environments", "subprocess": "one process per environment (SubprocVecEnv)",
+    "normalize_obs": "running mean/std normalisation of observations",
+    "eval_every": "timesteps between validation runs", "eval_days": "validation days per run (evenly spaced)",
+    "checkpoint_every": "timesteps between checkpoints", "progress_bar": "show a progress bar",
+    "out": "folder of the run folders", "learning_rate": "optimiser step size", "batch_size": "minibatch size",
+    "n_steps": "steps per env between PPO updates", "n_epochs": "PPO epochs per update",
+    "buffer_size": "replay buffer size (transitions)", "learning_starts": "steps before learning starts",
+    "train_freq": "steps between updates", "gradient_steps": "gradient steps per update",
+    "gamma": "discount factor", "ent_coef": "entropy bonus",
+}
+#: fields that may be 0 (all other integers must be >= 1)
+ZERO_OK = ("seed", "learning_starts")
+REWARD_BASELINE_FLAGS = ("tariff", "none")
+
+
+def _line_comments(cls) -> dict[str, str]:
+    """The trailing ``# comment`` of each field line in `cls` and its bases (their help text)."""
+    import inspect
+    import re
+
+    out = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        out.update(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, flags=re.MULTILINE))
+    return out
+
+
+def check_config(config) -> None:
+    """ValueError naming the first field of a training config that cannot work: integers >= 1 (seed,
+    learning_starts >= 0), floats finite and >= 0 (learning_rate > 0, gamma and gae_lambda <= 1), mop
+    and reward_baseline among their choices."""
+    from .. import checks
+    from ..envs.common import MOP_MODES
+
+    for f in dataclasses.fields(config):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            checks.flag(flag, value)
+        elif isinstance(f.default, int):
+            checks.integer(flag, value, lo=0 if f.name in ZERO_OK else 1)
+        elif isinstance(f.default, float):
+            checks.number(flag, value, lo=0, lo_open=f.name == "learning_rate",
+                          hi=1 if f.name in ("gamma", "gae_lambda") else None)
+    checks.choice("--mop", config.mop, MOP_MODES)
+    checks.choice("--reward-baseline", str(config.reward_baseline).lower(), REWARD_BASELINE_FLAGS)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(text)
+
+
 def parse_config(cls, argv=None):
-    """argparse over the fields of a config dataclass (``--total-timesteps 20000`` etc.)."""
+    """argparse over the fields of a config dataclass (``--total-timesteps 20000`` etc.), each flag
+    with its help text and default; a value that cannot work exits with one line naming the flag."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=cls.__doc__.splitlines()[0])
+    from ..cli import _Parser
+
+    comments = _line_comments(cls)
+    parser = _Parser(description=cls.__doc__.splitlines()[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
+        default, text = f.default, comments.get(f.name) or FLAG_HELP.get(f.name, " ")
         if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
-                                metavar="BOOL")
+            parser.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=text)
         elif default is None:
-            parser.add_argument(flag, default=None)
+            parser.add_argument(flag, default=None, help=text)
         else:
-            parser.add_argument(flag, type=type(default), default=default)
-    return cls(**vars(parser.parse_args(argv)))
+            parser.add_argument(flag, type=type(default), default=default, help=text)
+    config = cls(**vars(parser.parse_args(argv)))
+    try:
+        check_config(config)
+    except ValueError as err:
+        parser.error(str(err))
+    return config
 
 
 # --- a trained agent as a pricing policy ------------------------------------------------------------
