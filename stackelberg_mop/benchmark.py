@@ -197,15 +197,11 @@ def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limi
         reused = sum((spec, d.name) in done for spec in policies for d in chosen)
         print(f"{out}: reusing {reused} finished rows with matching fingerprints, {len(tasks)} to score")
     prints = {spec: row_fingerprint(the_case, spec) for spec in policies}
-    new = out.exists() and out.stat().st_size > 0
-    with out.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        if not new:
-            writer.writeheader()
-        for row in execute(_worker, tasks, backend, workers, progress):
-            row["fingerprint"] = prints.get(row["policy"], "")
-            writer.writerow({k: row.get(k, "") for k in FIELDS})
-            fh.flush()
+    for row in execute(_worker, tasks, backend, workers, progress):
+        row["fingerprint"] = prints.get(row["policy"], "")
+        _write_rows(out, [row], append=True)  # opened per row: survives the file being replaced
+    if not out.exists():
+        _write_rows(out, [], append=False)
     return read_rows(out)
 
 

@@ -76,8 +76,9 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
     """Prove the optimum of every day of `split` and append a row per day to `out` (default: the
     case's shipped table) as each finishes; returns the table's rows.
 
-    Days already in `out` for this case's data are skipped (resume); `retry` solves again those whose
-    status is not "optimal" (e.g. with a longer `time_limit`). A day that fails gives no row (its
+    Days already in `out` for this case's data are skipped (resume), unless their certificate failed
+    its verification; `retry` solves again those whose status is not "optimal" (e.g. with a longer
+    `time_limit`). A day that fails gives no row (its
     status is printed) and is tried again by the next run. backend/workers: as the benchmark's
     (`benchmark.run`): local processes sharing the cores, "serial", or a Ray cluster.
     """
@@ -103,20 +104,20 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
 
     def done(day):
         row = have.get(day.name)
-        return (row is not None and row.get("case_fingerprint") == case.fingerprint
+        return (row is not None and row.get("case_fingerprint") == case.fingerprint and row.get("verified", False)
                 and row.get("day_hash") == day_hash(day) and not (retry and row.get("status") != "optimal"))
 
     tasks = [(case_name, split, index[d.name], time_limit, gap) for d in chosen if not done(d)]
-    with out.open("a") as fh:
-        for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row):
-            if "prices" not in row:
-                print(f"{row.get('day')}: {row.get('status')} (no row written; a rerun tries again)", flush=True)
-                continue
+    for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row):
+        if "prices" not in row:
+            print(f"{row.get('day')}: {row.get('status')} (no row written; a rerun tries again)", flush=True)
+            continue
+        # opened per row: a file replaced meanwhile (an editor, a git checkout) still gets every row
+        with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            if progress:
-                print(f"{row['day']}: {row['status']}, J* {row['objective']:.2f} ¥, gap {row['gap']:.1e}, "
-                      f"{row['solve_time']:.0f} s", flush=True)
+        if progress:
+            print(f"{row['day']}: {row['status']}, J* {row['objective']:.2f} ¥, gap {row['gap']:.1e}, "
+                  f"{row['solve_time']:.0f} s", flush=True)
     return read_table(out)
 
 

@@ -73,3 +73,44 @@ def test_init_from_continues_the_saved_model(tmp_path):
     assert all(torch.equal(saved[k], continued[k]) for k in saved)
     with pytest.raises(FileNotFoundError, match="init_from"):
         td3.main(["--total-timesteps", "32", "--init-from", str(tmp_path / "nothing"), "--name", "x", *common])
+
+
+def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):
+    """BC on six labelled training days (labels: the floor where the feeder's PV exceeds its load, the
+    cap elsewhere, a rule of the day's data): the training loss falls by an order of magnitude, the
+    run loads as an ``agent:`` policy, its prices keep the rules and follow the labels, and the
+    validation scores are logged."""
+    import json
+
+    from stackelberg_mop.data.optimum_table import day_hash
+    from stackelberg_mop.market import price_bounds
+    from stackelberg_mop.rl import bc
+    from stackelberg_mop.rl.common import AgentPolicy
+
+    case = sm.load_case()
+    picked = sm.days(case, "train")[::46][:6]
+    labels = tmp_path / "labels.jsonl"
+    wanted = {}
+    with labels.open("w") as fh:
+        for day in picked:
+            bounds = price_bounds(case, day)
+            sunny = day.pv.sum(axis=0) > day.fixed_load.sum(axis=0)
+            prices = bounds.project(np.where(sunny, bounds.lower, bounds.upper))
+            wanted[day.name] = prices
+            fh.write(json.dumps({"case": case.name, "day": day.name, "prices": prices.tolist(), "objective": 0.0,
+                                 "bound": 0.0, "gap": 0.0, "status": "optimal", "solve_time": 1.0,
+                                 "mop_setpoints": np.zeros((2, len(case.mop), 24)).tolist(), "threads": 1,
+                                 "version": sm.__version__, "case_fingerprint": case.fingerprint,
+                                 "day_hash": day_hash(day)}) + "\n")
+    run = bc.main(["--labels", str(labels), "--epochs", "300", "--eval-every", "150", "--eval-days", "2",
+                   "--batch-size", "6", "--out", str(tmp_path), "--progress-bar", "false"])
+    rows = list(csv.DictReader((run / "evaluations.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [150, 300]
+    assert float(rows[-1]["train_loss"]) < 0.02
+    assert all(np.isfinite(float(r["val_aggregate_regret"])) for r in rows)
+    policy = AgentPolicy(run)
+    for day in picked:
+        prices, mop = policy(case, day)
+        assert mop == "opf" and price_bounds(case, day).violation(prices) <= 1e-6
+        span = price_bounds(case, day).upper - price_bounds(case, day).lower
+        assert np.abs(prices - wanted[day.name]).max() <= 0.25 * span.max()

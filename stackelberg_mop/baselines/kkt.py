@@ -720,10 +720,10 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     method: "oa" (outer approximation of the network, default) or "misocp" (one SCIP model).
     mop: "opf" or "off"; voltage_limits: "hard", "soft" or "none" (as `evaluate`; the scenarios).
     price_lower, price_upper: optional (24,) narrowing of the case's price bounds (set both to fix an
-    hour's price). threads: SCIP's threads; None (default) takes `default_threads()`: two where the
-    machine has two cores, or `STACKELBERG_MOP_THREADS`. Above one, SCIP solves concurrently (one
-    search per thread, sharing solutions and bounds); 1 is one search on one core (for machines
-    shared with other jobs). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist
+    hour's price). threads: SCIP's threads; None (default) takes `default_threads()`: one
+    (`MAX_DEFAULT_THREADS`; benchmarks/README #40: two concurrent searches were slower on 2 cores),
+    or `STACKELBERG_MOP_THREADS`. Above one, SCIP solves concurrently (one search per thread,
+    sharing solutions and bounds). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist
     only to test that the verification catches them).
     scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.

@@ -1,0 +1,190 @@
+"""Behaviour cloning of the bi-level optimum: a day-ahead actor trained to post the exact answer.
+
+    python -m stackelberg_mop.rl.bc --labels benchmarks/agents/labels/ieee33-mop-train.jsonl --out results/train
+
+The labels are optimum tables (`stackelberg-mop optima --split train --out FILE`: each training day's
+KKT prices, with the gap the solver reached) and the input is what the day-ahead environment observes
+(`envs.day_features`, normalised by its training-day mean and std). The actor is a TD3 actor (SB3's
+`MlpPolicy`), regressed onto the optimum's action (`market.prices_to_action`) in mean squared error;
+the epoch kept is the one with the lowest aggregate normalised regret Σ(J − J*)/Σ(J_tariff − J*) on the
+validation days (scored by `evaluate` against the shipped optimum; the test days are never read).
+The run folder has the layout of `rl.common.train` (config.json, best_model.zip with its
+``_vecnormalize.pkl``, evaluations.csv as it goes), so it loads with the ``agent:RUN_DIR`` policy and
+can be fine-tuned by RL (``python -m stackelberg_mop.rl.td3 --init-from RUN_DIR``).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Config:
+    """Behaviour cloning of the bi-level optimum into a TD3 actor (day-ahead game, MOP by the OPF)."""
+
+    name: str = "bc"
+    algo: str = "td3"
+    env_id: str = "StackelbergMOP-v0"
+    mop: str = "opf"                    # the game the optimum solves: the DNO's OPF dispatches the MOP
+    reward_baseline: str = "tariff"     # for RL fine-tuning from this run (td3 --init-from)
+    labels: str = "benchmarks/agents/labels/ieee33-mop-train.jsonl"   # optimum table of the training days
+    seed: int = 0
+    epochs: int = 3000                  # passes over the training days
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4          # AdamW's decoupled weight decay
+    eval_every: int = 100               # epochs between validation scores
+    eval_days: int = 42                 # validation days scored (evenly spaced; all 42 by default)
+    progress_bar: bool = True
+    out: str = "results/train"
+
+
+def _targets(case, days, table) -> tuple[list, np.ndarray]:
+    """The labelled days and their optimum actions (D, 24); days without a usable row are skipped."""
+    from ..data import OptimumError
+    from ..market import prices_to_action
+
+    kept, actions = [], []
+    for day in days:
+        try:
+            opt = table.get(day)
+        except OptimumError:
+            continue
+        kept.append(day)
+        actions.append(prices_to_action(case, day, opt.prices))
+    return kept, np.array(actions, dtype=np.float32)
+
+
+class Validation:
+    """Aggregate and mean normalised regret of a policy on validation days against the shipped optimum
+    (J_tariff of each day computed once)."""
+
+    def __init__(self, case, days):
+        from ..baselines.policies import TariffPolicy
+        from ..data.optimum_table import OptimumTable
+        from ..evaluate import evaluate
+
+        table = OptimumTable(case)
+        self.case, self.days, self.best, self.base = case, [], [], []
+        for day in days:
+            opt = table.find(day) or _any_row(table, day)
+            if opt is None:
+                continue
+            tariff = evaluate(case, day, TariffPolicy()(case, day)[0])
+            if tariff.status.startswith("optimal"):
+                self.days.append(day)
+                self.best.append(opt.objective)
+                self.base.append(tariff.dno_objective)
+
+    def __call__(self, policy) -> dict:
+        from ..evaluate import evaluate
+
+        values, failures = [], 0
+        for day in self.days:
+            prices, mop = policy(self.case, day)
+            out = evaluate(self.case, day, prices, mop=mop)
+            failures += not out.status.startswith("optimal")
+            values.append(out.dno_objective if out.status.startswith("optimal") else np.nan)
+        j, best, base = np.array(values), np.array(self.best), np.array(self.base)
+        ok = np.isfinite(j)
+        stakes = base - best
+        per_day = (j - best)[ok & (stakes > 1e-9)] / stakes[ok & (stakes > 1e-9)]
+        return {"aggregate_regret": float((j - best)[ok].sum() / max(stakes[ok].sum(), 1e-9)),
+                "normalised_regret": float(per_day.mean()) if per_day.size else float("nan"),
+                "mean_dno_objective": float(np.nanmean(j)) if ok.any() else float("nan"), "failures": failures}
+
+
+def _any_row(table, day):
+    from ..data import OptimumError
+
+    try:
+        return table.get(day)
+    except OptimumError:
+        return None
+
+
+def main(argv=None) -> Path:
+    import torch
+    from stable_baselines3 import TD3
+    from tqdm import tqdm
+
+    from .. import load_case
+    from ..data import days
+    from ..data.optimum_table import OptimumTable
+    from ..envs.observation import OBS_BOUND, day_features
+    from .common import AgentPolicy, make_vec_env, normalise, parse_config, run_directory
+
+    c = parse_config(Config, argv)
+    if not Path(c.labels).is_file():
+        raise SystemExit(f"--labels: no table at {c.labels!r}; make it with `stackelberg-mop optima --split train "
+                         f"--out {c.labels}`")
+    torch.manual_seed(c.seed)
+    rng = np.random.default_rng(c.seed)
+    case = load_case()
+    train_days, y = _targets(case, days(case, "train"), OptimumTable(case, c.labels))
+    if not train_days:
+        raise SystemExit(f"--labels: {c.labels} holds no row for this case's training days")
+    x = np.array([np.clip(day_features(case, d), -OBS_BOUND, OBS_BOUND) for d in train_days])
+    val_pool = days(case, "val")
+    val = Validation(case, [val_pool[i] for i in np.linspace(0, len(val_pool) - 1, min(c.eval_days, len(val_pool)))
+                            .round().astype(int)])
+
+    run = run_directory(c.out, c.name, c)
+    venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))
+    venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = x.mean(axis=0), x.var(axis=0), float(len(x))
+    venv.training = False
+    model = TD3("MlpPolicy", venv, seed=c.seed, device="cpu", verbose=0)
+    actor = model.actor
+    inputs = torch.as_tensor(venv.normalize_obs(x), dtype=torch.float32)
+    targets = torch.as_tensor(y, dtype=torch.float32)
+    optimiser = torch.optim.AdamW(actor.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+
+    log = run / "evaluations.csv"
+    with log.open("w", newline="") as fh:
+        csv.writer(fh).writerow(["timesteps", "epoch", "train_loss", "val_aggregate_regret", "val_normalised_regret",
+                                 "mean_reward", "mean_dno_objective", "failures", "elapsed_s"])
+    best, start = np.inf, time.perf_counter()
+    bar = tqdm(range(1, c.epochs + 1), disable=not c.progress_bar, desc="bc", unit="epoch")
+    for epoch in bar:
+        actor.train()
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(0, len(order), c.batch_size):
+            idx = torch.as_tensor(order[i:i + c.batch_size])
+            loss = torch.nn.functional.mse_loss(actor(inputs[idx]), targets[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        if epoch % c.eval_every and epoch != c.epochs:
+            continue
+        actor.eval()
+        model.actor_target.load_state_dict(actor.state_dict())
+        model.save(run / "model")
+        venv.save(str(run / "model_vecnormalize.pkl"))
+        scores = val(AgentPolicy(run, which="model"))
+        with log.open("a", newline="") as fh:
+            csv.writer(fh).writerow([epoch * len(x), epoch, np.mean(losses), scores["aggregate_regret"],
+                                     scores["normalised_regret"], -scores["aggregate_regret"],
+                                     scores["mean_dno_objective"], scores["failures"],
+                                     round(time.perf_counter() - start, 1)])
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}", val_regret=f"{scores['aggregate_regret']:.3f}")
+        if scores["aggregate_regret"] < best:
+            best = scores["aggregate_regret"]
+            model.save(run / "best_model")
+            venv.save(str(run / "best_model_vecnormalize.pkl"))
+    bar.close()
+    venv.close()
+    print(f"saved to {run}: best validation aggregate regret {best:.3f} ({len(train_days)} training days, "
+          f"{len(val.days)} validation days)")
+    return run
+
+
+if __name__ == "__main__":
+    main()
+
