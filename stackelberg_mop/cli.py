@@ -8,7 +8,7 @@
     stackelberg-mop demo                        respond + scenarios on the default case's reference day
     stackelberg-mop solve --policy SPEC [--case] [--day] [--out DIR]
                                                 one pricing policy on one day: table and plot of the day
-    stackelberg-mop train --algo ppo|sac|td3|ppo_hourly [training flags ...]
+    stackelberg-mop train --algo ppo|sac|td3|ppo_hourly|bc [training flags ...]
                                                 train an agent (flags: python -m stackelberg_mop.rl.ALGO --help)
     stackelberg-mop evaluate --policy SPEC [--split test] [--limit N] [--out DIR]
                                                 a saved agent or a baseline on a split of days
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("train", help="train an agent (stable-baselines3)", add_help=False,
                        description="Train an agent; every other flag goes to the algorithm's script "
                                    "(python -m stackelberg_mop.rl.ALGO --help lists them).")
-    p.add_argument("--algo", choices=("ppo", "sac", "td3", "ppo_hourly"), default="ppo")
+    p.add_argument("--algo", choices=("ppo", "sac", "td3", "ppo_hourly", "bc"), default="ppo")
     p.set_defaults(func=cmd_train)
     for name, func, text in (("evaluate", cmd_evaluate, "a saved agent or a baseline on a split of days"),
                              ("benchmark", cmd_benchmark, "every policy on held-out days: rows, report, plots")):

@@ -114,3 +114,25 @@ def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):
         assert mop == "opf" and price_bounds(case, day).violation(prices) <= 1e-6
         span = price_bounds(case, day).upper - price_bounds(case, day).lower
         assert np.abs(prices - wanted[day.name]).max() <= 0.25 * span.max()
+
+
+def test_the_shipped_cloned_agent_loads_and_beats_the_tariff_on_validation_days():
+    """`agent:benchmarks/agents/bc` (the shipped behaviour-cloned actor): its prices keep the rules and,
+    over three validation days, it recovers most of what the optimum gains over the tariff."""
+    from pathlib import Path
+
+    from stackelberg_mop import benchmark
+
+    run = Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "bc"
+    policy = benchmark.make_policy(f"agent:{run}")
+    case = sm.load_case()
+    chosen = sm.days(case, "val")[::20]
+    gained = stakes = 0.0
+    for day in chosen:
+        prices, mop = policy(case, day)
+        assert sm.market.price_bounds(case, day).violation(prices) <= 1e-6
+        j = sm.evaluate(case, day, prices, mop=mop).dno_objective
+        tariff = sm.evaluate(case, day, benchmark.make_policy("tariff")(case, day)[0]).dno_objective
+        best = sm.optimum(case, day).objective
+        gained, stakes = gained + tariff - j, stakes + tariff - best
+    assert gained >= 0.5 * stakes
