@@ -190,13 +190,13 @@ def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limi
     index = {d.name: i for i, d in enumerate(select_days(the_case, split))}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    kept = _drop_stale(out, the_case, progress)
+    prints = {spec: row_fingerprint(the_case, spec) for spec in policies}
+    kept = _drop_stale(out, the_case, prints, progress)
     done = {(r["policy"], r["day"]) for r in kept}
     tasks = [(case, index[d.name], split, spec) for spec in policies for d in chosen if (spec, d.name) not in done]
     if progress and done:
         reused = sum((spec, d.name) in done for spec in policies for d in chosen)
         print(f"{out}: reusing {reused} finished rows with matching fingerprints, {len(tasks)} to score")
-    prints = {spec: row_fingerprint(the_case, spec) for spec in policies}
     for row in execute(_worker, tasks, backend, workers, progress):
         row["fingerprint"] = prints.get(row["policy"], "")
         _write_rows(out, [row], append=True)  # opened per row: survives the file being replaced
@@ -205,19 +205,20 @@ def run(policies: list[str], case: str = "ieee33-mop", split: str = "test", limi
     return read_rows(out)
 
 
-def _drop_stale(out: Path, case: Case, progress: bool) -> list[dict]:
-    """The rows of `out` whose fingerprint matches what would make them now; the others (and rows of
-    an older layout, without one) are appended to ``<out>.stale.csv`` and `out` is rewritten without
+def _drop_stale(out: Path, case: Case, prints: dict[str, str], progress: bool) -> list[dict]:
+    """The rows of `out` whose fingerprint matches what would make them now (`prints`: policy spec →
+    fingerprint, filled in here for the other policies of the file); the others (and rows of an
+    older layout, without one) are appended to ``<out>.stale.csv`` and `out` is rewritten without
     them (atomically: a kill meanwhile leaves the old file)."""
     rows = read_rows(out)
-    prints: dict[str, str] = {}
     for r in rows:
         if r["policy"] not in prints:
             prints[r["policy"]] = row_fingerprint(case, r["policy"])
-    kept = [r for r in rows if r.get("fingerprint") == prints[r["policy"]]]
-    if len(kept) == len(rows) and (not rows or "fingerprint" in rows[0]):
-        return kept
-    stale = [r for r in rows if r.get("fingerprint") != prints[r["policy"]]]
+    current = [r.get("fingerprint") == prints[r["policy"]] for r in rows]
+    if all(current):
+        return rows
+    kept = [r for r, ok in zip(rows, current) if ok]
+    stale = [r for r, ok in zip(rows, current) if not ok]
     stale_path = out.with_name(out.stem + ".stale.csv")
     _write_rows(stale_path, stale, append=True)
     tmp = out.with_name(out.name + ".tmp")

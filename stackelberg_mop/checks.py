@@ -76,6 +76,13 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
+def case_object(case, name: str = "case"):
+    """`case` if it is a `Case`; ValueError otherwise (where a name is not accepted: see `case_arg`)."""
+    from .cases import Case
+
+    return instance(name, case, Case, "a Case (load_case)")
+
+
 def case_arg(case, name: str = "case"):
     """A `Case` given as itself or as a shipped name / case file path (`load_case`)."""
     from .cases import Case, load_case
@@ -88,10 +95,9 @@ def case_arg(case, name: str = "case"):
 
 def day_arg(case, day, name: str = "day"):
     """`day` if it is a `Day` whose arrays fit `case` (`Day.check`); ValueError otherwise."""
-    from .cases import Case
     from .data import Day
 
-    instance("case", case, Case, "a Case (load_case)")
+    case_object(case)
     return instance(name, day, Day, "a Day (reference_day, simbench_day, days)").check(case)
 
 
@@ -116,10 +122,12 @@ def array(name: str, value, unit: str = "", allow_inf: bool = False, finite: boo
 
 def market_options(case, day, mop="opf", voltage_limits: str = "hard", formulation: str = "socp") -> None:
     """The arguments every solver of the market takes, checked where it enters: a `Case`, a `Day` that
-    fits it, mop "opf"/"off", voltage_limits "hard"/"soft"/"none", formulation "socp"/"lindistflow"."""
+    fits it, mop "opf"/"off" (None: not a mode, e.g. `evaluate`'s set-points, checked by the caller),
+    voltage_limits "hard"/"soft"/"none", formulation "socp"/"lindistflow"."""
     from .powerflow.distflow import FORMULATIONS, MOP_MODES, VOLTAGE_MODES
 
     day_arg(case, day)
-    choice("mop", mop, MOP_MODES)
+    if mop is not None:
+        choice("mop", mop, MOP_MODES)
     choice("voltage_limits", voltage_limits, VOLTAGE_MODES)
     choice("formulation", formulation, tuple(FORMULATIONS))

@@ -15,9 +15,8 @@ from . import checks
 from .cases import HOURS, Case
 from .data import Day
 from .market import BestResponse, best_response, check_prices, price_bounds
-from .powerflow import FORMULATIONS, DispatchResult, dispatch_model
+from .powerflow import DispatchResult, dispatch_model
 from .powerflow.ac import pandapower_power_flow, sweep_power_flow
-from .powerflow.distflow import MOP_MODES, VOLTAGE_MODES
 
 #: voltages within this of a limit (p.u.) do not count as violations (solver round-off)
 VIOLATION_TOL = 1e-6
@@ -175,15 +174,11 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
     """
     checks.choice("ac", ac, AC_MODES)
-    checks.choice("voltage_limits", voltage_limits, VOLTAGE_MODES)
-    checks.choice("formulation", formulation, tuple(FORMULATIONS))
-    checks.day_arg(case, day)
-    lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     fixed = not isinstance(mop, str)
+    checks.market_options(case, day, None if fixed else mop, voltage_limits, formulation)
+    lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
-    else:
-        checks.choice("mop", mop, MOP_MODES)
     if response is None:
         response = best_response(case, day, lam)
     elif not hasattr(response, "exchange_power") or not hasattr(response, "prices"):

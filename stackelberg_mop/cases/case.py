@@ -27,24 +27,17 @@ class CaseError(ValueError):
     """A case field that cannot work; the message starts with the field's name."""
 
 
-def _array(owner, name: str, dtype=float, length: int | None = None, label: str | None = None) -> np.ndarray:
-    """Coerce `owner.name` to a read-only 1-D array (of `length` if given) of finite numbers; with
+def _values(label: str, raw, dtype=float, length: int | None = None) -> np.ndarray:
+    """`raw` as a read-only 1-D array (of `length` if given) of finite numbers (`checks.array`); with
     dtype int, of whole numbers (bus 6.5 is an error, not bus 6). Strings, booleans and nested lists
     are refused with a `CaseError` naming the field."""
-    raw = getattr(owner, name)
-    label = label or f"{type(owner).__name__.lower()}.{name}"
     try:
-        given = np.asarray(raw)
-        value = np.array(raw, dtype=float, copy=True)
-    except (TypeError, ValueError):
-        raise CaseError(f"{label}: expected a list of numbers, got {raw!r}"[:200]) from None
-    if given.dtype.kind not in "iuf" and given.size:
-        raise CaseError(f"{label}: expected numbers, got {raw!r}"[:200])
+        value = checks.array(label, raw)
+    except ValueError as err:
+        raise CaseError(str(err)) from None
     if value.ndim > 1:
         raise CaseError(f"{label}: expected a flat list of numbers, got shape {value.shape}")
     value = value.reshape(-1)
-    if not np.all(np.isfinite(value)):
-        raise CaseError(f"{label}: must be finite, got {value.tolist()}")
     if dtype is int:
         if not np.all(value == np.round(value)):
             raise CaseError(f"{label}: expected whole numbers, got {value.tolist()}")
@@ -52,6 +45,12 @@ def _array(owner, name: str, dtype=float, length: int | None = None, label: str 
     if length is not None and value.shape != (length,):
         raise CaseError(f"{label}: expected {length} values, got {value.size}")
     value.setflags(write=False)
+    return value
+
+
+def _array(owner, name: str, dtype=float, length: int | None = None) -> np.ndarray:
+    """The dataclass field `owner.name` replaced by its checked array (`_values`), which is returned."""
+    value = _values(f"{type(owner).__name__.lower()}.{name}", getattr(owner, name), dtype, length)
     object.__setattr__(owner, name, value)
     return value
 
@@ -497,7 +496,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
         pros, bat, mop = sections["prosumers"], sections["batteries"], sections["mop"]
         prosumers = Prosumers(bus=pros["bus"], pv_capacity=pros["pv_capacity_mw"],
                               kappa=pros["kappa_cny_per_mw2h"], shift_fraction=pros["shift_fraction"])
-        owner_bus = _array(_Field(bat.get("owner_bus", [])), "value", int, label="batteries.owner_bus")
+        owner_bus = _values("batteries.owner_bus", bat.get("owner_bus", []), int)
         unknown = [int(b) for b in owner_bus if b not in prosumers.bus]
         if unknown:
             raise CaseError(f"batteries.owner_bus: no prosumer at bus {unknown}")
@@ -521,8 +520,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
         mop = MOP(bus=mop.get("bus", []), s_max=mop.get("s_max_mva", []), loss_coefficient=mop.get("loss_coefficient", []))
         price_rules = PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
                                  lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh"))
-        profiles = {f"reference_{k}": _array(_Field(ref[k]), "value", label=f"reference_profiles.{k}")
-                    for k in ("load", "pv")}
+        profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}
         limits = {f"v_{k}": _number(f"voltage.v_{k}_pu", volt[f"v_{k}_pu"]) for k in ("min", "max", "slack")}
         s_base = _number("network.s_base_mva", sections["network"].get("s_base_mva", 10.0))
         if net is None:  # last: the other fields are checked without building the network
@@ -546,13 +544,6 @@ class _Section(dict):
 
     def __missing__(self, key):
         raise _MissingField(self.name, key)
-
-
-@dataclass
-class _Field:
-    """A stand-in owner for `_array` when a value is checked outside a dataclass."""
-
-    value: object
 
 
 def _section(spec: dict, key: str, optional: bool = False) -> _Section:

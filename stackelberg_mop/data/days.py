@@ -61,7 +61,7 @@ class Day:
 
     def check(self, case: Case) -> Day:
         """Raise ValueError unless the array shapes fit `case`; returns self."""
-        checks.instance("case", case, Case, "a Case (load_case)")
+        checks.case_object(case)
         n, b = len(case.prosumers), case.buses.size
         for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("base_p", (b, HOURS)),
                             ("base_q", (b, HOURS))):
@@ -74,10 +74,6 @@ class Day:
     def net_load(self) -> np.ndarray:
         """(N, 24) MW, fixed load minus PV: each prosumer's exchange before any flexibility."""
         return self.fixed_load - self.pv
-
-
-def _need_case(case) -> None:
-    checks.instance("case", case, Case, "a Case (load_case)")
 
 
 def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray, **meta) -> Day:
@@ -94,7 +90,7 @@ def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarr
 
 def reference_day(case: Case) -> Day:
     """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``."""
-    _need_case(case)
+    checks.case_object(case)
     b, n = case.buses.size, len(case.prosumers)
     return _day_from_profiles(case, np.tile(case.reference_load, (b, 1)), np.tile(case.reference_pv, (n, 1)),
                               name="reference", split="reference", calendar={"day_of_year": 0, "weekday": 0})
@@ -128,7 +124,7 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     follows PV profile n mod 8. Each profile is scaled so that its yearly peak hour equals the case's
     peak: nominal bus load × max(reference_load), PV capacity × max(reference_pv).
     """
-    _need_case(case)
+    checks.case_object(case)
     checks.choice("load_set", load_set, LOAD_SETS)
     prof = _profiles()
     d = checks.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
@@ -143,5 +139,5 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
 
 def days(case: Case, split: str = "train", load_set: str = "aggregate") -> list[Day]:
     """All SimBench days of `split` ("train", "val" or "test") for `case`, in calendar order."""
-    _need_case(case)
+    checks.case_object(case)
     return [simbench_day(case, d, load_set) for d in day_indices(split)]

@@ -113,7 +113,7 @@ class OptimumTable:
     `OptimumError`, ``find(day)`` gives it or None (e.g. an environment's per-step ``info``)."""
 
     def __init__(self, case: Case, table: str | Path | None = None):
-        checks.instance("case", case, Case, "a Case (load_case)")
+        checks.case_object(case)
         if table is not None:
             checks.instance("table", table, str | Path, "a path to a table (.jsonl) or None")
         self.case, self.explicit = case, table is not None

@@ -18,14 +18,6 @@ SPLITS = ("train", "val", "test", "reference")
 RENDER_MODES = ["human", "rgb_array"]
 
 
-def resolve_case(case: str | Case) -> Case:
-    return checks.case_arg(case)
-
-
-def check_choice(name: str, value, choices) -> None:
-    checks.choice(name, value, choices)
-
-
 def reward_options(reward_scale, violation_penalty, failure_reward) -> tuple[float, float, float]:
     """The reward's numbers, checked: scale > 0 (¥ per unit of reward), penalty >= 0 (¥ per violating
     bus-hour: a negative one would reward violations), a finite failure reward."""
@@ -47,8 +39,8 @@ class DayPool:
 
     def __init__(self, case: Case, split: str, day_list: list[Day] | None, hv_prices: str = "day"):
         self.case = case
-        check_choice("split", split, SPLITS)
-        check_choice("hv_prices", hv_prices, HV_PRICE_MODES)
+        checks.choice("split", split, SPLITS)
+        checks.choice("hv_prices", hv_prices, HV_PRICE_MODES)
         self.split, self.hv_prices = split, hv_prices
         self._given = list(day_list) if day_list is not None else None
         self._cache: dict[str, list[Day]] = {}
@@ -61,7 +53,7 @@ class DayPool:
     def of(self, split: str) -> list[Day]:
         if self._given is not None and split == self.split:
             return self._given
-        check_choice("options['split']", split, SPLITS)
+        checks.choice("options['split']", split, SPLITS)
         if split not in self._cache:
             self._cache[split] = [reference_day(self.case)] if split == "reference" else days(self.case, split)
         return self._cache[split]

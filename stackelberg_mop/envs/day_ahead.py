@@ -40,10 +40,8 @@ from .common import (
     RENDER_MODES,
     DayPool,
     TariffBaseline,
-    check_choice,
     default_voltage_limits,
     render_day,
-    resolve_case,
     reward_options,
 )
 from .observation import OBS_BOUND, day_features, day_layout, observation_box
@@ -96,20 +94,20 @@ class StackelbergMOPEnv(gym.Env):
                  reward_baseline: str | None = None, violation_penalty: float = 0.0,
                  failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
                  p2p=False, render_mode: str | None = None):
-        check_choice("mop", mop, MOP_MODES)
-        check_choice("reward_baseline", reward_baseline, REWARD_BASELINES)
-        check_choice("render_mode", render_mode, RENDER_MODES + [None])
+        checks.choice("mop", mop, MOP_MODES)
+        checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
+        checks.choice("render_mode", render_mode, RENDER_MODES + [None])
         reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
                                                                          failure_reward)
         checks.flag("price_per_prosumer", price_per_prosumer)
-        self.case = resolve_case(case)
+        self.case = checks.case_arg(case)
         self.mop = mop
         self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1
         self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)
         if self.p2p is not None and not isinstance(self.p2p, P2PMarket):
             raise ValueError(f"p2p: must be False, True or a market.p2p.P2PMarket, got {p2p!r}")
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
-        check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)

@@ -28,6 +28,7 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate
@@ -37,10 +38,8 @@ from .common import (
     MOP_MODES,
     RENDER_MODES,
     DayPool,
-    check_choice,
     default_voltage_limits,
     render_day,
-    resolve_case,
     reward_options,
 )
 from .day_ahead import check_action, outcome_info
@@ -72,16 +71,16 @@ class StackelbergMOPHourlyEnv(gym.Env):
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
                  violation_penalty: float = 0.0, failure_reward: float = -10.0, price_expectation=None,
                  hv_prices: str = "day", render_mode: str | None = None):
-        check_choice("mop", mop, MOP_MODES)
-        check_choice("render_mode", render_mode, RENDER_MODES + [None])
+        checks.choice("mop", mop, MOP_MODES)
+        checks.choice("render_mode", render_mode, RENDER_MODES + [None])
         reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
                                                                          failure_reward)
         if price_expectation is not None and not callable(price_expectation):
             raise ValueError("price_expectation: must be None or a callable (case, day) -> (24,) ¥/MWh")
-        self.case = resolve_case(case)
+        self.case = checks.case_arg(case)
         self.mop = mop
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
-        check_choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.price_expectation = price_expectation or expected_prices
         self.render_mode = render_mode

@@ -88,7 +88,7 @@ class BestResponse:
 # --- input checks -------------------------------------------------------------------------------
 def check_prices(case: Case, prices, batched: bool) -> np.ndarray:
     """Prices as a float array (S, N, 24); ValueError naming the problem for NaN/inf/shape/type."""
-    checks.instance("case", case, Case, "a Case (load_case)")
+    checks.case_object(case)
     lam = checks.array("prices", prices, "¥/MWh", finite=False)
     n = len(case.prosumers)
     want = "(S, 24) or (S, N, 24)" if batched else "(24,) or (N, 24)"

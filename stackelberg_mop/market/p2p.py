@@ -84,7 +84,7 @@ class P2PMarket:
 def p2p_market(case: Case, cap_mw: float | np.ndarray = 0.2, trade_cost: float = 10.0,
                exchange_limit_mw: float | np.ndarray | None = None) -> P2PMarket:
     """A sharing platform for `case`: every pair may trade up to `cap_mw` (scalar or (N, N) matrix)."""
-    n = len(checks.instance("case", case, Case, "a Case (load_case)").prosumers)
+    n = len(checks.case_object(case).prosumers)
     cap = checks.array("cap_mw", cap_mw, "MW")
     if cap.shape not in ((), (n, n)):
         raise ValueError(f"cap_mw: expected one value or an ({n}, {n}) matrix in MW, got shape {cap.shape}")

@@ -73,7 +73,7 @@ def price_bounds(case: Case, day, lower=None, upper=None) -> PriceBounds:
     ValueError naming the hour where the lower bound exceeds the upper one, or when the hours' lower
     bounds alone break the mean cap.
     """
-    checks.instance("case", case, Case, "a Case (load_case)")
+    checks.case_object(case)
     rules = case.price_rules
     if day is None or not hasattr(day, "buy_price"):
         raise ValueError(f"day: expected a Day (or the case's tariff) for the hour's price bounds, got {day!r}")
