@@ -151,3 +151,24 @@ def test_day_ahead_info_carries_the_regret(case, table):
     off = sm.StackelbergMOPEnv(case=case, split="reference", mop="off")
     off.reset(options={"day": 0})
     assert "regret" not in off.step(np.zeros(24, dtype=np.float32))[4]  # another game: no yardstick
+
+
+def test_the_training_labels_rescore_to_their_objective(case):
+    """The behaviour-cloning labels (benchmarks/agents/labels): a sample of rows re-scored through
+    `evaluate` gives each row's objective to 1e-6, within the price rules; each used row was verified
+    and its bound is below its objective."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "labels" / "ieee33-mop-train.jsonl"
+    labels = OptimumTable(case, path)
+    train = {d.name: d for d in sm.days(case, "train")}
+    assert set(labels.rows) == set(train)
+    for name in sorted(labels.rows)[::60]:
+        row = labels.rows[name]
+        if not row["verified"]:
+            continue
+        opt = labels.get(train[name])
+        out = sm.evaluate(case, train[name], opt.prices)
+        assert out.status == "optimal" and out.dno_objective == pytest.approx(opt.objective, rel=1e-6, abs=1e-6)
+        assert price_bounds(case, train[name]).violation(opt.prices) <= 1e-6
+        assert not opt.bound > opt.objective
