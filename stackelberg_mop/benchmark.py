@@ -456,6 +456,43 @@ def format_report(table: list[dict]) -> str:
     return "\n".join(lines + ([footer] if footer else []))
 
 
+def per_day_markdown(rows: list[dict] | str | Path, optimum: str | None = None, tariff: str = "tariff",
+                     share: float = CERTIFICATE_SHARE) -> str:
+    """The per-day table of RESULTS.md (markdown): for each day `report` judges (the optimum's row
+    scored and proven), J* ¥, its proven gap (J* − bound)/|J*|, J_tariff − J* ¥, and per policy other
+    than these two the normalised regret (J − J*)/(J_tariff − J*), "fail" for a failed solve and
+    "rules" for prices outside the price rules."""
+    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    optimum = default_optimum(rows) if optimum is None else optimum
+    by = {}
+    for r in rows:
+        by.setdefault(r["policy"], {})[r["day"]] = r
+    base = {d: float(r["dno_objective"]) for d, r in by.get(tariff, {}).items() if r["status"].startswith("optimal")}
+    best = {d: r for d, r in by.get(optimum, {}).items()
+            if r["status"].startswith("optimal") and d in base and _proved(r, base[d], share)}
+    others = [p for p in by if p not in (optimum, tariff)]
+    lines = ["| day | J* ¥ | proven gap | J_tariff − J* ¥ | " + " | ".join(others) + " |",
+             "|---" * (4 + len(others)) + "|"]
+    for d in sorted(best):
+        j = float(best[d]["dno_objective"])
+        bound = _details(best[d]).get("best_bound")
+        gap = f"{(j - float(bound)) / abs(j):.1e}" if bound is not None else "–"
+        cells = []
+        for p in others:
+            r = by[p].get(d)
+            if r is None:
+                cells.append("")
+            elif not r["status"].startswith("optimal"):
+                cells.append("fail")
+            elif not _keeps_rules(r):
+                cells.append("rules")
+            else:
+                stakes = base[d] - j
+                cells.append(f"{(float(r['dno_objective']) - j) / stakes:.2f}" if stakes > 1e-9 else "–")
+        lines.append(f"| {d} | {j:,.1f} | {gap} | {base[d] - j:,.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # --- plots -----------------------------------------------------------------------------------------
 def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: str | None = None, tariff: str = "tariff",
                    runs: list[str | Path] = (), price_days: int = 3) -> list[Path]:

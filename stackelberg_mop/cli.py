@@ -204,7 +204,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
-    from .benchmark import format_report, plot_benchmark, report, run
+    from .benchmark import format_report, per_day_markdown, plot_benchmark, report, run
 
     policies, runs = list(args.policies), []
     limit, out = args.limit, Path(args.out)
@@ -225,7 +225,9 @@ def cmd_benchmark(args) -> None:
     table = report(rows)
     text = format_report(table)
     (out / "report.txt").write_text(text + "\n")
+    (out / "per_day.md").write_text(per_day_markdown(rows) + "\n")
     print(text)
+    print(f"wrote {out / 'report.txt'}, {out / 'per_day.md'}")
     for path in plot_benchmark(rows, out, runs=runs):
         print(f"wrote {path}")
 
