@@ -264,6 +264,8 @@ def test_prosumer_bus_must_be_whole_and_loss_coefficient_below_one(spec):
     (["solve", "--policy", "agent:/nowhere"], "--policy"), (["train", "--total-timesteps", "-5"], "--total-timesteps"),
     (["train", "--algo", "sac", "--gamma", "1.5"], "--gamma"), (["train", "--mop", "auto"], "--mop"),
     (["train", "--n-envs", "two"], "--n-envs"), (["benchmark", "--split", "holdout"], "--split"),
+    (["train", "--algo", "bc", "--loss", "l1"], "--loss"), (["train", "--algo", "bc", "--probe", "0"], "--probe"),
+    (["train", "--algo", "td3", "--critic-warmup", "-1"], "--critic-warmup"),
 ])
 def test_cli_bad_input_is_one_line_with_exit_code_2(argv, flag, capsys):
     with pytest.raises(SystemExit) as err:

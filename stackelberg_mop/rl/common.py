@@ -166,8 +166,12 @@ FLAG_HELP = {
     "gamma": "discount factor", "ent_coef": "entropy bonus",
 }
 #: fields that may be 0 (all other integers must be >= 1)
-ZERO_OK = ("seed", "learning_starts")
+ZERO_OK = ("seed", "learning_starts", "critic_warmup")
 REWARD_BASELINE_FLAGS = ("tariff", "none")
+#: float fields that must be > 0 (the others >= 0)
+POSITIVE = ("learning_rate", "probe")
+#: behaviour cloning's losses (`rl.bc`)
+LOSSES = ("mse", "regret")
 
 
 def _line_comments(cls) -> dict[str, str]:
@@ -187,8 +191,8 @@ def _line_comments(cls) -> dict[str, str]:
 
 def check_config(config) -> None:
     """ValueError naming the first field of a training config that cannot work: integers >= 1 (seed,
-    learning_starts >= 0), floats finite and >= 0 (learning_rate > 0, gamma and gae_lambda <= 1), mop
-    and reward_baseline among their choices."""
+    learning_starts, critic_warmup >= 0), floats finite and >= 0 (learning_rate, probe > 0; gamma and
+    gae_lambda <= 1), mop, reward_baseline and loss among their choices."""
     from .. import checks
     from ..envs.common import MOP_MODES
 
@@ -199,10 +203,12 @@ def check_config(config) -> None:
         elif isinstance(f.default, int):
             checks.integer(flag, value, lo=0 if f.name in ZERO_OK else 1)
         elif isinstance(f.default, float):
-            checks.number(flag, value, lo=0, lo_open=f.name == "learning_rate",
+            checks.number(flag, value, lo=0, lo_open=f.name in POSITIVE,
                           hi=1 if f.name in ("gamma", "gae_lambda") else None)
     checks.choice("--mop", config.mop, MOP_MODES)
     checks.choice("--reward-baseline", str(config.reward_baseline).lower(), REWARD_BASELINE_FLAGS)
+    if hasattr(config, "loss"):
+        checks.choice("--loss", config.loss, LOSSES)
 
 
 def _bool(text: str) -> bool:
