@@ -8,6 +8,17 @@ KKT prices, with the gap the solver reached) and the input is what the day-ahead
 `MlpPolicy`), regressed onto the optimum's action (`market.prices_to_action`) in mean squared error;
 the epoch kept is the one with the lowest aggregate normalised regret Σ(J − J*)/Σ(J_tariff − J*) on the
 validation days (scored by `evaluate` against the shipped optimum; the test days are never read).
+
+The bi-level optimum sits on breakpoints of the followers' response: a price a few ¥/MWh on one side
+of the optimum's costs next to nothing, on the other side the response flips and the DNO loses tens
+to hundreds of ¥ (e.g. 75 ¥ for 0.3 ¥/MWh above the floor in one hour). A regression in mean squared
+error is blind to that side, so ``--loss regret`` replaces it by a surrogate of the regret: for each
+training day and hour, `sensitivities` measures J(λ* ± probe in that hour) − J* (by `evaluate`,
+cached beside the labels), and an error e_t of the actor's action costs
+c⁺_t·max(e_t, 0) + c⁻_t·max(−e_t, 0) with c± those increases per unit of action: the actor learns
+to err on the cheap side (a quantile of the labels rather than their mean). The MSE term, weighted
+by ``--mse-weight``, remains for hours where neither side costs anything.
+
 The run folder has the layout of `rl.common.train` (config.json, best_model.zip with its
 ``_vecnormalize.pkl``, evaluations.csv as it goes), so it loads with the ``agent:RUN_DIR`` policy and
 can be fine-tuned by RL (``python -m stackelberg_mop.rl.td3 --init-from RUN_DIR``).
@@ -34,13 +45,16 @@ class Config:
     reward_baseline: str = "tariff"     # for RL fine-tuning from this run (td3 --init-from)
     labels: str = "benchmarks/agents/labels/ieee33-mop-train.jsonl"   # optimum table of the training days
     seed: int = 0
-    epochs: int = 3000                  # passes over the training days
+    epochs: int = 1000                  # passes over the training days
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.1           # AdamW's decoupled weight decay
     actor_layers: str = "256,256"       # hidden sizes of the actor (the policy that ships)
     critic_layers: str = "64,64"        # of TD3's critics, untrained here (kept small: the run ships)
-    eval_every: int = 100               # epochs between validation scores
+    loss: str = "regret"                # regret (the one-sided sensitivity surrogate, see module doc) or mse
+    probe: float = 5.0                  # ¥/MWh: the price step of the sensitivities (loss regret)
+    mse_weight: float = 0.0             # weight of the MSE term beside the regret surrogate
+    eval_every: int = 50                # epochs between validation scores
     eval_days: int = 42                 # validation days scored (evenly spaced; all 42 by default)
     progress_bar: bool = True
     out: str = "results/train"
@@ -63,6 +77,59 @@ def _targets(case, days, table) -> tuple[list, np.ndarray]:
         kept.append(day)
         actions.append(prices_to_action(case, day, opt.prices))
     return kept, np.array(actions, dtype=np.float32)
+
+
+def sensitivities(case, days, prices: np.ndarray, probe: float, progress: bool = True) -> np.ndarray:
+    """(D, 24, 2) ¥: J(λ with hour t moved by +probe) − J(λ) and J(λ with hour t moved by −probe) −
+    J(λ) for each day's prices (D, 24) ¥/MWh, the moved vector projected onto the price rules and
+    scored by `evaluate` (MOP dispatched). An hour at a bound moved outside it stays there: 0. A failed
+    solve counts as a large increase (10⁴ ¥)."""
+    from tqdm import tqdm
+
+    from ..evaluate import evaluate
+    from ..market import price_bounds
+
+    out = np.zeros((len(days), 24, 2))
+    for d, (day, lam) in enumerate(tqdm(list(zip(days, prices)), disable=not progress, desc="sensitivities",
+                                        unit="day")):
+        bounds = price_bounds(case, day)
+        base = evaluate(case, day, lam).dno_objective
+        for t in range(24):
+            for side, step in enumerate((probe, -probe)):
+                moved = lam.copy()
+                moved[t] += step
+                moved = bounds.project(moved)
+                if np.allclose(moved, lam):
+                    continue
+                outcome = evaluate(case, day, moved)
+                out[d, t, side] = (outcome.dno_objective - base) if outcome.status.startswith("optimal") else 1e4
+    return out
+
+
+def surrogate_loss(error, slope, mse_weight: float = 1.0):
+    """The regret surrogate of a batch: error (B, 24) = actor action − optimum action, slope (B, 24, 2)
+    = cost per unit of action of erring upwards / downwards (≥ 0); mean over the batch of
+    Σ_t slope⁺_t·max(e_t, 0) + slope⁻_t·max(−e_t, 0), plus mse_weight · mean e². Its minimiser over a
+    constant prediction is the slope⁻/(slope⁺ + slope⁻) quantile of the labels (without the MSE)."""
+    hinge = slope[..., 0] * error.clamp(min=0) + slope[..., 1] * (-error).clamp(min=0)
+    return hinge.sum(dim=-1).mean() + mse_weight * error.pow(2).mean()
+
+
+def _cached_sensitivities(case, days, prices, labels: str, probe: float, progress: bool) -> np.ndarray:
+    """`sensitivities` of the labels, cached in ``<labels>.sensitivity-<probe>.npz`` (keyed by the days,
+    the label prices and the probe: a changed label file recomputes it)."""
+    import hashlib
+
+    key = hashlib.sha256(np.asarray(prices, dtype=np.float64).tobytes() + repr((probe, [d.name for d in days]))
+                         .encode()).hexdigest()[:16]
+    path = Path(labels).with_name(Path(labels).stem + f".sensitivity-{probe:g}.npz")
+    if path.exists():
+        cached = np.load(path)
+        if str(cached["key"]) == key:
+            return cached["cost"]
+    cost = sensitivities(case, days, prices, probe, progress)
+    np.savez_compressed(path, key=key, cost=cost)
+    return cost
 
 
 class Validation:
@@ -134,6 +201,16 @@ def main(argv=None) -> Path:
     train_days, y = _targets(case, days(case, "train"), OptimumTable(case, c.labels))
     if not train_days:
         raise SystemExit(f"--labels: {c.labels} holds no row for this case's training days")
+    if c.loss == "regret":
+        from ..market import price_bounds
+
+        table = OptimumTable(case, c.labels)
+        lam = np.array([table.get(d).prices for d in train_days])
+        cost = _cached_sensitivities(case, train_days, lam, c.labels, c.probe, c.progress_bar)
+        spans = np.array([price_bounds(case, d).upper - price_bounds(case, d).lower for d in train_days])
+        # thousands of ¥ per unit of action (a unit action step moves the hour's price by span/2)
+        slope = np.clip(cost, 0, None) / (c.probe * 2.0 / np.maximum(spans, 1e-9))[:, :, None] / 1e3
+        slope = torch.as_tensor(slope, dtype=torch.float32)
     x = np.array([np.clip(day_features(case, d), -OBS_BOUND, OBS_BOUND) for d in train_days])
     val_pool = days(case, "val")
     val = Validation(case, [val_pool[i] for i in np.linspace(0, len(val_pool) - 1, min(c.eval_days, len(val_pool)))
@@ -167,7 +244,9 @@ def main(argv=None) -> Path:
         losses = []
         for i in range(0, len(order), c.batch_size):
             idx = torch.as_tensor(order[i:i + c.batch_size])
-            loss = torch.nn.functional.mse_loss(actor(inputs[idx]), targets[idx])
+            error = actor(inputs[idx]) - targets[idx]
+            loss = (surrogate_loss(error, slope[idx], c.mse_weight) if c.loss == "regret"
+                    else error.pow(2).mean())
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
