@@ -501,7 +501,7 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     gaps.png: per policy, the distribution over days of the normalised regret (J − J*)/(J_tariff − J*)
     over the days `report` judges (proven optimum, prices within the rules) when optimum rows exist,
     else of J − J_tariff (¥/day). prices.png: each policy's prices against the
-    optimum's (or the tariff's) on `price_days` days. learning_curves.png: mean validation reward
+    optimum's (or the tariff's) on `price_days` days spread evenly over the judged ones. learning_curves.png: mean validation reward
     against timesteps for each training run folder in `runs` (its evaluations.csv).
     """
     from matplotlib.figure import Figure  # no pyplot: works without a display
@@ -552,7 +552,8 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     paths.append(out / "gaps.png")
     fig.savefig(paths[-1])
 
-    chosen = sorted(ref)[:price_days]
+    judged = sorted(ref)
+    chosen = [judged[i] for i in np.linspace(0, len(judged) - 1, min(price_days, len(judged))).round().astype(int)]
     if chosen:
         fig = Figure(figsize=(12, 3.4 * len(chosen)), dpi=80, layout="constrained")
         axes = np.atleast_1d(fig.subplots(len(chosen), 1, squeeze=False)[:, 0])
