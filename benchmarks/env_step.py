@@ -6,7 +6,8 @@ One step of StackelbergMOP-v0 is a whole day (reset + step: 5 exact best respons
 dispatch, the AC sweep). The naive reference does the same with a cvxpy model of the followers and of
 the dispatch rebuilt for every step (what a straightforward implementation would do). Vectorised rows
 run `--envs` copies in gymnasium's SyncVectorEnv (one process) and AsyncVectorEnv (one process each)
-and count env-steps per second over all copies.
+and count env-steps per second over all copies. "episodes" counts steps per second over whole days
+(reset included; the hourly game's last step also scores the whole day): the training throughput.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def single_step_seconds(env_id: str, mop: str, steps: int) -> float:
             env.reset()
 
     return median_seconds(one, steps, warmup=2)
+
+
+def episode_steps_per_second(env_id: str, mop: str, days: int) -> float:
+    env = gym.make(env_id, mop=mop)
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    for _ in range(days):
+        env.reset()
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done, steps = terminated or truncated, steps + 1
+    return steps / (time.perf_counter() - start)
 
 
 def vector_steps_per_second(env_id: str, mop: str, steps: int, n: int, cls) -> float:
@@ -78,15 +93,16 @@ def main() -> None:
     args = parser.parse_args()
     print(f"median steps/s ({os.cpu_count()} cores; single = one process, one core)")
     naive = naive_step_seconds(args.steps)
-    print(f"{'ID':<26}{'mop':<7}{'single':>10}{'ms/step':>9}{'sync×' + str(args.envs):>10}"
+    print(f"{'ID':<26}{'mop':<7}{'single':>10}{'ms/step':>9}{'episodes':>10}{'sync×' + str(args.envs):>10}"
           f"{'async×' + str(args.envs):>10}")
     print(f"{'naive (cvxpy rebuilt)':<26}{'opf':<7}{1 / naive:>10.1f}{naive * 1e3:>9.1f}")
     for env_id in IDS:
         for mop in MODES:
             sec = single_step_seconds(env_id, mop, args.steps)
+            episodes = episode_steps_per_second(env_id, mop, max(2, args.steps // (24 if "Hourly" in env_id else 1)))
             sync = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.SyncVectorEnv)
             asyn = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.AsyncVectorEnv)
-            print(f"{env_id:<26}{mop:<7}{1 / sec:>10.1f}{sec * 1e3:>9.1f}{sync:>10.1f}{asyn:>10.1f}")
+            print(f"{env_id:<26}{mop:<7}{1 / sec:>10.1f}{sec * 1e3:>9.1f}{episodes:>10.1f}{sync:>10.1f}{asyn:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -125,17 +125,25 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     return p, q
 
 
-def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> np.ndarray:
+def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v, hours=slice(None)) -> np.ndarray:
     """(4, 24): grid, line loss, MOP loss and voltage deviation cost (¥) of each hour of a network state.
 
     The only place these are priced: for an optimised dispatch and for set-points alike, from the
     physical quantities (the model's auxiliary variables are tight only where their weight is > 0).
-    grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.
+    grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.; or
+    only some hours of each (H columns), naming them by `hours` (a slice of the day's hours).
     """
-    obj, buy, sell = case.objective, day.buy_price, day.sell_price
+    obj, buy, sell = case.objective, day.buy_price[hours], day.sell_price[hours]
     grid = sell * grid_power + (buy - sell) * np.maximum(grid_power, 0)
     return np.stack([grid, obj.loss_cost * np.asarray(line_loss), obj.loss_cost * np.sum(mop_loss, axis=0),
                      obj.voltage_cost * np.abs(v - 1).sum(axis=0)])
+
+
+def weigh_hours(case: Case, hourly: np.ndarray, revenue: np.ndarray) -> np.ndarray:
+    """Each hour's share of the DNO objective, ¥: ω_1·(grid − revenue + line loss + MOP loss) +
+    ω_2·voltage deviation, from `hourly_network_costs` (4, H) and the revenue Σ_n λ_n,t P_n,t (H,)."""
+    obj = case.objective
+    return obj.omega_economic * (hourly[0] - revenue + hourly[1] + hourly[2]) + obj.omega_voltage * hourly[3]
 
 
 def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
@@ -159,7 +167,8 @@ def _failed(status, lam, response, case, day, dispatch=None) -> Outcome:
 
 
 def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "hard", formulation: str = "socp",
-             ac: str = "sweep", response: BestResponse | None = None) -> Outcome:
+             ac: str = "sweep", response: BestResponse | None = None, dispatch: DispatchResult | None = None,
+             ) -> Outcome:
     """Score clearing prices on a day: the one scorer of the package.
 
     prices: (24,) ¥/MWh for all prosumers, or (N, 24) one row per prosumer.
@@ -169,6 +178,9 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     formulation: "socp" or "lindistflow". ac: "sweep" (vectorised backward/forward sweep, agrees with
     pandapower to ~1e-10 p.u.) or "pandapower" (Newton-Raphson, 24 runs, slower).
     response: a precomputed best response to the same prices (skips re-solving the followers).
+    dispatch: a precomputed dispatch of that response's exchange power with the same mop, voltage
+    limits and formulation (skips the dispatch solve; e.g. the hourly game's one-hour solves joined
+    by `powerflow.join_windows`); the caller vouches that it belongs to this response.
     It may also be a `market.p2p.P2PResult` for the same prices: the peer-to-peer sharing market's
     exchange with the DNO and costs are then scored (``p2p=True`` in the environments).
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
@@ -201,7 +213,11 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         vm_ac, vm_model = state.vm, np.full_like(state.vm, np.nan)
         gap = mismatch = np.full(HOURS, np.nan)
     else:
-        result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
+        result = dispatch
+        if result is None:
+            result = dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange)
+        elif not isinstance(result, DispatchResult) or result.v.shape != (case.buses.size, HOURS):
+            raise ValueError(f"dispatch: expected a whole day's DispatchResult, got {type(result).__name__}")
         if not result.status.startswith("optimal"):
             return _failed(result.status, lam, response, case, day, result)
         mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
@@ -217,8 +233,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
 
     hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v)
     grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = (float(c) for c in hourly.sum(axis=1))
-    hourly_objective = (obj.omega_economic * (hourly[0] - (lam * exchange).sum(axis=0) + hourly[1] + hourly[2])
-                        + obj.omega_voltage * hourly[3])
+    hourly_objective = weigh_hours(case, hourly, (lam * exchange).sum(axis=0))
     dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
     others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
     outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
@@ -231,6 +246,72 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
         price_violation=price_violation(case, day, lam), response=response, dispatch=result,
         hourly_objective=hourly_objective)
+
+
+@dataclass(frozen=True, eq=False)
+class HourOutcome:
+    """One hour of a day's score (`evaluate_hour`): what the hourly game needs after each step.
+
+    objective: ¥, the hour's share of the DNO objective (= `Outcome.hourly_objective[hour]` of the
+    whole day's `evaluate` to solver tolerance: hours are separable given the exchange power).
+    violations: buses (substation excluded) outside [v_min, v_max] in the AC check of that hour.
+    voltages_ac: (B,) p.u.; exchange_power: (N,) MW; dispatch: the one-hour `DispatchResult` (None for
+    set-points). status as `Outcome.status`; on failure objective is NaN.
+    """
+
+    hour: int
+    status: str
+    objective: float
+    violations: int
+    voltages_ac: np.ndarray
+    exchange_power: np.ndarray
+    dispatch: DispatchResult | None = None
+
+
+def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestResponse | None = None, mop="opf",
+                  voltage_limits: str = "hard", formulation: str = "socp") -> HourOutcome:
+    """Score hour `hour` of `prices` on `day` alone: the followers' response (given, or solved), a
+    one-hour dispatch (`DispatchModel(hours=1)`) or the hour's MOP set-points, the AC sweep, and that
+    hour's share of the DNO objective. The same arithmetic as `evaluate`, 1/24 of its solver work."""
+    checks.day_arg(case, day)
+    hour = checks.integer("hour", hour, lo=0, hi=HOURS - 1)
+    fixed = not isinstance(mop, str)
+    checks.market_options(case, day, None if fixed else mop, voltage_limits, formulation)
+    lam = check_prices(case, prices, batched=False)[0]
+    response = best_response(case, day, lam) if response is None else response
+    if not np.array_equal(response.prices, lam):
+        raise ValueError("response: was computed for other prices")
+    exchange, n_bus, t = response.exchange_power, case.buses.size, slice(hour, hour + 1)
+    failed = lambda status, result=None: HourOutcome(hour, status, float("nan"), 0, np.full(n_bus, np.nan),
+                                                     exchange[:, hour].copy(), result)
+    if not response.ok:
+        why = getattr(response, "failure", "") or getattr(response, "status", "")
+        return failed(f"follower_failed: {why}" if why else "follower_failed")
+    result = None
+    k = len(case.mop)
+    mop_p, mop_q = np.zeros((k, HOURS)), np.zeros((k, HOURS))
+    if fixed:
+        mop_p, mop_q = check_mop_setpoints(case, mop)
+    else:
+        result = dispatch_model(case, formulation, mop, voltage_limits, hours=1).solve(day, exchange, start=hour)
+        if not result.status.startswith("optimal"):
+            return failed(result.status, result)
+        mop_p[:, t], mop_q[:, t] = result.mop_p, result.mop_q
+    state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+    if not state.converged[hour]:
+        return failed("ac_not_converged", result)
+    if result is None:
+        v, line_loss, grid_power = state.vm[:, t] ** 2, state.line_loss[t], state.grid_power[t]
+        mop_loss = case.mop.loss_coefficient[:, None] * np.hypot(mop_p[:, t], mop_q[:, t])
+    else:
+        v, line_loss, grid_power, mop_loss = result.v, result.line_loss, result.grid_power, result.mop_loss
+    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, hours=t)
+    objective = float(weigh_hours(case, hourly, (lam[:, t] * exchange[:, t]).sum(axis=0))[0])
+    vm = state.vm[:, hour]
+    others = np.arange(n_bus) != case.bus_position(case.slack_bus)
+    violations = int(((vm[others] < case.v_min - VIOLATION_TOL) | (vm[others] > case.v_max + VIOLATION_TOL)).sum())
+    return HourOutcome(hour, "optimal" if result is None else result.status, objective, violations, vm,
+                       exchange[:, hour].copy(), result)
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,9 @@ from stackelberg_mop import benchmark, checks, cli
 from stackelberg_mop.baselines import admm, fixed_point, kkt, lagrangian
 from stackelberg_mop.cases import CaseError, case_from_dict
 from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
+from stackelberg_mop.evaluate import evaluate_hour
 from stackelberg_mop.market.p2p import p2p_market
+from stackelberg_mop.powerflow import DispatchModel
 
 SLOW_OK = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -91,6 +93,9 @@ def _entries(case, day):
          lambda v: sm.evaluate(case, day, np.full(24, 500.0), formulation=v)),
         ("evaluate ac", "ac", bad_choice(("sweep", "pandapower")),
          lambda v: sm.evaluate(case, day, np.full(24, 500.0), ac=v)),
+        ("evaluate_hour hour", "hour", bad_integer(0, 23),
+         lambda v: evaluate_hour(case, day, np.full(24, 500.0), v)),
+        ("DispatchModel hours", "hours", bad_integer(1, 24), lambda v: DispatchModel(case, hours=v)),
         ("best_response prices", "prices", bad_prices(), lambda v: sm.best_response(case, day, v)),
         ("best_response day", "day", st.one_of(st.none(), st.integers()), lambda v: sm.best_response(case, v, day.buy_price)),
         ("replan hours", "hours", bad_integer(0, 24),

@@ -111,6 +111,58 @@ def test_fast_power_flow_agrees_with_pandapower(case, day_of_year, seed):
     assert np.abs(fast.vm - vm).max() < 1e-6
 
 
+@settings(max_examples=4, deadline=None)
+@given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16), hour=st.integers(0, 23),
+       mop=st.sampled_from(["opf", "off"]))
+def test_one_hour_dispatch_is_that_hour_of_the_days(case, day_of_year, seed, hour, mop):
+    """Hours are separable given the exchange power: the one-hour model's optimum is the 24-hour
+    model's block of that hour (objective terms, voltages and LMPs to solver tolerance), and
+    `evaluate_hour` gives that hour's share of `evaluate`."""
+    from stackelberg_mop.evaluate import evaluate_hour
+    from stackelberg_mop.powerflow import dispatch_model, join_windows
+
+    day = sm.simbench_day(case, day_of_year)
+    rng = np.random.default_rng(seed)
+    bounds = sm.market.price_bounds(case, day)
+    prices = bounds.project(rng.uniform(bounds.lower, bounds.upper))
+    full = sm.evaluate(case, day, prices, mop=mop)
+    model = dispatch_model(case, mop=mop, hours=1)
+    if not full.status.startswith("optimal"):  # e.g. the MOP off under hard limits: some hour is infeasible
+        statuses = [model.solve(day, full.exchange_power, start=t).status for t in range(24)]
+        assert full.status in statuses and not all(s.startswith("optimal") for s in statuses)
+        return
+    one = model.solve(day, full.exchange_power, start=hour)
+    assert one.status == "optimal" and one.start == hour and one.v.shape == (case.buses.size, 1)
+    assert np.abs(one.v[:, 0] - full.dispatch.v[:, hour]).max() < 1e-5           # p.u.², solver tolerance
+    assert np.abs(one.lmp[:, 0] - full.dispatch.lmp[:, hour]).max() < 0.1           # ¥/MWh, unrefined duals
+    assert one.grid_power[0] == pytest.approx(full.grid_power[hour], abs=1e-5)
+    scored = evaluate_hour(case, day, prices, hour, response=full.response, mop=mop)
+    assert scored.objective == pytest.approx(full.hourly_objective[hour], rel=1e-6, abs=1e-2)
+    assert np.abs(scored.voltages_ac - full.voltages_ac[:, hour]).max() < 1e-6
+    window = dispatch_model(case, mop=mop, hours=3).solve(day, full.exchange_power, start=min(hour, 21))
+    assert np.abs(window.v - full.dispatch.v[:, min(hour, 21):min(hour, 21) + 3]).max() < 1e-5
+    joined = join_windows([model.solve(day, full.exchange_power, start=t) for t in range(24)])
+    assert joined.status == "optimal" and np.abs(joined.v - full.dispatch.v).max() < 1e-5
+    rescored = sm.evaluate(case, day, prices, mop=mop, response=full.response, dispatch=joined)
+    assert rescored.dno_objective == pytest.approx(full.dno_objective, rel=1e-6)
+
+
+def test_a_dispatch_window_outside_the_day_is_named(case, day, tariff_response):
+    from stackelberg_mop.powerflow import dispatch_model
+
+    with pytest.raises(ValueError, match="hours"):
+        DispatchModel(case, hours=0)
+    with pytest.raises(ValueError, match="start"):
+        dispatch_model(case, hours=2).solve(day, tariff_response.exchange_power, start=23)
+    from stackelberg_mop.powerflow import join_windows
+
+    two = dispatch_model(case, hours=12)
+    halves = [two.solve(day, tariff_response.exchange_power, start=t) for t in (0, 12)]
+    assert join_windows(halves[::-1]).v.shape == (case.buses.size, 24)   # order does not matter
+    with pytest.raises(ValueError, match="cover hours"):
+        join_windows(halves[:1])
+
+
 def test_lindistflow_is_the_same_problem_without_losses(case, day, tariff_response, opf):
     lin = dispatch(case, day, tariff_response.exchange_power, formulation="lindistflow")
     assert lin.status == "optimal"

@@ -5,9 +5,10 @@ re-plan the rest of the day (`market.replan`): what they did in hours < t is fix
 energy and remaining shift budget carry over; for hours > t they expect the *price expectation*:
 by default the day's HV buy tariff mapped affinely from its own range onto [min_t lo_t, max_t hi_t],
 clipped into each hour's bounds (the shape they know, scaled into the prices the DNO may post). They carry out hour t of that plan and the DNO
-dispatches it. Hours are separable for the network given the exchange power, so hour t is scored as
-its share of `evaluate` on the day's current plan (`Outcome.hourly_objective[t]`), and the rewards of
-a day sum to −F(realised day) / reward_scale.
+dispatches it. Hours are separable for the network given the exchange power, so hour t is scored
+alone (`evaluate_hour`: a one-hour dispatch, 1/24 of the day's solver work), equal to its share of
+`evaluate` on the day's plan (`Outcome.hourly_objective[t]`) to solver tolerance; the rewards of a
+day sum to −F(realised day) / reward_scale, and the last step's info carries the day's full score.
 
 Action: Box [-1, 1]^1 (or 1 + 2K with mop "agent": [a_λ, a_P(K), a_Q(K)]). λ_t = lo_t + (a + 1)/2 ·
   (hi_t − lo_t) with the day's hourly bounds (`market.price_bounds`), then capped at
@@ -31,8 +32,9 @@ import numpy as np
 from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
-from ..evaluate import Outcome, evaluate
+from ..evaluate import Outcome, evaluate, evaluate_hour
 from ..market import BestResponse, best_response, price_bounds, replan
+from ..powerflow import join_windows
 from ..powerflow.mop import action_to_mop_setpoints
 from .common import (
     MOP_MODES,
@@ -122,6 +124,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
         k = len(self.case.mop)
         self.setpoints = np.zeros((2, k, HOURS))
         self.outcome = None
+        self.hour_dispatch = [None] * HOURS  # each step's one-hour dispatch (None with set-points)
         self._day_obs = day_features(self.case, self.day)
         return self._observation(), {"day": self.day.name, "split": self.day.split, "hour": 0}
 
@@ -139,30 +142,40 @@ class StackelbergMOPHourlyEnv(gym.Env):
             k = len(self.case.mop)
             self.setpoints[:, :, t:t + 1] = action_to_mop_setpoints(self.case, a[1:].reshape(2, k, 1))
             mop = self.setpoints
-        outcome = evaluate(self.case, self.day, self.posted, mop=mop, voltage_limits=self.voltage_limits,
-                           response=self.plan)
-        self.outcome = outcome
+        hour = evaluate_hour(self.case, self.day, self.posted, t, response=self.plan, mop=mop,
+                             voltage_limits=self.voltage_limits)
         self.hour = t + 1
         terminated = self.hour == HOURS
         info = {"day": self.day.name, "hour": t, "price": float(self.posted[t]), "raw_price": float(price),
-                "prices": self.posted.copy(), "status": outcome.status}
-        if not outcome.status.startswith("optimal"):
+                "prices": self.posted.copy(), "status": hour.status}
+        if not hour.status.startswith("optimal"):
             info["hour_objective"] = float("nan")
             return self._observation(), float(self.failure_reward), True, False, info
-        vm = outcome.voltages_ac[:, t]
-        others = np.arange(self.case.buses.size) != self.case.bus_position(self.case.slack_bus)
-        violating = int(((vm[others] < self.case.v_min - 1e-6) | (vm[others] > self.case.v_max + 1e-6)).sum())
-        hour_objective = float(outcome.hourly_objective[t])
-        info.update(hour_objective=hour_objective, hour_violations=violating,
-                    exchange_power=outcome.exchange_power[:, t].copy())
+        info.update(hour_objective=hour.objective, hour_violations=hour.violations,
+                    exchange_power=hour.exchange_power)
+        self.outcome = None  # the day's full score, made on demand (`day_outcome`) and at the day's end
+        self.hour_dispatch[t] = hour.dispatch
         if terminated:
-            info.update(outcome_info(outcome))
-        reward = -(hour_objective + self.violation_penalty * violating) / self.reward_scale
+            info.update(outcome_info(self.day_outcome()))
+        reward = -(hour.objective + self.violation_penalty * hour.violations) / self.reward_scale
         return self._observation(), float(reward), terminated, False, info
+
+    def day_outcome(self) -> Outcome | None:
+        """`evaluate` of the day as posted so far (hours after the current one at the expectation):
+        the whole day's score, which a step scores only hour by hour."""
+        if self.day is None:
+            return None
+        if self.outcome is None:
+            mop = self.setpoints if self.mop == "agent" else self.mop
+            # at the day's end every hour's dispatch is final: joined, they are the day's (no 24-hour solve)
+            done = self.hour == HOURS and self.mop != "agent" and all(d is not None for d in self.hour_dispatch)
+            self.outcome = evaluate(self.case, self.day, self.posted, mop=mop, voltage_limits=self.voltage_limits,
+                                    response=self.plan, dispatch=join_windows(self.hour_dispatch) if done else None)
+        return self.outcome
 
     def render(self):
         prices = self.posted if self.day is not None else None
-        return render_day(self, self.outcome, prices,
+        return render_day(self, self.day_outcome() if getattr(self, "hour", 0) else None, prices,
                           f"{self.case.name}, {self.day.name if self.day else ''}, hour {getattr(self, 'hour', 0)}")
 
     def close(self):

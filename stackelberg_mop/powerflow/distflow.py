@@ -10,12 +10,16 @@ problem (what is optimised) is written once; the network formulation is a separa
 ℓ v >= P² + Q²) or `LinDistFlow` (lossless, ℓ = 0). Each model is built once with cvxpy Parameters
 and re-solved (DPP): only the loads and tariff change between calls.
 
-Hours are independent given the exchange power (no storage on the DNO side), but one block-diagonal
-problem for all 24 hours keeps one solver call per day.
+Hours are independent given the exchange power (no storage on the DNO side): the same definition
+builds a model of any window of consecutive hours (``hours``, default the whole day). One
+block-diagonal problem for all 24 hours keeps one solver call per day; a one-hour model (``hours=1``,
+solved for hour t with ``solve(..., start=t)``) gives that hour's block of the day's optimum at 1/24
+of the cost, which is what the hourly game needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from .network import Feeder, feeder
@@ -45,11 +50,11 @@ class SOCP:
 
     name = "socp"
 
-    def current(self, nb: int):
-        return cp.Variable((nb, HOURS), name="current_sq")  # ℓ >= 0 follows from the cone
+    def current(self, nb: int, hours: int = HOURS):
+        return cp.Variable((nb, hours), name="current_sq")  # ℓ >= 0 follows from the cone
 
     def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
-        flat = lambda e: cp.reshape(e, (fd.n_branch * HOURS,), order="F")
+        flat = lambda e: cp.reshape(e, (e.size,), order="F")
         lhs = flat(current + v_from)
         return [cp.SOC(lhs, cp.vstack([flat(2 * p), flat(2 * q), flat(current - v_from)]), axis=0)]
 
@@ -59,7 +64,7 @@ class LinDistFlow:
 
     name = "lindistflow"
 
-    def current(self, nb: int):
+    def current(self, nb: int, hours: int = HOURS):
         return None
 
     def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
@@ -72,6 +77,8 @@ FORMULATIONS = {"socp": SOCP, "lindistflow": LinDistFlow}
 @dataclass(frozen=True, eq=False)
 class DispatchResult:
     """The DNO's dispatch for one day. Powers in MW/Mvar, costs in ¥ per day, voltages in p.u.
+    From a model of a shorter window (``DispatchModel(hours=H)``) every (·, 24) array below has H
+    columns, hours start, ..., start + H − 1 of the day, and the costs are the window's.
 
     status: "optimal", "infeasible" or "solver_error: ..." (then the numbers are NaN).
     grid_power: (24,) MW drawn from the HV grid (> 0: the DNO buys). mop_p, mop_q, mop_loss: (K, 24)
@@ -105,6 +112,7 @@ class DispatchResult:
     relaxation_gap: np.ndarray
     lmp: np.ndarray
     solve_time: float
+    start: int = 0
 
     @property
     def voltage(self) -> np.ndarray:
@@ -112,14 +120,15 @@ class DispatchResult:
         return np.sqrt(np.maximum(self.v, 0.0))
 
 
-def _nan_result(status: str, fd: Feeder, k: int, elapsed: float) -> DispatchResult:
+def _nan_result(status: str, fd: Feeder, k: int, elapsed: float, hours: int = HOURS) -> DispatchResult:
     nan = lambda *shape: np.full(shape, np.nan)
-    return DispatchResult(status=status, grid_power=nan(HOURS), grid_q=nan(HOURS), mop_p=nan(k, HOURS),
-                          mop_q=nan(k, HOURS), mop_loss=nan(k, HOURS), branch_p=nan(fd.n_branch, HOURS),
-                          branch_q=nan(fd.n_branch, HOURS), current_sq=nan(fd.n_branch, HOURS),
-                          v=nan(fd.n_bus, HOURS), line_loss=nan(HOURS), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
-                          voltage_deviation_cost=np.nan, voltage_penalty=np.nan, relaxation_gap=nan(HOURS),
-                          lmp=nan(fd.n_bus, HOURS), solve_time=elapsed)
+    h = hours
+    return DispatchResult(status=status, grid_power=nan(h), grid_q=nan(h), mop_p=nan(k, h),
+                          mop_q=nan(k, h), mop_loss=nan(k, h), branch_p=nan(fd.n_branch, h),
+                          branch_q=nan(fd.n_branch, h), current_sq=nan(fd.n_branch, h),
+                          v=nan(fd.n_bus, h), line_loss=nan(h), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
+                          voltage_deviation_cost=np.nan, voltage_penalty=np.nan, relaxation_gap=nan(h),
+                          lmp=nan(fd.n_bus, h), solve_time=elapsed)
 
 
 class _DirectClarabel:
@@ -214,11 +223,13 @@ class DispatchModel:
     direct: re-solve by driving Clarabel directly (`_DirectClarabel`, checked against cvxpy at the first
     solve; about 20 % faster); False keeps cvxpy's own path. After `solve`, ``objective.value`` and the
     variables in ``vars`` hold the solution (``problem.value``/``problem.status`` are cvxpy's and are
-    not updated by direct solves).
+    not updated by direct solves). hours: the length of the window of consecutive hours the model
+    dispatches (default the day; 1 for one hour at a time); `solve(..., start=t)` loads hours
+    t, ..., t + hours − 1 of the day, and the result's arrays have `hours` columns.
     """
 
     def __init__(self, case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
-                 solver: str = "CLARABEL", exchange: str = "parameter", direct: bool = True):
+                 solver: str = "CLARABEL", exchange: str = "parameter", direct: bool = True, hours: int = HOURS):
         if formulation not in FORMULATIONS:
             raise ValueError(f"formulation: must be one of {tuple(FORMULATIONS)}, got {formulation!r}")
         if mop not in MOP_MODES:
@@ -227,7 +238,10 @@ class DispatchModel:
             raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
         if exchange not in ("parameter", "variable"):
             raise ValueError(f"exchange: must be 'parameter' or 'variable', got {exchange!r}")
+        hours = checks.integer("hours", hours, lo=1, hi=HOURS)
         self.case, self.solver, self.exchange_mode = case, solver, exchange
+        self.hours = H = int(hours)
+        self.window = slice(0, H)
         self.formulation = FORMULATIONS[formulation]()
         fd = self.feeder = feeder(case)
         obj, s = case.objective, case.s_base
@@ -236,38 +250,38 @@ class DispatchModel:
 
         # parameters: per-unit demand at every bus, and the tariff (¥/MWh); with exchange="variable" the
         # prosumers' exchange is a variable `self.exchange` (MW) added to the base demand (ADMM's DNO)
-        self.demand_q = cp.Parameter((nbus, HOURS), name="demand_q")
+        self.demand_q = cp.Parameter((nbus, H), name="demand_q")
         if exchange == "parameter":
-            self.demand_p = cp.Parameter((nbus, HOURS), name="demand_p")
+            self.demand_p = cp.Parameter((nbus, H), name="demand_p")
             demand_p = self.demand_p
         else:
             n = len(case.prosumers)
-            self.base_p = cp.Parameter((nbus, HOURS), name="base_p")
-            self.exchange = cp.Variable((n, HOURS), name="exchange")
+            self.base_p = cp.Parameter((nbus, H), name="base_p")
+            self.exchange = cp.Variable((n, H), name="exchange")
             at_bus = np.zeros((nbus, n))
             at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
             demand_p = self.base_p + at_bus @ self.exchange / s
-        self.buy = cp.Parameter(HOURS, name="buy_price")
-        self.premium = cp.Parameter(HOURS, nonneg=True, name="buy_minus_sell")
+        self.buy = cp.Parameter(H, name="buy_price")
+        self.premium = cp.Parameter(H, nonneg=True, name="buy_minus_sell")
         self.sell = self.buy - self.premium
 
-        p = cp.Variable((nb, HOURS), name="branch_p")
-        q = cp.Variable((nb, HOURS), name="branch_q")
-        v = cp.Variable((nbus, HOURS), name="v")
-        pg = cp.Variable(HOURS, name="grid_p")
-        qg = cp.Variable(HOURS, name="grid_q")
-        buying = cp.Variable(HOURS, name="grid_buying")  # max(P^G, 0) (its sign by a constraint, not an attribute,
+        p = cp.Variable((nb, H), name="branch_p")
+        q = cp.Variable((nb, H), name="branch_q")
+        v = cp.Variable((nbus, H), name="v")
+        pg = cp.Variable(H, name="grid_p")
+        qg = cp.Variable(H, name="grid_q")
+        buying = cp.Variable(H, name="grid_buying")  # max(P^G, 0) (its sign by a constraint, not an attribute,
         # so every variable keeps its own column in the solver's data: see `_DirectClarabel`)
-        current = self.formulation.current(nb)
+        current = self.formulation.current(nb, H)
         self.vars = {"p": p, "q": q, "v": v, "pg": pg, "qg": qg, "current": current}
 
         # MOP: injections at its buses, losses A_k |S_k|, capacity S_k, DC balance
         mop_cons = []
         if k and mop == "opf":
-            pm, qm = cp.Variable((k, HOURS), name="mop_p"), cp.Variable((k, HOURS), name="mop_q")
-            ploss = cp.Variable((k, HOURS), name="mop_loss")  # >= A_k |S_k| >= 0 by its cone
+            pm, qm = cp.Variable((k, H), name="mop_p"), cp.Variable((k, H), name="mop_q")
+            ploss = cp.Variable((k, H), name="mop_loss")  # >= A_k |S_k| >= 0 by its cone
             for i in range(k):
-                mop_cons += [cp.SOC(np.full(HOURS, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
+                mop_cons += [cp.SOC(np.full(H, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
                 if case.mop.loss_coefficient[i] > 0:
                     mop_cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
                 else:
@@ -305,17 +319,17 @@ class DispatchModel:
         if voltage_limits == "hard":
             cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
         elif voltage_limits == "soft":
-            excess = cp.Variable((others.size, HOURS), name="voltage_excess")
+            excess = cp.Variable((others.size, H), name="voltage_excess")
             cons += [excess >= 0, v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
             penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
-        deviation = cp.Variable((others.size, HOURS), name="voltage_deviation")  # |v − 1| (the root's is fixed)
+        deviation = cp.Variable((others.size, H), name="voltage_deviation")  # |v − 1| (the root's is fixed)
         cons += [deviation >= v[others] - 1, deviation >= 1 - v[others]]
 
         # costs in ¥ (powers in p.u. × s MW × 1 h)
         self.grid_cost = s * (self.sell @ pg + self.premium @ buying)
         self.line_loss_cost = 0 if current is None else obj.loss_cost * s * cp.sum(fd.r @ current)
         self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
-        self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + HOURS * abs(case.v_slack**2 - 1))
+        self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + H * abs(case.v_slack**2 - 1))
         self.voltage_penalty = penalty
         self.objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
                           + obj.omega_voltage * self.voltage_deviation_cost + penalty)
@@ -325,18 +339,22 @@ class DispatchModel:
         # Clarabel without cvxpy's per-solve work (`_DirectClarabel`), compiled at the first solve
         self._direct, self._direct_possible = None, direct and solver == "CLARABEL" and exchange == "parameter"
 
-    def set_day(self, day: Day, exchange_power: np.ndarray | None = None) -> None:
-        """Load the day's base loads and the prosumers' exchange power (N, 24) MW into the parameters
-        (exchange_power None with exchange="variable")."""
+    def set_day(self, day: Day, exchange_power: np.ndarray | None = None, start: int = 0) -> None:
+        """Load hours start, ..., start + hours − 1 of the day's base loads and tariff and of the
+        prosumers' exchange power (N, 24) MW into the parameters (exchange_power None with
+        exchange="variable")."""
         case = self.case
         day.check(case)
-        self.demand_q.value = day.base_q / case.s_base
-        self.buy.value = day.buy_price
-        self.premium.value = day.buy_price - day.sell_price
+        start = checks.integer(f"start (the first hour of a {self.hours}-hour window)", start, lo=0,
+                               hi=HOURS - self.hours)
+        w = self.window = slice(start, start + self.hours)
+        self.demand_q.value = day.base_q[:, w] / case.s_base
+        self.buy.value = day.buy_price[w]
+        self.premium.value = day.buy_price[w] - day.sell_price[w]
         if self.exchange_mode == "variable":
             if exchange_power is not None:
                 raise ValueError("exchange_power: the model's exchange is a variable; pass None")
-            self.base_p.value = day.base_p / case.s_base
+            self.base_p.value = day.base_p[:, w] / case.s_base
             return
         exchange = np.asarray(exchange_power, dtype=float)
         if exchange.shape != (len(case.prosumers), HOURS) or not np.all(np.isfinite(exchange)):
@@ -344,7 +362,7 @@ class DispatchModel:
                              f"got shape {exchange.shape}")
         demand = day.base_p.copy()
         np.add.at(demand, case.bus_position(case.prosumers.bus), exchange)
-        self.demand_p.value = demand / case.s_base
+        self.demand_p.value = demand[:, w] / case.s_base
 
     def _run(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve with the parameters' current values: (cvxpy status, dual of the P balance)."""
@@ -382,33 +400,34 @@ class DispatchModel:
             self._direct = direct
         return reference, reference_dual
 
-    def solve(self, day: Day, exchange_power: np.ndarray, accurate: bool = False) -> DispatchResult:
-        """Dispatch the day; a solver failure is returned as a status, never raised.
+    def solve(self, day: Day, exchange_power: np.ndarray, accurate: bool = False, start: int = 0) -> DispatchResult:
+        """Dispatch the day (hours start, ..., start + hours − 1 of it for a shorter window); a solver
+        failure is returned as a status, never raised.
 
         accurate: solve with iterative refinement from the start (duals to ~1e-6 ¥/MWh instead of
         ~1e-2), for callers that build cuts from the LMPs (the bi-level optimum).
         """
-        self.set_day(day, exchange_power)
-        fd, k, s = self.feeder, len(self.case.mop), self.case.s_base
-        start = time.perf_counter()
+        self.set_day(day, exchange_power, start)
+        fd, k, s, h = self.feeder, len(self.case.mop), self.case.s_base, self.hours
+        began = time.perf_counter()
         try:
             status, balance_dual = self._run(ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
             if status == cp.OPTIMAL_INACCURATE and not accurate:
                 status, balance_dual = self._run(ACCURATE_OPTIONS)
         except cp.SolverError as err:
-            return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - start)
-        elapsed = time.perf_counter() - start
+            return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - began, h)
+        elapsed = time.perf_counter() - began
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return _nan_result("infeasible" if "infeasible" in status else f"solver_error: {status}", fd, k, elapsed)
+            return _nan_result("infeasible" if "infeasible" in status else f"solver_error: {status}", fd, k, elapsed, h)
         val = lambda e: float(e.value) if isinstance(e, cp.Expression) else float(e)
         var = self.vars
         p, q, v = var["p"].value, var["q"].value, var["v"].value
         current = np.zeros_like(p) if var["current"] is None else var["current"].value
         if var["current"] is None:
-            gap = np.zeros(HOURS)
+            gap = np.zeros(h)
         else:
             gap = (current * v[fd.from_pos] - p**2 - q**2).max(axis=0)
-        zeros = np.zeros((k, HOURS))
+        zeros = np.zeros((k, h))
         omega = self.case.objective.omega_economic
         # extra load at a bus lowers its balance row; cvxpy's dual y of "balance == 0" gives ∂F/∂load = −y
         lmp = -balance_dual / s / (omega if omega > 0 else 1.0)
@@ -420,16 +439,43 @@ class DispatchModel:
             branch_p=p * s, branch_q=q * s, current_sq=current, v=v, line_loss=(fd.r @ current) * s,
             grid_cost=val(self.grid_cost), line_loss_cost=val(self.line_loss_cost),
             mop_loss_cost=val(self.mop_loss_cost), voltage_deviation_cost=val(self.voltage_deviation_cost),
-            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed)
+            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed,
+            start=self.window.start)
+
+
+def join_windows(results: list[DispatchResult]) -> DispatchResult:
+    """One day's `DispatchResult` from the results of consecutive windows that cover it (e.g. the 24
+    one-hour solves of the hourly game): arrays side by side, costs and solve times summed; the
+    status is "optimal" only when every window's is (else the first other one)."""
+    results = sorted(results, key=lambda r: r.start)
+    hours = [r.start + r.grid_power.shape[-1] for r in results]
+    if not results or results[0].start != 0 or hours[-1] != HOURS or any(
+            r.start != end for r, end in zip(results[1:], hours[:-1])):
+        raise ValueError(f"results: the windows must cover hours 0..{HOURS - 1} once, in order; got starts "
+                         f"{[r.start for r in results]}")
+    bad = [r.status for r in results if r.status != "optimal"]
+    fields = {}
+    for f in dataclasses.fields(DispatchResult):
+        values = [getattr(r, f.name) for r in results]
+        if f.name == "status":
+            fields[f.name] = bad[0] if bad else "optimal"
+        elif f.name == "start":
+            fields[f.name] = 0
+        elif isinstance(values[0], np.ndarray):
+            fields[f.name] = np.concatenate(values, axis=-1)
+        else:
+            fields[f.name] = float(sum(values))
+    return DispatchResult(**fields)
 
 
 def dispatch_model(case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
-                   ) -> DispatchModel:
-    """The cached `DispatchModel` of `case` for these options (built on first use)."""
+                   hours: int = HOURS) -> DispatchModel:
+    """The cached `DispatchModel` of `case` for these options (built on first use); hours: its window
+    (24 for the day, 1 for one hour at a time)."""
     cache = case.__dict__.setdefault("_dispatch_models", {})
-    key = (formulation, mop, voltage_limits)
+    key = (formulation, mop, voltage_limits, hours)
     if key not in cache:
-        cache[key] = DispatchModel(case, formulation, mop, voltage_limits)
+        cache[key] = DispatchModel(case, formulation, mop, voltage_limits, hours=hours)
     return cache[key]
 
 
