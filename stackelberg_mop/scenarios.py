@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .cache import cached
 from .cases import Case
 from .data import Day
 from .evaluate import Outcome, evaluate
@@ -34,7 +35,7 @@ def scenario_case(case: Case, name: str) -> Case:
         raise ValueError(f"scenario: must be one of {list(SCENARIOS)}, got {name!r}")
     if not SCENARIOS[name]["economy_only"]:
         return case
-    cache = case.__dict__.setdefault("_scenario_cases", {})
+    cache = cached(case, "scenario_cases", dict)
     if name not in cache:
         cache[name] = case.replace(objective=dataclasses.replace(case.objective, omega_voltage=0.0, loss_cost=0.0))
     return cache[name]

@@ -5,6 +5,7 @@ import pandapower.networks as pn
 import pytest
 
 import stackelberg_mop as sm
+from stackelberg_mop import cache
 from stackelberg_mop.cases import CaseError, case_from_dict
 
 
@@ -102,7 +103,7 @@ def test_a_used_case_pickles_without_its_caches(case, day):
 
     prices = np.linspace(400.0, 1100.0, 24)
     before = sm.evaluate(case, day, prices).dno_objective
-    assert "_dispatch_models" in vars(case)
+    assert "dispatch_models" in cache.names(case)
     copy = pickle.loads(pickle.dumps(case))
     assert not any(k.startswith("_") for k in vars(copy))
     assert sm.evaluate(copy, day, prices).dno_objective == pytest.approx(before, rel=1e-9, abs=1e-6)

@@ -126,7 +126,8 @@ def test_small_case_optimum_is_verified(small):
     assert result.status == "optimal", result.status
     v = result.verification
     assert v.passed, v.messages
-    assert v.schedule_error < 1e-6 and v.cost_error < 1e-6 and v.at_bigm == 0
+    # MW and ¥ to SCIP's feasibility tolerance (1e-6 on powers, costs of ~10³ ¥)
+    assert v.schedule_error < 1e-6 and v.cost_error < 1e-5 and v.at_bigm == 0
     assert abs(v.objective_error) < 1e-5 * abs(v.evaluated_objective)
     # prices keep the rules and the fixed hours
     free = np.zeros(24, bool)

@@ -33,6 +33,7 @@ import cvxpy as cp
 import numpy as np
 
 from .. import checks
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
@@ -86,7 +87,7 @@ class DNOModel:
 
 
 def dno_model(case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp") -> DNOModel:
-    cache = case.__dict__.setdefault("_dno_models", {})
+    cache = cached(case, "admm_dno_models", dict)
     key = (mop, voltage_limits, formulation)
     if key not in cache:
         cache[key] = DNOModel(case, mop, voltage_limits, formulation)
@@ -108,9 +109,7 @@ class _ProsumerADMM:
 
 def proximal_prosumers(case: Case, day: Day) -> list[_ProsumerADMM]:
     """Every prosumer's ADMM step model (built once per case), loaded with `day`."""
-    if "_admm_prosumers" not in case.__dict__:  # built on first use only
-        case.__dict__["_admm_prosumers"] = [_ProsumerADMM(case, i, day) for i in range(len(case.prosumers))]
-    models = case.__dict__["_admm_prosumers"]
+    models = cached(case, "admm_prosumers", lambda: [_ProsumerADMM(case, i, day) for i in range(len(case.prosumers))])
     for m in models:
         m.block.set_day(day)
     return models

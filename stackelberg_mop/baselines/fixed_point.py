@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import checks
+from ..cache import cached, share
 from ..cases import Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate
@@ -120,9 +121,8 @@ def kappa_scaled(case: Case, factor: float, batteries: bool = True) -> Case:
         changes["batteries"] = dataclasses.replace(case.batteries,
                                                    regularisation=case.batteries.regularisation * factor)
     scaled = case.replace(**changes)
-    if "_feeder" in case.__dict__:
-        scaled.__dict__["_feeder"] = case.__dict__["_feeder"]
-    scaled.__dict__["_dispatch_models"] = case.__dict__.setdefault("_dispatch_models", {})
+    cached(case, "dispatch_models", dict)
+    share(scaled, case, "feeder", "dispatch_models")  # the network is the same: so are its models
     return scaled
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 
@@ -55,17 +56,18 @@ def day_layout(case: Case) -> dict[str, slice]:
 
 
 def _scales(case: Case) -> dict[str, np.ndarray]:
-    if "_observation_scales" not in case.__dict__:
-        p_nom, q_nom = case.nominal_load
-        pros = case.bus_position(case.prosumers.bus)
-        others = np.ones(case.buses.size, dtype=bool)
-        others[pros] = False
-        pros_nom = p_nom[pros]
-        case.__dict__["_observation_scales"] = {
-            "fixed_load": np.where(pros_nom > 0, pros_nom, 1.0),
+    return cached(case, "observation_scales", lambda: _build_scales(case))
+
+
+def _build_scales(case: Case) -> dict[str, np.ndarray]:
+    p_nom, q_nom = case.nominal_load
+    pros = case.bus_position(case.prosumers.bus)
+    others = np.ones(case.buses.size, dtype=bool)
+    others[pros] = False
+    pros_nom = p_nom[pros]
+    return {"fixed_load": np.where(pros_nom > 0, pros_nom, 1.0),
             "pv": np.where(case.prosumers.pv_capacity > 0, case.prosumers.pv_capacity, 1.0),
             "base_p": max(float(p_nom[others].sum()), 1e-9), "base_q": max(float(q_nom.sum()), 1e-9)}
-    return case.__dict__["_observation_scales"]
 
 
 def day_features(case: Case, day: Day) -> np.ndarray:

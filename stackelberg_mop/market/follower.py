@@ -23,6 +23,7 @@ import daqp
 import numpy as np
 
 from .. import checks
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 
@@ -164,9 +165,7 @@ def _battery_qp(case: Case, m: int) -> _BatteryQP:
 
 def _battery_qps(case: Case) -> list[_BatteryQP]:
     """The case's battery QPs, built once and cached on the case (like its feeder and dispatch models)."""
-    if "_battery_qps" not in case.__dict__:
-        case.__dict__["_battery_qps"] = [_battery_qp(case, m) for m in range(len(case.batteries))]
-    return case.__dict__["_battery_qps"]
+    return cached(case, "battery_qps", lambda: [_battery_qp(case, m) for m in range(len(case.batteries))])
 
 
 def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.ndarray] | None = None):

@@ -33,6 +33,7 @@ import cvxpy as cp
 import numpy as np
 
 from .. import checks
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from .admm_rule import ResidualLog
@@ -241,7 +242,7 @@ class _CentralModel:
 
 
 def _cached(case: Case, name: str, market: P2PMarket, build):
-    cache = case.__dict__.setdefault(name, {})
+    cache = cached(case, f"p2p_{name}", dict)
     if market.key() not in cache:
         cache[market.key()] = build()
     return cache[market.key()]
@@ -254,9 +255,9 @@ def solve_centralised(case: Case, day: Day, prices, market: P2PMarket, proximal=
     """
     lam = _check(case, prices, market)
     if proximal is None:
-        model = _cached(case, "_p2p_central", market, lambda: _CentralModel(case, day, market))
+        model = _cached(case, "central", market, lambda: _CentralModel(case, day, market))
     else:
-        model = _cached(case, "_p2p_central_proximal", market, lambda: _CentralModel(case, day, market, True))
+        model = _cached(case, "central_proximal", market, lambda: _CentralModel(case, day, market, True))
     return model.solve(case, day, lam, market, proximal)
 
 
@@ -307,7 +308,7 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     """
     lam = _check(case, prices, market)
     n = market.size
-    models = _cached(case, "_p2p_local", market,
+    models = _cached(case, "local", market,
                      lambda: [_LocalModel(case, day, market, i) for i in range(n)])
     for m in models:
         m.block.set_day(day)

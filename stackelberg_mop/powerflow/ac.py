@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from .network import feeder
@@ -77,10 +78,12 @@ def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=Non
 
 
 def _pandapower_net(case: Case):
-    """A copy of the case's network whose loads are one per bus, plus one sgen per MOP terminal."""
-    cached = case.__dict__.get("_ac_net")
-    if cached is not None:
-        return cached
+    """A copy of the case's network whose loads are one per bus, plus one sgen per MOP terminal
+    (built once per case: `stackelberg_mop.cache`)."""
+    return cached(case, "ac_net", lambda: _build_pandapower_net(case))
+
+
+def _build_pandapower_net(case: Case):
     import pandapower as pp
 
     net = copy.deepcopy(case.net)
@@ -91,7 +94,6 @@ def _pandapower_net(case: Case):
     for bus in case.mop.bus:
         pp.create_sgen(net, bus=int(bus), p_mw=0.0, q_mvar=0.0, name="MOP terminal")
     net.ext_grid.loc[:, "vm_pu"] = case.v_slack
-    case.__dict__["_ac_net"] = net
     return net
 
 

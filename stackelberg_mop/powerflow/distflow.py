@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import checks
+from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from .network import Feeder, feeder
@@ -144,7 +145,7 @@ class _DirectClarabel:
     keeps the cvxpy path.
     """
 
-    def __init__(self, problem: cp.Problem, dual_of: cp.Constraint):
+    def __init__(self, problem: cp.Problem, dual_of: cp.Constraint, canonical=None):
         from cvxpy.cvxcore.python import canonInterface
         from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL, dims_to_solver_cones
         from cvxpy.reductions.solvers.solver import Solver
@@ -168,6 +169,7 @@ class _DirectClarabel:
             prog.total_param_size, prog.param_id_to_col, prog.param_id_to_size,
             lambda pid: np.asarray(prog.id_to_param[pid].value))
         self.columns = [(v, prog.var_id_to_col[v.id]) for v in problem.variables()]
+        self._params = lambda: [(prog.id_to_param[pid], None) for pid in prog.param_id_to_col if pid in prog.id_to_param]
         row = 0
         for con in inverse[-1][Solver.EQ_CONSTR]:
             if con.id == dual_of.id:
@@ -180,6 +182,10 @@ class _DirectClarabel:
         if not (np.allclose(c, data["c"], rtol=0, atol=1e-12) and np.allclose(b, data["b"], rtol=0, atol=1e-12)):
             raise ValueError("the affine maps do not reproduce cvxpy's data")
         self.solver = None
+        # the solver is set up once, on data that do not depend on which day came first (Clarabel
+        # keeps the scaling of its set-up data through `update`): `canonical()` loads such values into
+        # the parameters (the model's own choice), after which the current ones are restored
+        self.canonical = canonical
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         theta = self.param_vector()
@@ -199,9 +205,15 @@ class _DirectClarabel:
                 setattr(settings, key, value)
         c, b = self.data()
         if self.solver is None:
-            self.solver = clarabel.DefaultSolver(sp.csc_array((self.n, self.n)), c, self.A, b, self.cones, settings)
-        else:
-            self.solver.update(q=c, b=b, settings=settings)
+            c0, b0 = c, b
+            if self.canonical is not None:
+                params = [(par, par.value) for par, _ in self._params()]
+                self.canonical()
+                c0, b0 = self.data()
+                for par, value in params:
+                    par.value = value
+            self.solver = clarabel.DefaultSolver(sp.csc_array((self.n, self.n)), c0, self.A, b0, self.cones, settings)
+        self.solver.update(q=c, b=b, settings=settings)
         sol = self.solver.solve()
         status = self.status_map.get(str(sol.status), cp.SOLVER_ERROR)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
@@ -378,12 +390,24 @@ class DispatchModel:
             self.problem.solve(solver=self.solver, **(options if self.solver == "CLARABEL" else {}))
         return self.problem.status, self.balance_p.dual_value
 
+    def _canonical(self) -> None:
+        """Parameters at the case's own data (nominal loads, no exchange, its tariff): what the direct
+        solver is set up on, whichever day is solved first."""
+        case, w = self.case, slice(0, self.hours)
+        p_nom, q_nom = case.nominal_load
+        self.demand_q.value = np.tile(q_nom[:, None], (1, self.hours)) / case.s_base
+        (self.demand_p if self.exchange_mode == "parameter" else self.base_p).value = (
+            np.tile(p_nom[:, None], (1, self.hours)) / case.s_base)
+        self.buy.value = case.tariff.buy_price[w]
+        self.premium.value = case.tariff.buy_price[w] - case.tariff.sell_price[w]
+
     def _first_direct(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Compile the direct Clarabel path and check its first solve against cvxpy's; on any
-        difference (or a cvxpy whose internals differ) the model keeps the cvxpy path."""
+        difference (or a cvxpy whose internals differ) the model keeps the cvxpy path. The answer
+        returned is the direct path's, as for every later solve."""
         self._direct_possible = False
         try:
-            direct = _DirectClarabel(self.problem, self.balance_p)
+            direct = _DirectClarabel(self.problem, self.balance_p, self._canonical)
             status, dual = direct.solve(options)
         except Exception:  # noqa: BLE001 - any incompatibility means: use cvxpy's own path
             return self._run_cvxpy(options)
@@ -398,6 +422,7 @@ class DispatchModel:
                     and float(np.abs(dual - reference_dual).max()) <= 1e-3 * scale)
         if same:
             self._direct = direct
+            return direct.solve(options)  # the variables hold cvxpy's values now; the same solve again
         return reference, reference_dual
 
     def solve(self, day: Day, exchange_power: np.ndarray, accurate: bool = False, start: int = 0) -> DispatchResult:
@@ -472,7 +497,7 @@ def dispatch_model(case: Case, formulation: str = "socp", mop: str = "opf", volt
                    hours: int = HOURS) -> DispatchModel:
     """The cached `DispatchModel` of `case` for these options (built on first use); hours: its window
     (24 for the day, 1 for one hour at a time)."""
-    cache = case.__dict__.setdefault("_dispatch_models", {})
+    cache = cached(case, "dispatch_models", dict)
     key = (formulation, mop, voltage_limits, hours)
     if key not in cache:
         cache[key] = DispatchModel(case, formulation, mop, voltage_limits, hours=hours)

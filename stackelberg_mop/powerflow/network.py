@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..cache import cached
 from ..cases import Case
 
 NO_LIMIT_KA = 1e3  # pandapower's case files use 99999 kA for "no limit"
@@ -70,10 +71,11 @@ class Feeder:
 
 
 def feeder(case: Case) -> Feeder:
-    """The case's network as a `Feeder` (cached on the case)."""
-    cached = case.__dict__.get("_feeder")
-    if cached is not None:
-        return cached
+    """The case's network as a `Feeder` (built once per case: `stackelberg_mop.cache`)."""
+    return cached(case, "feeder", lambda: _build_feeder(case))
+
+
+def _build_feeder(case: Case) -> Feeder:
     net = case.net
     lines = net.line[net.line.in_service]
     pos = {int(b): i for i, b in enumerate(case.buses)}
@@ -101,5 +103,4 @@ def feeder(case: Case) -> Feeder:
         r=ln.r_ohm_per_km.to_numpy() * length / z_base, x=ln.x_ohm_per_km.to_numpy() * length / z_base,
         i_max=np.where(i_max_ka < NO_LIMIT_KA, i_max_ka / i_base_ka, np.inf), line_index=idx, s_base=case.s_base,
         i_base_ka=i_base_ka)
-    case.__dict__["_feeder"] = out
     return out
