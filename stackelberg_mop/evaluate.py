@@ -142,8 +142,7 @@ def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, 
 def weigh_hours(case: Case, hourly: np.ndarray, revenue: np.ndarray) -> np.ndarray:
     """Each hour's share of the DNO objective, ¥: ω_1·(grid − revenue + line loss + MOP loss) +
     ω_2·voltage deviation, from `hourly_network_costs` (4, H) and the revenue Σ_n λ_n,t P_n,t (H,)."""
-    obj = case.objective
-    return obj.omega_economic * (hourly[0] - revenue + hourly[1] + hourly[2]) + obj.omega_voltage * hourly[3]
+    return case.objective.weigh(hourly[0] - revenue + hourly[1] + hourly[2], hourly[3])
 
 
 def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
@@ -238,7 +237,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
     outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
     return Outcome(
-        status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.omega_economic * dno_cost + obj.omega_voltage * deviation_cost,
+        status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.weigh(dno_cost, deviation_cost),
         dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
         mop_loss_cost=mop_loss_cost, voltage_deviation_cost=deviation_cost, prosumer_costs=response.cost,
         exchange_power=exchange, grid_power=grid_power, mop_p=mop_p, mop_q=mop_q, line_loss=line_loss,

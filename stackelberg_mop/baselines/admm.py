@@ -83,7 +83,7 @@ class DNOModel:
         obj = self.case.objective
         return {"grid_power": var["pg"].value * s, "v": var["v"].value, "grid_cost": grid, "line_loss_cost": line,
                     "mop_loss_cost": mop, "voltage_deviation_cost": dev,
-                    "network_cost": grid + line + mop + obj.omega_voltage / obj.omega_economic * dev}
+                    "network_cost": obj.weigh(grid + line + mop, dev) / obj.omega_economic}
 
 
 def dno_model(case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp") -> DNOModel:

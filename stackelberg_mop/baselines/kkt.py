@@ -344,7 +344,6 @@ class _Model:
             ("pg", (HOURS,)), ("qg", (HOURS,)), ("buy", (HOURS,)), ("dev", (nbus, HOURS)),
             ("pm", (k, HOURS)), ("qm", (k, HOURS)), ("ploss", (k, HOURS)), ("excess", (nbus, HOURS)))}
         cost = []
-        w1, w2 = obj.omega_economic, obj.omega_voltage
         for t in range(HOURS):
             p = [m.addVar(f"p_{j}_{t}", lb=-pb[j], ub=pb[j]) for j in range(nb)]
             q = [m.addVar(f"q_{j}_{t}", lb=-qb[j], ub=qb[j]) for j in range(nb)]
@@ -411,7 +410,7 @@ class _Model:
             prem = day.buy_price[t] - day.sell_price[t]
             econ = s * (day.sell_price[t] * pg + prem * buy) + obj.loss_cost * s * (
                 quicksum(fd.r[j] * cur[j] for j in range(nb)) + quicksum(ploss))
-            cost.append(w1 * econ + w2 * obj.voltage_cost * quicksum(dev)
+            cost.append(obj.weigh(econ, obj.voltage_cost * quicksum(dev))
                         + SOFT_VOLTAGE_PENALTY * quicksum(e for e in excess if e is not None))
             for key, val in (("p", p), ("q", q), ("l", cur), ("v", v), ("dev", dev), ("pm", pm), ("qm", qm),
                              ("ploss", ploss), ("excess", excess)):
@@ -531,7 +530,7 @@ def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np
     obj = case.objective
     grid, line, mop, deviation = hourly_network_costs(case, day, result.grid_power, result.line_loss,
                                                       result.mop_loss, result.v)
-    cost = obj.omega_economic * (grid + line + mop) + obj.omega_voltage * deviation
+    cost = obj.weigh(grid + line + mop, deviation)
     if voltage_limits == "soft":
         others = np.arange(result.v.shape[0]) != feeder(case).root
         v = result.v[others]

@@ -315,6 +315,13 @@ class Objective:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _number(f"objective.{f.name}", getattr(self, f.name), lo=0))
 
+    def weigh(self, economic, voltage_deviation):
+        """F = ω_1·economic + ω_2·voltage_deviation, the one weighting of the objective's parts:
+        economic the operating cost C_op (¥), voltage_deviation c_V·Σ|v − 1| (¥). Numbers, arrays (per
+        hour), cvxpy or SCIP expressions alike; `evaluate`, the dispatch model, the KKT master and
+        ADMM all weigh through it."""
+        return self.omega_economic * economic + self.omega_voltage * voltage_deviation
+
 
 @dataclass(frozen=True, eq=False)
 class Case:

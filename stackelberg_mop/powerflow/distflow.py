@@ -343,8 +343,8 @@ class DispatchModel:
         self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
         self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + H * abs(case.v_slack**2 - 1))
         self.voltage_penalty = penalty
-        self.objective = (obj.omega_economic * (self.grid_cost + self.line_loss_cost + self.mop_loss_cost)
-                          + obj.omega_voltage * self.voltage_deviation_cost + penalty)
+        self.objective = obj.weigh(self.grid_cost + self.line_loss_cost + self.mop_loss_cost,
+                                   self.voltage_deviation_cost) + penalty
         self.constraints = cons
         self.problem = cp.Problem(cp.Minimize(self.objective), cons)
         assert self.problem.is_dcp(dpp=True)
