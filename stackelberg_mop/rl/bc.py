@@ -5,23 +5,25 @@
 The labels are optimum tables (`stackelberg-mop optima --split train --out FILE`: each training day's
 KKT prices, with the gap the solver reached) and the input is what the day-ahead environment observes
 (`envs.day_features`, normalised by its training-day mean and std). The actor is a TD3 actor (SB3's
-`MlpPolicy`), regressed onto the optimum's action (`market.prices_to_action`) in mean squared error;
-the epoch kept is the one with the lowest aggregate normalised regret Σ(J − J*)/Σ(J_tariff − J*) on the
+`MlpPolicy`), fitted to the optimum's action (`market.prices_to_action`) by the regret surrogate
+below (``--loss regret``, the default) or in mean squared error (``--loss mse``); the epoch kept is the one with the lowest aggregate normalised regret Σ(J − J*)/Σ(J_tariff − J*) on the
 validation days (scored by `evaluate` against the shipped optimum; the test days are never read).
 
 The bi-level optimum sits on breakpoints of the followers' response: a price a few ¥/MWh on one side
 of the optimum's costs next to nothing, on the other side the response flips and the DNO loses tens
 to hundreds of ¥ (e.g. 75 ¥ for 0.3 ¥/MWh above the floor in one hour). A regression in mean squared
-error is blind to that side, so ``--loss regret`` replaces it by a surrogate of the regret: for each
+error is blind to that side, so ``--loss regret`` uses a surrogate of the regret instead: for each
 training day and hour, `sensitivities` measures J(λ* ± probe in that hour) − J* (by `evaluate`,
 cached beside the labels), and an error e_t of the actor's action costs
 c⁺_t·max(e_t, 0) + c⁻_t·max(−e_t, 0) with c± those increases per unit of action: the actor learns
-to err on the cheap side (a quantile of the labels rather than their mean). The MSE term, weighted
-by ``--mse-weight``, remains for hours where neither side costs anything.
+to err on the cheap side (a quantile of the labels rather than their mean). An MSE term, weighted
+by ``--mse-weight`` (default 0: it did not help on the validation days), can be added for hours where
+neither side costs anything. The sensitivities take ~8 min once (one core); training ~1 min.
 
 The run folder has the layout of `rl.common.train` (config.json, best_model.zip with its
 ``_vecnormalize.pkl``, evaluations.csv as it goes), so it loads with the ``agent:RUN_DIR`` policy and
-can be fine-tuned by RL (``python -m stackelberg_mop.rl.td3 --init-from RUN_DIR``).
+can be fine-tuned by RL (``python -m stackelberg_mop.rl.td3 --init-from RUN_DIR --critic-warmup N``;
+on this game that made the validation regret worse, benchmarks/README #48).
 """
 
 from __future__ import annotations
