@@ -56,7 +56,7 @@ from ..market import (
     standard_solution,
 )
 from ..powerflow import dispatch_model, feeder
-from ..powerflow.distflow import SOFT_VOLTAGE_PENALTY
+from ..powerflow.distflow import soft_limit_penalty
 from .bigm import MultiplierBounds, multiplier_bounds
 
 METHODS = ("oa", "misocp")
@@ -411,7 +411,7 @@ class _Model:
             econ = s * (day.sell_price[t] * pg + prem * buy) + obj.loss_cost * s * (
                 quicksum(fd.r[j] * cur[j] for j in range(nb)) + quicksum(ploss))
             cost.append(obj.weigh(econ, obj.voltage_cost * quicksum(dev))
-                        + SOFT_VOLTAGE_PENALTY * quicksum(e for e in excess if e is not None))
+                        + soft_limit_penalty(quicksum(e for e in excess if e is not None)))
             for key, val in (("p", p), ("q", q), ("l", cur), ("v", v), ("dev", dev), ("pm", pm), ("qm", qm),
                              ("ploss", ploss), ("excess", excess)):
                 net[key][:, t] = val
@@ -534,7 +534,7 @@ def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np
     if voltage_limits == "soft":
         others = np.arange(result.v.shape[0]) != feeder(case).root
         v = result.v[others]
-        cost = cost + SOFT_VOLTAGE_PENALTY * np.maximum(np.maximum(case.v_min**2 - v, v - case.v_max**2), 0).sum(0)
+        cost = cost + soft_limit_penalty(np.maximum(np.maximum(case.v_min**2 - v, v - case.v_max**2), 0).sum(0))
     return cost
 
 

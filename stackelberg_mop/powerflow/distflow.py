@@ -38,6 +38,12 @@ MOP_MODES = ("opf", "off")
 VOLTAGE_MODES = ("hard", "soft", "none")
 #: ¥ per p.u. (of v = |V|²) per bus-hour outside the limits in "soft" mode; reported separately
 SOFT_VOLTAGE_PENALTY = 1e4
+
+
+def soft_limit_penalty(excess):
+    """¥ of voltage excess (p.u. of v per bus-hour, summed: a number, array or cvxpy/SCIP expression)
+    in "soft" mode, the one place its price is applied (the dispatch model and the KKT master)."""
+    return SOFT_VOLTAGE_PENALTY * excess
 #: Clarabel re-uses its solver between days (warm_start = a data update, which needs presolve off).
 #: Iterative refinement doubles the time per iteration for ~1e-2 ¥/MWh in the LMPs and ~1e-6 relative
 #: in the constraints (benchmarks/dispatch.py), so the first attempt runs without it; a solve that ends
@@ -333,7 +339,7 @@ class DispatchModel:
         elif voltage_limits == "soft":
             excess = cp.Variable((others.size, H), name="voltage_excess")
             cons += [excess >= 0, v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
-            penalty = SOFT_VOLTAGE_PENALTY * cp.sum(excess)
+            penalty = soft_limit_penalty(cp.sum(excess))
         deviation = cp.Variable((others.size, H), name="voltage_deviation")  # |v − 1| (the root's is fixed)
         cons += [deviation >= v[others] - 1, deviation >= 1 - v[others]]
 
