@@ -71,6 +71,9 @@ def test_init_from_continues_the_saved_model(tmp_path):
     continued = TD3.load(again / "model.zip", device="cpu").policy.state_dict()
     saved = TD3.load(first / "best_model.zip", device="cpu").policy.state_dict()
     assert all(torch.equal(saved[k], continued[k]) for k in saved)
+    stats = [pickle.load((run / name).open("rb")).obs_rms for run, name in
+             ((first, "best_model_vecnormalize.pkl"), (again, "model_vecnormalize.pkl"))]
+    assert np.array_equal(stats[0].mean, stats[1].mean) and np.array_equal(stats[0].var, stats[1].var)
     with pytest.raises(FileNotFoundError, match="init_from"):
         td3.main(["--total-timesteps", "32", "--init-from", str(tmp_path / "nothing"), "--name", "x", *common])
 

@@ -100,8 +100,8 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
 
     env_kwargs_of: optional callable(venv) -> extra algorithm kwargs that need the environment
     (TD3's exploration noise needs the action size). A config with a non-empty ``init_from`` (a run
-    folder, whose best_model is taken, or a model .zip) continues that model and its observation
-    statistics instead of starting afresh; the replay buffer starts empty.
+    folder, whose best_model is taken, or a model .zip) continues that model with its observation
+    statistics held fixed instead of starting afresh; the replay buffer starts empty.
 
     config needs: name, env_id, mop, reward_baseline, n_envs, seed, total_timesteps, eval_every,
     eval_days, checkpoint_every, normalize_obs, subprocess, progress_bar, out.
@@ -121,8 +121,10 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     if config.normalize_obs:
         stats = start.with_name(start.stem + "_vecnormalize.pkl") if start is not None else None
         if stats is not None and stats.exists():
+            # a continued actor keeps the input scaling it was trained with: updating the statistics
+            # would move a frozen (or critic-warm-up) actor's decisions (benchmarks/README #48)
             venv = VecNormalize.load(str(stats), venv)
-            venv.training, venv.norm_reward = True, False
+            venv.training, venv.norm_reward = False, False
         else:
             venv = normalise(venv)
     kwargs = algo_kwargs | (env_kwargs_of(venv) if env_kwargs_of is not None else {})
