@@ -138,7 +138,8 @@ def test_one_hour_dispatch_is_that_hour_of_the_days(case, day_of_year, seed, hou
     assert one.grid_power[0] == pytest.approx(full.grid_power[hour], abs=1e-5)
     scored = evaluate_hour(case, day, prices, hour, response=full.response, mop=mop)
     assert scored.objective == pytest.approx(full.hourly_objective[hour], rel=1e-6, abs=1e-2)
-    assert np.abs(scored.voltages_ac - full.voltages_ac[:, hour]).max() < 1e-6
+    # the AC voltages follow the MOP set-points, which agree to the solver tolerance used for v above
+    assert np.abs(scored.voltages_ac - full.voltages_ac[:, hour]).max() < 1e-5
     window = dispatch_model(case, mop=mop, hours=3).solve(day, full.exchange_power, start=min(hour, 21))
     assert np.abs(window.v - full.dispatch.v[:, min(hour, 21):min(hour, 21) + 3]).max() < 1e-5
     joined = join_windows([model.solve(day, full.exchange_power, start=t) for t in range(24)])
