@@ -151,6 +151,35 @@ def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> t
     return float(grid), float(line), float(mop), float(deviation)
 
 
+def _response(case: Case, day: Day, lam: np.ndarray, response):
+    """The followers' answer to `lam` (N, 24): `response` checked (a BestResponse or P2PResult for the
+    same prices), or solved when None."""
+    if response is None:
+        return best_response(case, day, lam)
+    if not hasattr(response, "exchange_power") or not hasattr(response, "prices"):
+        raise ValueError(f"response: expected a BestResponse (or a P2PResult), got {type(response).__name__}")
+    if not np.array_equal(response.prices, lam):
+        raise ValueError("response: was computed for other prices")
+    return response
+
+
+def _follower_failure(response) -> str:
+    why = getattr(response, "failure", "") or getattr(response, "status", "")
+    return f"follower_failed: {why}" if why else "follower_failed"
+
+
+def _setpoint_loss(case: Case, mop_p, mop_q) -> np.ndarray:
+    """MW of converter losses A_k |S_k| of given MOP set-points."""
+    return case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
+
+
+def _outside_limits(case: Case, vm: np.ndarray) -> np.ndarray:
+    """Which bus(-hour)s of AC voltages vm (B, ...) p.u. lie outside [v_min, v_max] (beyond
+    VIOLATION_TOL), the substation left out."""
+    others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
+    return (vm[others] < case.v_min - VIOLATION_TOL) | (vm[others] > case.v_max + VIOLATION_TOL)
+
+
 def _failed(status, lam, response, case, day, dispatch=None) -> Outcome:
     nan = float("nan")
     n_bus, k = case.buses.size, len(case.mop)
@@ -190,15 +219,9 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
-    if response is None:
-        response = best_response(case, day, lam)
-    elif not hasattr(response, "exchange_power") or not hasattr(response, "prices"):
-        raise ValueError(f"response: expected a BestResponse (or a P2PResult), got {type(response).__name__}")
-    elif not np.array_equal(response.prices, lam):
-        raise ValueError("response: was computed for other prices")
+    response = _response(case, day, lam, response)
     if not response.ok:
-        why = getattr(response, "failure", "") or getattr(response, "status", "")
-        return _failed(f"follower_failed: {why}" if why else "follower_failed", lam, response, case, day)
+        return _failed(_follower_failure(response), lam, response, case, day)
     obj, exchange = case.objective, response.exchange_power
     revenue = float((lam * exchange).sum())
 
@@ -208,7 +231,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         if not state.converged.all():
             return _failed("ac_not_converged", lam, response, case, day)
         v, line_loss, grid_power = state.vm**2, state.line_loss, state.grid_power
-        mop_loss = case.mop.loss_coefficient[:, None] * np.hypot(mop_p, mop_q)
+        mop_loss = _setpoint_loss(case, mop_p, mop_q)
         vm_ac, vm_model = state.vm, np.full_like(state.vm, np.nan)
         gap = mismatch = np.full(HOURS, np.nan)
     else:
@@ -234,8 +257,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = (float(c) for c in hourly.sum(axis=1))
     hourly_objective = weigh_hours(case, hourly, (lam * exchange).sum(axis=0))
     dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
-    others = np.arange(case.buses.size) != case.bus_position(case.slack_bus)
-    outside = (vm_ac[others] < case.v_min - VIOLATION_TOL) | (vm_ac[others] > case.v_max + VIOLATION_TOL)
+    outside = _outside_limits(case, vm_ac)
     return Outcome(
         status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.weigh(dno_cost, deviation_cost),
         dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
@@ -272,20 +294,16 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
     """Score hour `hour` of `prices` on `day` alone: the followers' response (given, or solved), a
     one-hour dispatch (`DispatchModel(hours=1)`) or the hour's MOP set-points, the AC sweep, and that
     hour's share of the DNO objective. The same arithmetic as `evaluate`, 1/24 of its solver work."""
-    checks.day_arg(case, day)
     hour = checks.integer("hour", hour, lo=0, hi=HOURS - 1)
     fixed = not isinstance(mop, str)
     checks.market_options(case, day, None if fixed else mop, voltage_limits, formulation)
     lam = check_prices(case, prices, batched=False)[0]
-    response = best_response(case, day, lam) if response is None else response
-    if not np.array_equal(response.prices, lam):
-        raise ValueError("response: was computed for other prices")
+    response = _response(case, day, lam, response)
     exchange, n_bus, t = response.exchange_power, case.buses.size, slice(hour, hour + 1)
     failed = lambda status, result=None: HourOutcome(hour, status, float("nan"), 0, np.full(n_bus, np.nan),
                                                      exchange[:, hour].copy(), result)
     if not response.ok:
-        why = getattr(response, "failure", "") or getattr(response, "status", "")
-        return failed(f"follower_failed: {why}" if why else "follower_failed")
+        return failed(_follower_failure(response))
     result = None
     k = len(case.mop)
     mop_p, mop_q = np.zeros((k, HOURS)), np.zeros((k, HOURS))
@@ -301,14 +319,13 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
         return failed("ac_not_converged", result)
     if result is None:
         v, line_loss, grid_power = state.vm[:, t] ** 2, state.line_loss[t], state.grid_power[t]
-        mop_loss = case.mop.loss_coefficient[:, None] * np.hypot(mop_p[:, t], mop_q[:, t])
+        mop_loss = _setpoint_loss(case, mop_p[:, t], mop_q[:, t])
     else:
         v, line_loss, grid_power, mop_loss = result.v, result.line_loss, result.grid_power, result.mop_loss
     hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, hours=t)
     objective = float(weigh_hours(case, hourly, (lam[:, t] * exchange[:, t]).sum(axis=0))[0])
     vm = state.vm[:, hour]
-    others = np.arange(n_bus) != case.bus_position(case.slack_bus)
-    violations = int(((vm[others] < case.v_min - VIOLATION_TOL) | (vm[others] > case.v_max + VIOLATION_TOL)).sum())
+    violations = int(_outside_limits(case, vm).sum())
     return HourOutcome(hour, "optimal" if result is None else result.status, objective, violations, vm,
                        exchange[:, hour].copy(), result)
 

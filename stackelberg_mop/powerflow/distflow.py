@@ -175,7 +175,7 @@ class _DirectClarabel:
             prog.total_param_size, prog.param_id_to_col, prog.param_id_to_size,
             lambda pid: np.asarray(prog.id_to_param[pid].value))
         self.columns = [(v, prog.var_id_to_col[v.id]) for v in problem.variables()]
-        self._params = lambda: [(prog.id_to_param[pid], None) for pid in prog.param_id_to_col if pid in prog.id_to_param]
+        self.parameters = [prog.id_to_param[pid] for pid in prog.param_id_to_col if pid in prog.id_to_param]
         row = 0
         for con in inverse[-1][Solver.EQ_CONSTR]:
             if con.id == dual_of.id:
@@ -213,10 +213,10 @@ class _DirectClarabel:
         if self.solver is None:
             c0, b0 = c, b
             if self.canonical is not None:
-                params = [(par, par.value) for par, _ in self._params()]
+                current = [par.value for par in self.parameters]
                 self.canonical()
                 c0, b0 = self.data()
-                for par, value in params:
+                for par, value in zip(self.parameters, current):
                     par.value = value
             self.solver = clarabel.DefaultSolver(sp.csc_array((self.n, self.n)), c0, self.A, b0, self.cones, settings)
         self.solver.update(q=c, b=b, settings=settings)

@@ -200,16 +200,17 @@ def main(argv=None) -> Path:
     torch.manual_seed(c.seed)
     rng = np.random.default_rng(c.seed)
     case = load_case()
-    train_days, y = _targets(case, days(case, "train"), OptimumTable(case, c.labels))
+    table = OptimumTable(case, c.labels)
+    train_days, y = _targets(case, days(case, "train"), table)
     if not train_days:
         raise SystemExit(f"--labels: {c.labels} holds no row for this case's training days")
     if c.loss == "regret":
         from ..market import price_bounds
 
-        table = OptimumTable(case, c.labels)
         lam = np.array([table.get(d).prices for d in train_days])
         cost = _cached_sensitivities(case, train_days, lam, c.labels, c.probe, c.progress_bar)
-        spans = np.array([price_bounds(case, d).upper - price_bounds(case, d).lower for d in train_days])
+        bounds = [price_bounds(case, d) for d in train_days]
+        spans = np.array([b.upper - b.lower for b in bounds])
         # thousands of ¥ per unit of action (a unit action step moves the hour's price by span/2)
         slope = np.clip(cost, 0, None) / (c.probe * 2.0 / np.maximum(spans, 1e-9))[:, :, None] / 1e3
         slope = torch.as_tensor(slope, dtype=torch.float32)

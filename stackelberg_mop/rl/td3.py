@@ -46,7 +46,7 @@ class WarmStartTD3(TD3):
 
     def _update_learning_rate(self, optimizers) -> None:
         super()._update_learning_rate(optimizers)
-        if self._n_updates < getattr(self, "critic_warmup", 0):
+        if self._n_updates < self.critic_warmup:
             for group in self.actor.optimizer.param_groups:
                 group["lr"] = 0.0
 
