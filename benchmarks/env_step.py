@@ -8,11 +8,13 @@ the dispatch rebuilt for every step (what a straightforward implementation would
 run `--envs` copies in gymnasium's SyncVectorEnv (one process) and AsyncVectorEnv (one process each)
 and count env-steps per second over all copies. "episodes" counts steps per second over whole days
 (reset included; the hourly game's last step also scores the whole day): the training throughput.
+"first s" is the first reset + step in a new process (imports excluded): what building the models costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import time
 
@@ -72,6 +74,25 @@ def vector_steps_per_second(env_id: str, mop: str, steps: int, n: int, cls) -> f
     return rate
 
 
+def _first_step(env_id: str, mop: str, queue) -> None:
+    env = gym.make(env_id, mop=mop)  # a new process: nothing built yet for the case
+    start = time.perf_counter()
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    queue.put(time.perf_counter() - start)
+
+
+def first_step_seconds(env_id: str, mop: str) -> float:
+    """Seconds of the first reset + step in a new process (imports excluded): the models' build."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_first_step, args=(env_id, mop, queue))
+    proc.start()
+    seconds = queue.get()
+    proc.join()
+    return seconds
+
+
 def naive_step_seconds(steps: int) -> float:
     case = sm.load_case()
     day = sm.reference_day(case)
@@ -80,7 +101,7 @@ def naive_step_seconds(steps: int) -> float:
     def one():
         prices = sm.project_prices(case, day, rng.uniform(400, 1100, 24))
         exchange = best_response_cvxpy(case, day, prices)["exchange_power"]
-        res = DispatchModel(case).solve(day, exchange)
+        res = DispatchModel(case, direct=False).solve(day, exchange)
         sweep_power_flow(case, day, exchange, res.mop_p, res.mop_q)
 
     return median_seconds(one, max(3, steps // 8))
@@ -94,7 +115,7 @@ def main() -> None:
     print(f"median steps/s ({os.cpu_count()} cores; single = one process, one core)")
     naive = naive_step_seconds(args.steps)
     print(f"{'ID':<26}{'mop':<7}{'single':>10}{'ms/step':>9}{'episodes':>10}{'sync×' + str(args.envs):>10}"
-          f"{'async×' + str(args.envs):>10}")
+          f"{'async×' + str(args.envs):>10}{'first s':>9}")
     print(f"{'naive (cvxpy rebuilt)':<26}{'opf':<7}{1 / naive:>10.1f}{naive * 1e3:>9.1f}")
     for env_id in IDS:
         for mop in MODES:
@@ -102,7 +123,9 @@ def main() -> None:
             episodes = episode_steps_per_second(env_id, mop, max(2, args.steps // (24 if "Hourly" in env_id else 1)))
             sync = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.SyncVectorEnv)
             asyn = vector_steps_per_second(env_id, mop, max(4, args.steps // 4), args.envs, gym.vector.AsyncVectorEnv)
-            print(f"{env_id:<26}{mop:<7}{1 / sec:>10.1f}{sec * 1e3:>9.1f}{episodes:>10.1f}{sync:>10.1f}{asyn:>10.1f}")
+            first = first_step_seconds(env_id, mop)
+            print(f"{env_id:<26}{mop:<7}{1 / sec:>10.1f}{sec * 1e3:>9.1f}{episodes:>10.1f}{sync:>10.1f}{asyn:>10.1f}"
+                  f"{first:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -263,18 +263,26 @@ def test_direct_clarabel_path_equals_cvxpy(case, day_of_year, seed, limits):
             for field, atol in (("v", 1e-5), ("current_sq", 1e-5), ("grid_power", 1e-4), ("branch_p", 5e-4),
                                 ("mop_p", 5e-4), ("mop_q", 5e-4), ("lmp", 1.0)):
                 np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=atol, err_msg=field)
-    assert direct._direct is not None  # the second solve really went the direct way
+    # the day's solver was assembled from the one-hour model's compiled data, not compiled itself
+    from stackelberg_mop.powerflow.distflow import _AssembledClarabel
+
+    assert isinstance(direct._direct, _AssembledClarabel)
 
 
-def test_direct_path_that_disagrees_with_cvxpy_is_dropped(case, day, tariff_response, opf, monkeypatch):
-    # a direct solve with wrong data (here: the objective's prices halved) fails the first-solve check;
-    # the model then keeps cvxpy's path and its answer
+@pytest.mark.parametrize("wrong", ["assembled", "both"])
+def test_direct_path_that_disagrees_is_dropped(case, day, tariff_response, opf, monkeypatch, wrong):
+    # a direct solve with wrong data (here: the objective's prices halved) fails its first-solve check:
+    # a wrong assembled solver (checked hour by hour against the one-hour model) gives way to the day's
+    # own compiled direct path (checked against cvxpy); when that is wrong too, cvxpy's path stays
     from stackelberg_mop.powerflow import distflow
 
-    original = distflow._DirectClarabel.data
-    monkeypatch.setattr(distflow._DirectClarabel, "data", lambda self: (original(self)[0] * 0.5, original(self)[1]))
+    case = case.replace(name=case.name)  # a case of its own, with an empty cache: its one-hour model is new too
+    halve = lambda data: lambda self: (data(self)[0] * 0.5, data(self)[1])
+    monkeypatch.setattr(distflow._AssembledClarabel, "data", halve(distflow._AssembledClarabel.data))
+    if wrong == "both":
+        monkeypatch.setattr(distflow._DirectClarabel, "data", halve(distflow._DirectClarabel.data))
     model = DispatchModel(case)
     result = model.solve(day, tariff_response.exchange_power)
-    assert model._direct is None
+    assert (model._direct is None) if wrong == "both" else (type(model._direct) is distflow._DirectClarabel)
     np.testing.assert_allclose(result.lmp, opf.lmp, atol=0.05)
     assert result.grid_cost == pytest.approx(opf.grid_cost, rel=1e-7)
