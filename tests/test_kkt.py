@@ -110,6 +110,53 @@ def test_derived_big_ms_contain_a_kkt_point(name):
             assert np.all((net[fixed] >= b.net_lo[fixed] - 1e-9) & (net[fixed] <= b.net_hi[fixed] + 1e-9))
 
 
+def _kkt_point_is_feasible(case, day, prices) -> bool:
+    """SCIP's own check of the followers' exact response (`KKTModel.follower_values`) in the model with
+    the prices fixed at `prices`: every KKT row, Big-M row and binary within SCIP's tolerances."""
+    lo, hi = kkt.price_box(case, day)
+    model = kkt.new_model(case, day, False, "opf", "hard", lo, hi, 1.0, 1, False)
+    m = model.m
+    for t, var in enumerate(model.lam):
+        m.chgVarLb(var, float(prices[t]))
+        m.chgVarUb(var, float(prices[t]))
+    vals = model.follower_values(prices, sm.best_response(case, day, prices))
+    vals.update({v.name: 0.0 for v in model.theta})
+    vals[model.objective_var.name] = 1e9
+    sol, by_name = m.createSol(), {v.name: v for v in m.getVars()}
+    for name, value in vals.items():
+        m.setSolVal(sol, by_name[name], value)
+    return bool(m.checkSol(sol, completely=True))
+
+
+@settings(max_examples=8, deadline=None)
+@given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16))
+def test_the_exact_response_is_a_solution_of_the_kkt_model(case, day_of_year, seed):
+    """The warm start and the certificate hand SCIP the followers' exact response at given prices: it
+    must pass SCIP's own feasibility check, for prices anywhere in the paper's per-hour box."""
+    day = sm.simbench_day(case, day_of_year)
+    lo, hi = kkt.price_box(case, day)
+    rng = np.random.default_rng(seed)
+    prices = sm.project_prices(case, day, np.where(rng.random(24) < 0.3, lo, rng.uniform(lo, hi)))
+    assert _kkt_point_is_feasible(case, day, prices)
+
+
+def test_certificate_at_a_kink_of_the_response(case):
+    """Prices at which a shifted load sits exactly at its bound with a zero multiplier (a kink of the
+    response): the training label of 2016-07-18 (benchmarks/agents/labels), whose certificate failed
+    ("the KKT model admits no follower response at λ*") when the response's x and ν, consistent to
+    ~1e-11, left stationarity residuals of 2e-7 with a multiplier of the wrong sign. The exact
+    response now passes SCIP's check, and the fixed-price solve verifies."""
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "agents", "labels", "ieee33-mop-train.jsonl")
+    with open(path) as fh:
+        row = next(r for r in map(json.loads, fh) if r["day"] == "2016-07-18")
+    day = next(d for d in sm.days(case, "train") if d.name == "2016-07-18")
+    prices = np.array(row["prices"])
+    assert _kkt_point_is_feasible(case, day, prices)
+    result = kkt.solve(case, day, time_limit=60, price_lower=prices, price_upper=prices, threads=1)
+    assert result.status == "optimal" and result.verification.passed
+    np.testing.assert_allclose(result.prices, prices, rtol=0, atol=1e-9)
+
+
 def test_big_m_box_is_needed_and_tight_enough(case, day):
     """The battery's raw energy multipliers can leave the box (so clipping is a real step), while the
     Big-Ms stay of the order of the price range rather than arbitrary large numbers."""
@@ -343,7 +390,7 @@ def test_models_order_ipopt_without_metis(small):
 
     case, day, _, lo, hi, _ = small
     for params in (None, {"limits/nodes": 10}):
-        model = kkt._new_model(case, day, False, "opf", "hard", lo, hi, 1.0, 1, False, scip_params=params)
+        model = kkt.new_model(case, day, False, "opf", "hard", lo, hi, 1.0, 1, False, scip_params=params)
         path = pathlib.Path(model.m.getParam("nlpi/ipopt/optfile"))
         options = [line.split() for line in path.read_text().splitlines() if line and not line.startswith("#")]
         assert ["mumps_pivot_order", "0"] in options

@@ -13,7 +13,7 @@ is a lower bound on the DNO's objective at every price vector: a bi-level soluti
 feasible point of every part (λⁿ = λ, the copy P = P(x)) whose values add up to its objective,
 because the β terms cancel, Σₙ πₙ·λ = 0 and the cuts under-estimate the network's convex cost
 Φ_t(P) (`kkt.network_cut`). Each part is bounded below by what its solver proves: the LP's optimum
-(HiGHS) and SCIP's dual bound of prosumer n's own KKT model (one follower of `kkt._Model`, one
+(HiGHS) and SCIP's dual bound of prosumer n's own KKT model (one follower of `kkt.KKTModel`, one
 thread), so the bound holds even when a part stops at its time limit.
 
 The multipliers are improved by a proximal bundle method (a QP over the last `bundle_size`
@@ -125,14 +125,14 @@ def network_part(beta: np.ndarray, cuts, p_lo: np.ndarray, p_hi: np.ndarray) -> 
 
 
 class ProsumerPart:
-    """Prosumer n's own bi-level problem: its KKT model (`kkt._Model` with one follower), built once;
+    """Prosumer n's own bi-level problem: its KKT model (`kkt.KKTModel` with one follower), built once;
     each evaluation only changes the objective βₙ·Pₙ − ω_1 λᵀPₙ + πₙ·λ."""
 
     def __init__(self, case: Case, day: Day, n: int, prices: np.ndarray, response, lo: np.ndarray,
                  hi: np.ndarray, mop: str = "opf", voltage_limits: str = "hard", bigm_scale: float = 1.0):
         """response: `best_response(case, day, prices)`, the known solution of the first warm start."""
         self.n, self.lo, self.hi = n, lo, hi
-        self.model = kkt._Model(case, day, None, mop, voltage_limits, lo, hi, bigm_scale, 1, False,
+        self.model = kkt.KKTModel(case, day, None, mop, voltage_limits, lo, hi, bigm_scale, 1, False,
                                 scip_params=kkt.SCIP_PARAMS, prosumers=[n])
         self._last = self.model.follower_values(prices, response)
 
