@@ -33,7 +33,7 @@ class KKTModel:
     m: the PySCIPOpt model; lam: the 24 price variables (¥/MWh); followers: `FollowerKKT` per member;
     exchange: (N, 24) linear expressions of P_n,t (MW); neg_revenue: per follower ω_1 × (−λᵀP_n);
     theta: the 24 cut variables (oa) or None; net: the network's variables (misocp);
-    n_cuts: (day cuts, hour cuts) of the outer approximation already among its constraints.
+    n_cuts: how many of the outer approximation's cuts are among its constraints.
     """
 
     def __init__(self, case: Case, day: Day, network: bool | None, mop: str, voltage_limits: str,
