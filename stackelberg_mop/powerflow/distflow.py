@@ -335,24 +335,7 @@ class DispatchModel:
         fd = self.feeder = feeder(case)
         obj, s = case.objective, case.s_base
         nb, nbus, k = fd.n_branch, fd.n_bus, len(case.mop)
-        mop_pos = case.bus_position(case.mop.bus)
-
-        # parameters: per-unit demand at every bus, and the tariff (¥/MWh); with exchange="variable" the
-        # prosumers' exchange is a variable `self.exchange` (MW) added to the base demand (ADMM's DNO)
-        self.demand_q = cp.Parameter((nbus, H), name="demand_q")
-        if exchange == "parameter":
-            self.demand_p = cp.Parameter((nbus, H), name="demand_p")
-            demand_p = self.demand_p
-        else:
-            n = len(case.prosumers)
-            self.base_p = cp.Parameter((nbus, H), name="base_p")
-            self.exchange = cp.Variable((n, H), name="exchange")
-            at_bus = np.zeros((nbus, n))
-            at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
-            demand_p = self.base_p + at_bus @ self.exchange / s
-        self.buy = cp.Parameter(H, name="buy_price")
-        self.premium = cp.Parameter(H, nonneg=True, name="buy_minus_sell")
-        self.sell = self.buy - self.premium
+        demand_p = self._parameters(H, exchange)
 
         p = cp.Variable((nb, H), name="branch_p")
         q = cp.Variable((nb, H), name="branch_q")
@@ -364,55 +347,15 @@ class DispatchModel:
         current = self.formulation.current(nb, H)
         self.vars = {"p": p, "q": q, "v": v, "pg": pg, "qg": qg, "current": current}
 
-        # MOP: injections at its buses, losses A_k |S_k|, capacity S_k, DC balance
-        mop_cons = []
-        if k and mop == "opf":
-            pm, qm = cp.Variable((k, H), name="mop_p"), cp.Variable((k, H), name="mop_q")
-            ploss = cp.Variable((k, H), name="mop_loss")  # >= A_k |S_k| >= 0 by its cone
-            for i in range(k):
-                mop_cons += [cp.SOC(np.full(H, case.mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
-                if case.mop.loss_coefficient[i] > 0:
-                    mop_cons += [cp.SOC(ploss[i] / case.mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
-                else:
-                    mop_cons += [ploss[i] == 0]
-            mop_cons += [cp.sum(pm + ploss, axis=0) == 0]
-            self.vars.update(pm=pm, qm=qm, ploss=ploss)
-        placement = np.zeros((nbus, k))
-        placement[mop_pos, np.arange(k)] = 1.0
-        root = np.zeros(nbus)
-        root[fd.root] = 1.0
-
-        a_in = (fd.incidence > 0).astype(float)
-        a_out = (fd.incidence < 0).astype(float)
-        delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
-        delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
-        inj_p = cp.outer(root, pg) - demand_p
-        inj_q = cp.outer(root, qg) - self.demand_q
-        if "pm" in self.vars:
-            inj_p = inj_p + placement @ self.vars["pm"]
-            inj_q = inj_q + placement @ self.vars["qm"]
-        self.balance_p = a_in @ delivered_p - a_out @ p + inj_p == 0
-        balance_q = a_in @ delivered_q - a_out @ q + inj_q == 0
-        v_from, v_to = v[fd.from_pos], v[fd.to_pos]
-        drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
-        if current is not None:
-            drop = drop - cp.multiply((fd.r**2 + fd.x**2)[:, None], current)
-        cons = [self.balance_p, balance_q, v_to == v_from - drop, v[fd.root] == case.v_slack**2, buying >= pg, buying >= 0]
-        cons += self.formulation.constraints(fd, v_from, p, q, current) + mop_cons
+        mop_cons = self._mop(H) if k and mop == "opf" else []
+        cons = self._distflow(demand_p) + [buying >= pg, buying >= 0]
+        cons += self.formulation.constraints(fd, v[fd.from_pos], p, q, current) + mop_cons
         limited = np.flatnonzero(np.isfinite(fd.i_max))
         if current is not None and limited.size:
             cons += [current[limited] <= (fd.i_max[limited] ** 2)[:, None]]
 
-        others = np.setdiff1d(np.arange(nbus), [fd.root])
-        penalty = 0
-        if voltage_limits == "hard":
-            cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
-        elif voltage_limits == "soft":
-            excess = cp.Variable((others.size, H), name="voltage_excess")
-            cons += [excess >= 0, v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
-            penalty = soft_limit_penalty(cp.sum(excess))
-        deviation = cp.Variable((others.size, H), name="voltage_deviation")  # |v − 1| (the root's is fixed)
-        cons += [deviation >= v[others] - 1, deviation >= 1 - v[others]]
+        voltage_cons, deviation, penalty = self._voltages(v, voltage_limits)
+        cons += voltage_cons
 
         # costs in ¥ (powers in p.u. × s MW × 1 h)
         self.grid_cost = s * (self.sell @ pg + self.premium @ buying)
@@ -427,6 +370,83 @@ class DispatchModel:
         assert self.problem.is_dcp(dpp=True)
         # Clarabel without cvxpy's per-solve work (`_DirectClarabel`), compiled at the first solve
         self._direct, self._direct_possible = None, direct and solver == "CLARABEL" and exchange == "parameter"
+
+    def _parameters(self, H: int, exchange: str):
+        """The parameters: per-unit demand at every bus, and the tariff (¥/MWh); with exchange="variable"
+        the prosumers' exchange is a variable `self.exchange` (MW) added to the base demand (ADMM's DNO).
+        Returns the per-unit active demand (bus × hour) expression."""
+        case, nbus = self.case, self.feeder.n_bus
+        self.demand_q = cp.Parameter((nbus, H), name="demand_q")
+        self.buy = cp.Parameter(H, name="buy_price")
+        self.premium = cp.Parameter(H, nonneg=True, name="buy_minus_sell")
+        self.sell = self.buy - self.premium
+        if exchange == "parameter":
+            self.demand_p = cp.Parameter((nbus, H), name="demand_p")
+            return self.demand_p
+        n = len(case.prosumers)
+        self.base_p = cp.Parameter((nbus, H), name="base_p")
+        self.exchange = cp.Variable((n, H), name="exchange")
+        at_bus = np.zeros((nbus, n))
+        at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
+        return self.base_p + at_bus @ self.exchange / case.s_base
+
+    def _distflow(self, demand_p) -> list:
+        """DistFlow on the radial tree: active and reactive balance at every bus (the active one kept
+        as ``balance_p``, whose dual gives the LMPs), the voltage drop along every branch, the slack."""
+        fd, var = self.feeder, self.vars
+        p, q, v, current = var["p"], var["q"], var["v"], var["current"]
+        k = len(self.case.mop)
+        placement = np.zeros((fd.n_bus, k))
+        placement[self.case.bus_position(self.case.mop.bus), np.arange(k)] = 1.0
+        root = np.zeros(fd.n_bus)
+        root[fd.root] = 1.0
+        a_in, a_out = (fd.incidence > 0).astype(float), (fd.incidence < 0).astype(float)
+        delivered_p = p if current is None else p - cp.multiply(fd.r[:, None], current)
+        delivered_q = q if current is None else q - cp.multiply(fd.x[:, None], current)
+        inj_p = cp.outer(root, var["pg"]) - demand_p
+        inj_q = cp.outer(root, var["qg"]) - self.demand_q
+        if "pm" in var:
+            inj_p = inj_p + placement @ var["pm"]
+            inj_q = inj_q + placement @ var["qm"]
+        self.balance_p = a_in @ delivered_p - a_out @ p + inj_p == 0
+        drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
+        if current is not None:
+            drop = drop - cp.multiply((fd.r**2 + fd.x**2)[:, None], current)
+        return [self.balance_p, a_in @ delivered_q - a_out @ q + inj_q == 0, v[fd.to_pos] == v[fd.from_pos] - drop,
+                v[fd.root] == self.case.v_slack**2]
+
+    def _mop(self, H: int) -> list:
+        """The MOP's variables (into ``vars``) and constraints: injections at its buses, losses
+        A_k |S_k| by a cone, capacity S_k, DC balance Σ_k (P_k + loss_k) = 0."""
+        mop, s, k = self.case.mop, self.case.s_base, len(self.case.mop)
+        pm, qm = cp.Variable((k, H), name="mop_p"), cp.Variable((k, H), name="mop_q")
+        ploss = cp.Variable((k, H), name="mop_loss")  # >= A_k |S_k| >= 0 by its cone
+        cons = []
+        for i in range(k):
+            cons += [cp.SOC(np.full(H, mop.s_max[i] / s), cp.vstack([pm[i], qm[i]]), axis=0)]
+            if mop.loss_coefficient[i] > 0:
+                cons += [cp.SOC(ploss[i] / mop.loss_coefficient[i], cp.vstack([pm[i], qm[i]]), axis=0)]
+            else:
+                cons += [ploss[i] == 0]
+        cons += [cp.sum(pm + ploss, axis=0) == 0]
+        self.vars.update(pm=pm, qm=qm, ploss=ploss)
+        return cons
+
+    def _voltages(self, v, voltage_limits: str):
+        """(constraints, |v − 1| variable, soft-limit penalty expression or 0) for the buses but the
+        root: hard limits, soft ones with an excess variable, or none."""
+        case, H = self.case, v.shape[1]
+        others = np.setdiff1d(np.arange(v.shape[0]), [self.feeder.root])
+        cons, penalty = [], 0
+        if voltage_limits == "hard":
+            cons += [v[others] >= case.v_min**2, v[others] <= case.v_max**2]
+        elif voltage_limits == "soft":
+            excess = cp.Variable((others.size, H), name="voltage_excess")
+            cons += [excess >= 0, v[others] >= case.v_min**2 - excess, v[others] <= case.v_max**2 + excess]
+            penalty = soft_limit_penalty(cp.sum(excess))
+        deviation = cp.Variable((others.size, H), name="voltage_deviation")  # |v − 1| (the root's is fixed)
+        cons += [deviation >= v[others] - 1, deviation >= 1 - v[others]]
+        return cons, deviation, penalty
 
     def set_day(self, day: Day, exchange_power: np.ndarray | None = None, start: int = 0) -> None:
         """Load hours start, ..., start + hours − 1 of the day's base loads and tariff and of the
