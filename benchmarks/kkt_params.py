@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import multiprocessing as mp
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def _heuristics_off() -> dict:
     return {k: v for k, v in m.getParams().items() if before.get(k) != v}
 
 
+@functools.cache
 def variants() -> dict[str, dict]:
     from stackelberg_mop.baselines import kkt
 

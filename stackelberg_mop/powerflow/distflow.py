@@ -265,7 +265,7 @@ class _AssembledClarabel(_DirectClarabel):
         if one is None:
             raise ValueError("the one-hour model has no direct Clarabel path")
         H, n1, m1 = model.hours, one.n, one.m
-        self.status_map, self.hours, self.n1, self.m1 = one.status_map, H, n1, m1
+        self.status_map, self.hours, self.m1 = one.status_map, H, m1
         self.n, self.m = H * n1, H * m1
         self.A = sp.block_diag([one.A] * H, format="csc")
         self.cones = list(one.cones) * H
@@ -536,11 +536,11 @@ class DispatchModel:
             return None
         objective = _value(self.objective) if dual is not None else np.nan
         ref_status, ref_duals, ref_objective = cp.OPTIMAL, [], 0.0
+        pairs = [(par, next(p for p in hour.problem.parameters() if p.name() == par.name()))
+                 for par in self.problem.parameters()]
         for t in range(self.hours):
-            for par in self.problem.parameters():
-                value = np.asarray(par.value)
-                hour_par = next(p for p in hour.problem.parameters() if p.name() == par.name())
-                hour_par.value = value[..., t:t + 1]
+            for par, hour_par in pairs:
+                hour_par.value = np.asarray(par.value)[..., t:t + 1]
             st, dual_t = hour._run(check)
             if st != cp.OPTIMAL:
                 ref_status = st
