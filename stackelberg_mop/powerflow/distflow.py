@@ -11,17 +11,17 @@ problem (what is optimised) is written once; the network formulation is a separa
 and re-solved (DPP): only the loads and tariff change between calls.
 
 Hours are independent given the exchange power (no storage on the DNO side): the same definition
-builds a model of any window of consecutive hours (``hours``, default the whole day). One
-block-diagonal problem for all 24 hours keeps one solver call per day; a one-hour model (``hours=1``,
-solved for hour t with ``solve(..., start=t)``) gives that hour's block of the day's optimum at 1/24
-of the cost, which is what the hourly game needs. The day's solver itself is assembled from the
-one-hour model's compiled data (`_AssembledClarabel`: the same block repeated), so that only the
-one-hour problem is ever compiled by cvxpy.
+builds a model of any window of consecutive hours (``hours``, default the whole day), and a one-hour
+model (``hours=1``, solved for hour t with ``solve(..., start=t)``) gives that hour's block of the
+day's optimum, which is what the hourly game needs. Only the one-hour problem is compiled: a window
+of several hours is solved hour by hour with the one-hour model's solver (`_HourlyClarabel`), each
+hour stopping at its own iteration count, and its solution written into the window's variables.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -145,6 +145,15 @@ def _value(expression) -> float:
     return np.nan if expression.value is None else float(expression.value)
 
 
+def refined_if_inaccurate(solve, options: dict):
+    """``solve(options)`` (whose result starts with a cvxpy status), repeated with iterative refinement
+    (ACCURATE_OPTIONS) when it ends inaccurate without it: the dispatch's one rule for such solves."""
+    out = solve(options)
+    if out[0] == cp.OPTIMAL_INACCURATE and not options.get("iterative_refinement_enable", True):
+        out = solve({**options, **ACCURATE_OPTIONS})
+    return out
+
+
 class _DirectClarabel:
     """A DPP cvxpy problem whose parameters enter only the objective vector c and the right-hand side b,
     re-solved by one Clarabel solver without cvxpy's per-solve work.
@@ -183,7 +192,7 @@ class _DirectClarabel:
             lambda pid: np.asarray(prog.id_to_param[pid].value))
         self.columns = [(v, prog.var_id_to_col[v.id]) for v in problem.variables()]
         self.parameters = [prog.id_to_param[pid] for pid in prog.param_id_to_col if pid in prog.id_to_param]
-        # where each parameter sits in the parameter vector (for `_AssembledClarabel`)
+        # where each parameter sits in the parameter vector (for `_HourlyClarabel`)
         self.param_size = prog.total_param_size
         self.param_columns = [(prog.id_to_param[pid], col) for pid, col in prog.param_id_to_col.items()
                               if pid in prog.id_to_param]
@@ -214,6 +223,15 @@ class _DirectClarabel:
     def solve(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve with the parameters' current values; (cvxpy status, dual of `dual_of` or None).
         The variables' values are set when a solution is present."""
+        status, x, z = self.solve_data(*self.data(), options)
+        if x is None:
+            return status, None
+        self._save(x)
+        return status, self._dual(z)
+
+    def solve_data(self, c: np.ndarray, b: np.ndarray, options: dict):
+        """Solve the compiled problem with objective vector c and right-hand side b:
+        (cvxpy status, x, z), x and z None unless a solution is present."""
         import clarabel
 
         settings = clarabel.DefaultSettings()
@@ -221,7 +239,6 @@ class _DirectClarabel:
         for key, value in options.items():
             if key != "warm_start":
                 setattr(settings, key, value)
-        c, b = self.data()
         if self.solver is None:
             c0, b0 = c, b
             if self.canonical is not None:
@@ -235,9 +252,8 @@ class _DirectClarabel:
         sol = self.solver.solve()
         status = self.status_map.get(str(sol.status), cp.SOLVER_ERROR)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return status, None
-        self._save(np.asarray(sol.x))
-        return status, self._dual(np.asarray(sol.z))
+            return status, None, None
+        return status, np.asarray(sol.x), np.asarray(sol.z)
 
     def _save(self, x: np.ndarray) -> None:
         for var, col in self.columns:
@@ -247,57 +263,59 @@ class _DirectClarabel:
         return z[self.dual_rows].reshape(self.dual_shape, order="F")
 
 
-class _AssembledClarabel(_DirectClarabel):
-    """A window of H hours solved as one Clarabel problem assembled from the one-hour model's
-    compiled data, without compiling the H-hour cvxpy problem (~1.5 s for the day, against ~0.04 s
-    for one hour).
+class _HourlyClarabel:
+    """A window of H hours solved hour by hour with the one-hour model's direct Clarabel solver,
+    without compiling the H-hour cvxpy problem (~1.5 s for the day, against ~0.04 s for one hour).
 
-    Given the exchange power the hours are independent, so the H-hour problem's data are the
-    one-hour data repeated: A block-diagonal, the cones repeated, and (c, b) of block t the one-hour
-    affine maps applied to hour t's parameter values. The solution is written into the H-hour
-    model's own cvxpy Variables (block t is hour t), so every expression of that model evaluates as
-    on cvxpy's path. `DispatchModel._first_direct` checks the first solve against the one-hour
-    model solved hour by hour.
+    Given the exchange power the hours are independent, so the H-hour problem is the one-hour
+    problem H times, hour t's (c, b) being the one-hour affine maps applied to hour t's parameter
+    values. Solving the hours one by one rather than as one block-diagonal problem lets each hour
+    stop at its own iteration count (about 10 against 14 for the block: benchmarks/README.md), and
+    the day's solve of an hour is the one-hour model's solve of it. The solutions are written into
+    the H-hour model's own cvxpy Variables (column t is hour t), so every expression of that model
+    evaluates as on cvxpy's path. `DispatchModel._first_hourly` checks the first solve against the
+    one-hour model solved hour by hour through cvxpy's parameters.
     """
 
     def __init__(self, model: DispatchModel, hour: DispatchModel):
-        one = hour.direct_solver()
+        one = self.one = hour.direct_solver()
         if one is None:
             raise ValueError("the one-hour model has no direct Clarabel path")
-        H, n1, m1 = model.hours, one.n, one.m
-        self.status_map, self.hours, self.m1 = one.status_map, H, m1
-        self.n, self.m = H * n1, H * m1
-        self.A = sp.block_diag([one.A] * H, format="csc")
-        self.cones = list(one.cones) * H
-        self.c_map, self.b_map, self.b_rows = one.c_map, one.b_map, one.b_rows
+        self.hours = model.hours
         by_name = {par.name(): par for par in model.problem.parameters()}
-        self.total = one.param_size + 1
         self.param_slots = [(by_name[par.name()], col, par.size) for par, col in one.param_columns]
-        self.constant_col = one.constant_col
-        blocks = n1 * np.arange(H)
         own = {var.name(): var for var in model.problem.variables()}
-        self.columns = [(own[var.name()], (col + np.arange(var.size))[:, None] + blocks[None, :])
-                        for var, col in one.columns]
-        rows = np.arange(one.dual_rows.start, one.dual_rows.stop)[:, None] + m1 * np.arange(H)[None, :]
-        self.dual_index, self.dual_shape = rows, (one.dual_shape[0], H)
-        self.parameters = [par for par, _, _ in self.param_slots]
-        self.canonical, self.solver = model._canonical, None
+        self.columns = [(own[var.name()], col, var.size) for var, col in one.columns]
+        self.dual_rows = one.dual_rows
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
-        theta = np.zeros((self.total, self.hours))  # column t: hour t's parameter vector
-        theta[self.constant_col] = 1.0
+        """(c (n, H), b (m, H)): column t is hour t's one-hour problem data."""
+        one = self.one
+        theta = np.zeros((one.param_size + 1, self.hours))  # column t: hour t's parameter vector
+        theta[one.constant_col] = 1.0
         for par, col, size in self.param_slots:
             theta[col:col + size] = np.reshape(par.value, (size, self.hours))
-        b = np.zeros((self.m1, self.hours))
-        b[self.b_rows] = self.b_map @ theta
-        return (self.c_map @ theta).ravel(order="F"), b.ravel(order="F")
+        b = np.zeros((one.m, self.hours))
+        b[one.b_rows] = one.b_map @ theta
+        return one.c_map @ theta, b
 
-    def _save(self, x: np.ndarray) -> None:
-        for var, index in self.columns:
-            var.save_value(x[index].reshape(var.shape, order="F"))
-
-    def _dual(self, z: np.ndarray) -> np.ndarray:
-        return z[self.dual_index]
+    def solve(self, options: dict) -> tuple[str, np.ndarray | None]:
+        """Solve every hour; (status, dual of the P balance (bus, H) or None). An hour that ends
+        inaccurate is solved again with iterative refinement (`DispatchModel.solve`'s rule, hour by
+        hour); the status is "optimal" only when every hour's is; the first hour without a solution
+        ends the solve."""
+        c, b = self.data()
+        x, z, worst = np.empty((self.one.n, self.hours)), np.empty((self.one.m, self.hours)), cp.OPTIMAL
+        for t in range(self.hours):
+            solve = functools.partial(self.one.solve_data, c[:, t], b[:, t])
+            status, x_t, z_t = refined_if_inaccurate(solve, options)
+            if x_t is None:
+                return status, None
+            x[:, t], z[:, t] = x_t, z_t
+            worst = status if status != cp.OPTIMAL else worst
+        for var, col, size in self.columns:
+            var.save_value(x[col:col + size].reshape(var.shape, order="F"))
+        return worst, z[self.dual_rows]
 
 
 class DispatchModel:
@@ -308,8 +326,8 @@ class DispatchModel:
     SOFT_VOLTAGE_PENALTY ¥ per p.u. per bus-hour, reported apart from the objective) or "none".
     Branch current limits come from the network's ``line.max_i_ka`` (values >= 1000 kA mean none).
     direct: re-solve by driving Clarabel directly (`_DirectClarabel`, checked against cvxpy at the first
-    solve; about 20 % faster; a model of several hours is assembled from the one-hour model's compiled
-    data, `_AssembledClarabel`, checked against it hour by hour); False keeps cvxpy's own path. After `solve`, ``objective.value`` and the
+    solve; about 20 % faster; a model of several hours is solved hour by hour with the one-hour
+    model's solver, `_HourlyClarabel`); False keeps cvxpy's own path. After `solve`, ``objective.value`` and the
     variables in ``vars`` hold the solution (``problem.value``/``problem.status`` are cvxpy's and are
     not updated by direct solves). hours: the length of the window of consecutive hours the model
     dispatches (default the day; 1 for one hour at a time); `solve(..., start=t)` loads hours
@@ -521,17 +539,15 @@ class DispatchModel:
                     and float(np.abs(dual - reference_dual).max()) <= 1e-3 * scale)
         return same
 
-    def _first_assembled(self, options: dict) -> tuple[str, np.ndarray | None] | None:
-        """A window of several hours: the solver assembled from the one-hour model's compiled data
-        (`_AssembledClarabel`), its first solve checked against the one-hour model solved hour by
-        hour; None if it cannot be built or disagrees."""
-        # both sides of the check with iterative refinement: the two problems are solved by different
-        # interior-point iterations, which without it agree only to ~2e-7 of the objective
-        check = {**options, **ACCURATE_OPTIONS}
+    def _first_hourly(self, options: dict) -> tuple[str, np.ndarray | None] | None:
+        """A window of several hours: the one-hour model's solver run hour by hour (`_HourlyClarabel`),
+        its first solve checked against the one-hour model solved through its own parameters hour by
+        hour (the same solver on the same numbers: what the check catches is a parameter or variable
+        put in the wrong place); None if it cannot be built or disagrees."""
         try:
             hour = dispatch_model(self.case, *self.options, hours=1)
-            direct = _AssembledClarabel(self, hour)
-            status, dual = direct.solve(check)
+            direct = _HourlyClarabel(self, hour)
+            status, dual = direct.solve(options)
         except Exception:  # noqa: BLE001 - any incompatibility means: compile this model itself
             return None
         objective = _value(self.objective) if dual is not None else np.nan
@@ -541,28 +557,27 @@ class DispatchModel:
         for t in range(self.hours):
             for par, hour_par in pairs:
                 hour_par.value = np.asarray(par.value)[..., t:t + 1]
-            st, dual_t = hour._run(check)
-            if st != cp.OPTIMAL:
+            st, dual_t = refined_if_inaccurate(hour._run, options)
+            if st not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
                 ref_status = st
                 break
+            ref_status = st if st != cp.OPTIMAL else ref_status
             ref_duals.append(dual_t)
             ref_objective += _value(hour.objective)
-        ref_dual = np.concatenate(ref_duals, axis=-1) if ref_status == cp.OPTIMAL else None
-        # two different problems' interior-point solves (one of 24 blocks, 24 of one): 1e-6 of the
-        # objective (soft limits, degenerate duals: ~1e-7 seen) is far inside what a wrong row would move
-        if not self._same(status, dual, objective, ref_status, ref_dual, ref_objective, rtol=1e-6):
+        ref_dual = np.concatenate(ref_duals, axis=-1) if len(ref_duals) == self.hours else None
+        if not self._same(status, dual, objective, ref_status, ref_dual, ref_objective, rtol=1e-9):
             return None
         self._direct = direct
-        return direct.solve(options)
+        return status, dual
 
     def _first_direct(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Compile the direct Clarabel path and check its first solve against cvxpy's; on any
         difference (or a cvxpy whose internals differ) the model keeps the cvxpy path. The answer
         returned is the direct path's, as for every later solve. A model of several hours first
-        tries the solver assembled from the one-hour model (no compilation of its own)."""
+        tries the one-hour model's solver hour by hour (no compilation of its own)."""
         self._direct_possible = False
         if self.hours > 1:
-            first = self._first_assembled(options)
+            first = self._first_hourly(options)
             if first is not None:
                 return first
         try:
@@ -589,9 +604,7 @@ class DispatchModel:
         fd, k, s, h = self.feeder, len(self.case.mop), self.case.s_base, self.hours
         began = time.perf_counter()
         try:
-            status, balance_dual = self._run(ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
-            if status == cp.OPTIMAL_INACCURATE and not accurate:
-                status, balance_dual = self._run(ACCURATE_OPTIONS)
+            status, balance_dual = refined_if_inaccurate(self._run, ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
         except cp.SolverError as err:
             return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - began, h)
         elapsed = time.perf_counter() - began
