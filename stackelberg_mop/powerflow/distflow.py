@@ -186,6 +186,7 @@ class _DirectClarabel:
             raise ValueError("parameters enter the constraint matrix")
         self.b_rows, self.b_map = indices[indptr[n]:indptr[n + 1]], tensor[indptr[n]:indptr[n + 1]]
         self.c_map = sp.csr_array(prog.q)[:n]
+        self.offset_map = sp.csr_array(prog.q)[n:n + 1]  # the objective's constant term
         self.m, self.A, self.cones = shape[0], sp.csc_array(data["A"]), dims_to_solver_cones(data["dims"])
         self.param_vector = lambda: canonInterface.get_parameter_vector(
             prog.total_param_size, prog.param_id_to_col, prog.param_id_to_size,
@@ -219,6 +220,10 @@ class _DirectClarabel:
         b = np.zeros(self.m)
         b[self.b_rows] = self.b_map @ theta
         return self.c_map @ theta, b
+
+    def offset(self) -> float:
+        """The objective's constant term at the parameters' current values (c·x + offset is the objective)."""
+        return float((self.offset_map @ self.param_vector())[0])
 
     def solve(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve with the parameters' current values; (cvxpy status, dual of `dual_of` or None).
@@ -490,6 +495,30 @@ class DispatchModel:
         demand = day.base_p.copy()
         np.add.at(demand, case.bus_position(case.prosumers.bus), exchange)
         self.demand_p.value = demand[:, w] / case.s_base
+
+    def variable_values(self, result: DispatchResult) -> dict[str, np.ndarray]:
+        """This model's variables at `result` (a dispatch with the same options), by name, per unit,
+        (size, hours) arrays: the state the result reports and the auxiliary variables at their
+        tightest values (max(P^G, 0), |v − 1|, the voltage excess); ℓ, the MOP's set-points and its
+        losses are moved onto their cones where the interior-point solution sits ~1e-7 on the wrong side, so that a
+        solver with an absolute tolerance (SCIP, the misocp master) accepts the point."""
+        case, fd, s = self.case, self.feeder, self.case.s_base
+        p, q, v = result.branch_p / s, result.branch_q / s, result.v
+        others = np.arange(fd.n_bus) != fd.root
+        values = {"branch_p": p, "branch_q": q, "v": v, "grid_p": result.grid_power[None] / s,
+                  "grid_q": result.grid_q[None] / s, "grid_buying": np.maximum(result.grid_power, 0.0)[None] / s,
+                  "current_sq": np.maximum(result.current_sq, (p**2 + q**2) / v[fd.from_pos] * (1 + 1e-9)),
+                  "voltage_deviation": np.abs(v[others] - 1),
+                  "voltage_excess": np.maximum(np.maximum(case.v_min**2 - v[others], v[others] - case.v_max**2), 0.0)}
+        pm, qm = result.mop_p / s, result.mop_q / s
+        over = np.hypot(pm, qm) / (case.mop.s_max[:, None] / s)
+        pm, qm = (x / np.maximum(over, 1.0) for x in (pm, qm))  # inside the rating (by ~1e-7 where outside)
+        values.update(mop_p=pm, mop_q=qm, mop_loss=np.maximum(
+            result.mop_loss / s, case.mop.loss_coefficient[:, None] * np.hypot(pm, qm)))
+        missing = [var.name() for var in self.problem.variables() if var.name() not in values]
+        if missing:
+            raise ValueError(f"variable_values: no value for the variables {missing} from a DispatchResult")
+        return {var.name(): values[var.name()] for var in self.problem.variables()}
 
     def _run(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve with the parameters' current values: (cvxpy status, dual of the P balance)."""

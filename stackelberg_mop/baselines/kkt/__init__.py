@@ -9,7 +9,8 @@ follower's KKT conditions with binaries and derived Big-Ms (`followers`, `bigm.p
 is convex and the problem a convex mixed-integer SOCP. Two ways to solve it, both with SCIP:
 - ``method="oa"`` (default, `outer`): outer approximation of the network's convex cost Φ(P) by
   cuts at exchange powers the solve has scored; the master is an MIQP;
-- ``method="misocp"`` (`solve`): the DistFlow rows inside one SCIP tree (`network.add_network`).
+- ``method="misocp"`` (`solve`): the DistFlow rows inside one SCIP tree (`network.add_network`,
+  generated from the one-hour dispatch model's compiled conic data).
 
 Every answer is verified (`verification`): the followers are re-solved at λ* by `best_response`,
 multipliers are checked against their Big-Ms, and λ* is re-scored by `evaluate`.

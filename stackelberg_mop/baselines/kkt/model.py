@@ -32,7 +32,8 @@ class KKTModel:
 
     m: the PySCIPOpt model; lam: the 24 price variables (¥/MWh); followers: `FollowerKKT` per member;
     exchange: (N, 24) linear expressions of P_n,t (MW); neg_revenue: per follower ω_1 × (−λᵀP_n);
-    theta: the 24 cut variables (oa) or None; net: the network's variables (misocp);
+    theta: the 24 cut variables (oa) or None; net: the network's variables (misocp), by the dispatch
+    model's variable names;
     n_cuts: how many of the outer approximation's cuts are among its constraints.
     """
 
@@ -113,11 +114,9 @@ class KKTModel:
                "followers": [f.solution(m, sol) for f in self.followers]}
         if self.theta is None:
             s = self.case.s_base
-            arr = lambda key: np.vectorize(lambda v: 0.0 if v is None else m.getSolVal(sol, v),
-                                           otypes=[float])(self.net[key]) if self.net[key].size \
-                else np.zeros(self.net[key].shape)
-            out["mop_p"], out["mop_q"] = arr("pm") * s, arr("qm") * s
-            out["mop_loss"] = arr("ploss") * s
+            arr = lambda key: (np.vectorize(lambda v: m.getSolVal(sol, v), otypes=[float])(self.net[key])
+                               if key in self.net else np.zeros((0, HOURS)))
+            out["mop_p"], out["mop_q"], out["mop_loss"] = (arr(key) * s for key in ("mop_p", "mop_q", "mop_loss"))
         out["objective"] = m.getSolObjVal(sol)
         return out
 

@@ -1,12 +1,25 @@
 """The network in the bi-level model: its cost Φ(P) and cuts for the outer approximation, and the
-SOCP DistFlow rows of the one-tree model (method "misocp").
+SOCP DistFlow rows of the one-tree model (method "misocp"), generated from the dispatch model.
 
 Given the exchange power P the network's optimal cost Φ(P) = Σ_t Φ_t(P_t) (the dispatch of
 `powerflow.distflow`) is convex and separable by hour, with subgradient ω_1 × the LMPs at the
 prosumers' buses, so θ_t >= Φ_t(P̂_t) + ω_1 lmp_t·(P_t − P̂_t) is valid for every P (`network_cut`).
-The "misocp" rows write the same DistFlow model (SOC relaxation, MOP, limits, the ω-weighted cost
-of `Objective.weigh`, the soft-limit penalty) in SCIP, per unit on case.s_base; every solution is
-re-scored by `evaluate`, which dispatches with `powerflow.distflow`, so a mismatch fails verification.
+
+The "misocp" rows are not written here: they are the one-hour dispatch model's compiled conic data
+(`DispatchModel(hours=1)` as cvxpy hands it to Clarabel: A x + s = b, s ∈ K, cost c·x + offset),
+instantiated in SCIP once per hour (`ConicHours`). The right-hand side depends on the exchange power
+only through the bus demand parameter, which is affine in the followers' P_n,t. Clarabel's cones
+become SCIP rows: the zero cone's equalities, the nonnegative cone's inequalities, and each
+second-order cone s_0 >= ||s_1:|| the quadratic
+
+    Σ_{j>=1} s_j² − s_0² <= 0  and  s_0 >= 0,   s = b − A x,
+
+expanded into monomials so that its cancellations are exact (a branch's rotated cone
+||(2P, 2Q, ℓ − v)|| <= ℓ + v becomes 4(P² + Q² − ℓv) <= 0, a form SCIP's SOC handler recognises) and
+scaled so that its largest quadratic term over the variables' box is 1 (SCIP's feasibility tolerance
+is absolute: unscaled, MOP losses of ~1e-4 p.u. are violated by 100 %). A constraint added to the
+dispatch model thus reaches the master with no line here; only a new variable wants a range in
+`_ranges` (without one it is left unbounded). Every solution is re-scored by `evaluate`.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ...cases import HOURS, Case
 from ...data import Day
@@ -54,23 +68,67 @@ def network_cut(case: Case, day: Day, exchange: np.ndarray, mop: str, voltage_li
 
 
 @dataclass(frozen=True)
-class _Ranges:
-    """Variable bounds of the network rows, per unit: flows from the largest demand below each
-    branch with a 50 % margin for losses (checked at the solution), voltages from the limits (hard)
-    or a wide physical range."""
+class ConicHours:
+    """The one-hour dispatch problem's conic data for every hour of a day, per unit on case.s_base:
+    minimise c_t·x + offset_t subject to A x + s = b_t + B P_t, s ∈ K (Clarabel's convention).
 
-    pb: np.ndarray
-    qb: np.ndarray
-    current: np.ndarray
-    tot_p: float
-    tot_q: float
-    v_lo: float
-    v_hi: float
-    dev_max: float
+    A: (m, n) CSR; zero, nonneg: the rows of the zero and nonnegative cones; socs: each second-order
+    cone's rows; c (n, 24) ¥; offset (24,) ¥; b (m, 24); exchange_rhs B (m, N) per MW of P_n,t;
+    columns: (variable name, first column, size) of the one-hour model's cvxpy variables.
+    """
+
+    A: sp.csr_array
+    zero: np.ndarray
+    nonneg: np.ndarray
+    socs: list
+    c: np.ndarray
+    offset: np.ndarray
+    b: np.ndarray
+    exchange_rhs: np.ndarray
+    columns: list
 
 
-def _ranges(case: Case, day: Day, followers: list, k: int, hard: bool) -> _Ranges:
-    fd, s = feeder(case), case.s_base
+def conic_hours(case: Case, day: Day, mop: str, voltage_limits: str) -> ConicHours:
+    """The `ConicHours` of the "socp" dispatch model with these options on `day`."""
+    model = dispatch_model(case, "socp", mop, voltage_limits, hours=1)
+    one = model.direct_solver()
+    if one is None:
+        raise RuntimeError("the one-hour dispatch model has no compiled conic data (its direct Clarabel "
+                           "path failed its check); the misocp master is generated from it")
+    zero_p = np.zeros((len(case.prosumers), HOURS))
+    c, b, offset = np.empty((one.n, HOURS)), np.empty((one.m, HOURS)), np.empty(HOURS)
+    for t in range(HOURS):
+        model.set_day(day, zero_p, start=t)
+        c[:, t], b[:, t] = one.data()
+        offset[t] = one.offset()
+    col, size = next((col, par.size) for par, col in one.param_columns if par.name() == "demand_p")
+    if one.c_map[:, col:col + size].count_nonzero():
+        raise ValueError("the dispatch model's cost depends on the demand: the master cannot use it")
+    at_bus = np.zeros((size, len(case.prosumers)))
+    at_bus[case.bus_position(case.prosumers.bus), np.arange(len(case.prosumers))] = 1.0 / case.s_base
+    exchange_rhs = np.zeros((one.m, len(case.prosumers)))
+    exchange_rhs[one.b_rows] = one.b_map[:, col:col + size] @ at_bus
+    kinds, start, socs = np.empty(one.m, dtype=object), 0, []
+    for cone in one.cones:
+        kind = type(cone).__name__
+        kinds[start:start + cone.dim] = kind
+        if kind == "SecondOrderConeT":
+            socs.append(np.arange(start, start + cone.dim))
+        elif kind not in ("ZeroConeT", "NonnegativeConeT"):
+            raise ValueError(f"the dispatch model has a {kind}, which the misocp master does not translate")
+        start += cone.dim
+    if socs and np.abs(exchange_rhs[np.concatenate(socs)]).max() > 0:
+        raise ValueError("the exchange power enters a cone of the dispatch model: the master cannot use it")
+    return ConicHours(A=sp.csr_array(one.A), zero=np.flatnonzero(kinds == "ZeroConeT"),
+                      nonneg=np.flatnonzero(kinds == "NonnegativeConeT"), socs=socs, c=c, offset=offset, b=b,
+                      exchange_rhs=exchange_rhs, columns=[(var.name(), col, var.size) for var, col in one.columns])
+
+
+def _ranges(case: Case, day: Day, followers: list, mop: bool, hard: bool) -> dict:
+    """Bounds (lower, upper) of the dispatch model's variables by name, per unit: flows from the
+    largest demand below each branch with a 50 % margin for losses (checked at the solution),
+    voltages from the limits (hard) or a wide physical range; SCIP's branching wants them finite."""
+    fd, s, mop_dev = feeder(case), case.s_base, case.mop
     v_lo, v_hi = (case.v_min**2, case.v_max**2) if hard else (0.49, 1.69)
     pos = case.bus_position(case.prosumers.bus)
     p_abs = np.zeros(fd.n_bus)
@@ -79,147 +137,111 @@ def _ranges(case: Case, day: Day, followers: list, k: int, hard: bool) -> _Range
         p_abs[pos[n]] += reach.max()
     pmax = (np.abs(day.base_p).max(axis=1) + p_abs) / s
     qmax = np.abs(day.base_q).max(axis=1) / s
-    if k:
-        mpos = case.bus_position(case.mop.bus)
-        np.add.at(pmax, mpos, case.mop.s_max / s)
-        np.add.at(qmax, mpos, case.mop.s_max / s)
+    cap = mop_dev.s_max / s
+    if mop:
+        np.add.at(pmax, case.bus_position(mop_dev.bus), cap)
+        np.add.at(qmax, case.bus_position(mop_dev.bus), cap)
     pb, qb = 1.5 * (fd.downstream @ pmax) + 1e-3, 1.5 * (fd.downstream @ qmax) + 1e-3
     current = (pb**2 + qb**2) / v_lo
     if np.isfinite(fd.i_max).any():
         current = np.minimum(current, np.where(np.isfinite(fd.i_max), fd.i_max**2, np.inf))
-    return _Ranges(pb=pb, qb=qb, current=current, tot_p=1.5 * pmax.sum() + 1e-3, tot_q=1.5 * qmax.sum() + 1e-3,
-                   v_lo=v_lo, v_hi=v_hi, dev_max=max(abs(v_lo - 1), abs(v_hi - 1)))
-
-
-NET_KEYS = (("p", "branch"), ("q", "branch"), ("l", "branch"), ("v", "bus"), ("dev", "bus"), ("excess", "bus"),
-            ("pm", "mop"), ("qm", "mop"), ("ploss", "mop"), ("pg", None), ("qg", None), ("buy", None))
+    tot_p, tot_q = 1.5 * pmax.sum() + 1e-3, 1.5 * qmax.sum() + 1e-3
+    others = fd.n_bus - 1
+    sym = lambda hi: (-hi, hi)
+    return {"branch_p": sym(pb), "branch_q": sym(qb), "current_sq": (0 * current, current),
+            "v": (np.full(fd.n_bus, v_lo), np.full(fd.n_bus, v_hi)), "grid_p": sym(tot_p), "grid_q": sym(tot_q),
+            "grid_buying": (0.0, tot_p), "mop_p": sym(cap), "mop_q": sym(cap),
+            "mop_loss": (0 * cap, mop_dev.loss_coefficient * cap),
+            "voltage_deviation": (np.zeros(others), np.full(others, max(abs(v_lo - 1), abs(v_hi - 1)))),
+            "voltage_excess": (np.zeros(others), np.ones(others))}
 
 
 def add_network(model) -> object:
-    """The DistFlow rows of every hour in `model` (a `KKTModel` with all prosumers); returns the
-    network's cost expression (¥) and keeps the variables in ``model.net`` ((·, 24) object arrays)."""
+    """The dispatch model's rows for every hour in `model` (a `KKTModel` with all prosumers); returns
+    the network's cost expression (¥) and keeps the variables in ``model.net`` (by the dispatch
+    model's variable names, (size, 24) object arrays)."""
     from pyscipopt import quicksum
 
-    case, fd = model.case, feeder(model.case)
-    k = len(case.mop) if model.mop == "opf" else 0
-    rng = _ranges(case, model.day, model.followers, k, model.voltage_limits == "hard")
-    size = {"branch": fd.n_branch, "bus": fd.n_bus, "mop": k}
-    model.net = {key: np.empty((size[kind], HOURS) if kind else (HOURS,), dtype=object) for key, kind in NET_KEYS}
-    return quicksum(_add_hour(model, t, rng, k) for t in range(HOURS))
+    data = conic_hours(model.case, model.day, model.mop, model.voltage_limits)
+    ranges = _ranges(model.case, model.day, model.followers, model.mop == "opf", model.voltage_limits == "hard")
+    n = data.A.shape[1]
+    lo, hi, names = np.full(n, -np.inf), np.full(n, np.inf), np.empty(n, dtype=object)
+    for name, col, size in data.columns:
+        if name in ranges:
+            lo[col:col + size], hi[col:col + size] = (np.broadcast_to(r, size) for r in ranges[name])
+        names[col:col + size] = [f"net_{name}_{i}" for i in range(size)]
+    model.net = {name: np.empty((size, HOURS), dtype=object) for name, _, size in data.columns}
+    cones = [_Cone.of(data.A, rows, np.maximum(np.abs(lo), np.abs(hi))) for rows in data.socs]
+    return quicksum(_add_hour(model, data, cones, names, lo, hi, t) for t in range(HOURS))
 
 
-def _add_hour(model, t: int, rng: _Ranges, k: int):
-    """Hour t's variables and rows; returns its cost (`Objective.weigh` of its parts + soft penalty)."""
+def _add_hour(model, data: ConicHours, cones: list, names, lo, hi, t: int):
+    """Hour t's variables and rows; returns its cost c_t·x + offset_t (¥)."""
     from pyscipopt import quicksum
 
-    m, case, day, net = model.m, model.case, model.day, model.net
-    fd, s, obj = feeder(case), case.s_base, case.objective
-    nb, nbus = fd.n_branch, fd.n_bus
-    var = lambda name, lo, hi, count: [m.addVar(f"{name}_{i}_{t}", lb=lo[i], ub=hi[i]) for i in range(count)]
-    p, q = var("p", -rng.pb, rng.pb, nb), var("q", -rng.qb, rng.qb, nb)
-    cur = var("l", np.zeros(nb), rng.current, nb)
-    v = var("v", np.full(nbus, rng.v_lo), np.full(nbus, rng.v_hi), nbus)
-    dev = var("dev", np.zeros(nbus), np.full(nbus, rng.dev_max), nbus)
-    pg = m.addVar(f"pg_{t}", lb=-rng.tot_p, ub=rng.tot_p)
-    qg = m.addVar(f"qg_{t}", lb=-rng.tot_q, ub=rng.tot_q)
-    buy = m.addVar(f"buy_{t}", lb=0.0, ub=rng.tot_p)
-    m.addCons(buy >= pg)
-    pm, qm, ploss = _add_mop(model, t, k)
-    inj_p = [-day.base_p[i, t] / s for i in range(nbus)]
-    inj_q = [-day.base_q[i, t] / s for i in range(nbus)]
-    for n, i in enumerate(case.bus_position(case.prosumers.bus)):
-        inj_p[i] = inj_p[i] - model.exchange[n][t] * (1.0 / s)
-    for kk, i in enumerate(case.bus_position(case.mop.bus)[:k]):
-        inj_p[i], inj_q[i] = inj_p[i] + pm[kk], inj_q[i] + qm[kk]
-    inj_p[fd.root], inj_q[fd.root] = inj_p[fd.root] + pg, inj_q[fd.root] + qg
-    for i in range(nbus):  # nodal balances
-        into, out = np.flatnonzero(fd.to_pos == i), np.flatnonzero(fd.from_pos == i)
-        m.addCons(quicksum(p[j] - fd.r[j] * cur[j] for j in into) - quicksum(p[j] for j in out) + inj_p[i] == 0)
-        m.addCons(quicksum(q[j] - fd.x[j] * cur[j] for j in into) - quicksum(q[j] for j in out) + inj_q[i] == 0)
-    for j in range(nb):  # voltage drop and the branch's cone, scaled for SCIP's absolute tolerance
-        a, b = fd.from_pos[j], fd.to_pos[j]
-        m.addCons(v[b] == v[a] - 2 * (fd.r[j] * p[j] + fd.x[j] * q[j]) + (fd.r[j] ** 2 + fd.x[j] ** 2) * cur[j])
-        f = 1.0 / max(rng.pb[j], rng.qb[j])
-        m.addCons((f * p[j]) * (f * p[j]) + (f * q[j]) * (f * q[j]) <= (f * f * cur[j]) * v[a])
-    m.addCons(v[fd.root] == case.v_slack**2)
-    excess = _add_voltage_limits(model, t, v, dev)
-    prem = day.buy_price[t] - day.sell_price[t]
-    econ = s * (day.sell_price[t] * pg + prem * buy) + obj.loss_cost * s * (
-        quicksum(fd.r[j] * cur[j] for j in range(nb)) + quicksum(ploss))
-    for key, val in (("p", p), ("q", q), ("l", cur), ("v", v), ("dev", dev), ("pm", pm), ("qm", qm),
-                     ("ploss", ploss), ("excess", excess)):
-        net[key][:, t] = val
-    net["pg"][t], net["qg"][t], net["buy"][t] = pg, qg, buy
-    return obj.weigh(econ, obj.voltage_cost * quicksum(dev)) + soft_limit_penalty(
-        quicksum(e for e in excess if e is not None))
+    m, A = model.m, data.A
+    x = [m.addVar(f"{names[j]}_{t}", lb=lo[j], ub=hi[j]) for j in range(A.shape[1])]
+    for name, col, size in data.columns:
+        model.net[name][:, t] = x[col:col + size]
+    exchange = [model.exchange[i][t] for i in range(data.exchange_rhs.shape[1])]
+
+    def row(r):  # (A x)_r − b_r − (B P)_r: the zero cone wants it == 0, the nonnegative one <= 0
+        lhs = quicksum(A.data[k] * x[A.indices[k]] for k in range(A.indptr[r], A.indptr[r + 1]))
+        return lhs - quicksum(float(w) * exchange[i] for i, w in enumerate(data.exchange_rhs[r]) if w) - data.b[r, t]
+
+    for r in data.zero:
+        m.addCons(row(r) == 0)
+    for r in data.nonneg:
+        m.addCons(row(r) <= 0)
+    for cone in cones:
+        cone.add(m, x, data.b[cone.rows, t])
+    return quicksum(float(data.c[j, t]) * x[j] for j in np.flatnonzero(data.c[:, t])) + float(data.offset[t])
 
 
-def _add_mop(model, t: int, k: int):
-    """The MOP's terminals in hour t: rating and loss cones (scaled so that SCIP's absolute
-    feasibility tolerance, 1e-7, is small against their per-unit values: unscaled, losses of
-    ~1e-4 p.u. were violated by 100 %) and the DC balance."""
-    from pyscipopt import quicksum
+@dataclass(frozen=True)
+class _Cone:
+    """One second-order cone s_0 >= ||s_1:||, s = b − D x_cols, as the SCIP rows
+    scale · (Σ_{j>=1} s_j² − s_0²) <= 0 and s_0 >= 0 (the module docstring)."""
 
-    m, mop, s = model.m, model.case.mop, model.case.s_base
-    cap = mop.s_max[:k] / s
-    pm = [m.addVar(f"pm_{kk}_{t}", lb=-cap[kk], ub=cap[kk]) for kk in range(k)]
-    qm = [m.addVar(f"qm_{kk}_{t}", lb=-cap[kk], ub=cap[kk]) for kk in range(k)]
-    ploss = [m.addVar(f"ploss_{kk}_{t}", lb=0.0, ub=mop.loss_coefficient[kk] * cap[kk]) for kk in range(k)]
-    for kk in range(k):
-        f_cap = 1.0 / cap[kk]
-        m.addCons((f_cap * pm[kk]) * (f_cap * pm[kk]) + (f_cap * qm[kk]) * (f_cap * qm[kk]) <= 1.0)
-        a = mop.loss_coefficient[kk]
-        if a > 0:
-            f = f_cap / a
-            m.addCons((a * f * pm[kk]) * (a * f * pm[kk]) + (a * f * qm[kk]) * (a * f * qm[kk])
-                      <= (f * ploss[kk]) * (f * ploss[kk]))
-    if k:
-        m.addCons(quicksum(pm) + quicksum(ploss) == 0)
-    return pm, qm, ploss
+    rows: np.ndarray
+    cols: np.ndarray
+    D: np.ndarray       # (d, k) the cone's rows of A on its columns
+    Q: np.ndarray       # (k, k) Σ_{j>=1} d_j d_jᵀ − d_0 d_0ᵀ, exact zeros where terms cancel
+    scale: float
 
+    @classmethod
+    def of(cls, A: sp.csr_array, rows: np.ndarray, bound: np.ndarray) -> _Cone:
+        block = A[rows]
+        cols = np.unique(block.indices)
+        D = block[:, cols].toarray()
+        Q = D[1:].T @ D[1:] - np.outer(D[0], D[0])
+        Q[np.abs(Q) <= 1e-12 * max(np.abs(Q).max(), 1e-300)] = 0.0
+        M = np.where(np.isfinite(bound[cols]), bound[cols], 1.0)
+        largest = (np.abs(Q) * np.outer(M, M) * (2 - np.eye(len(cols)))).max(initial=0.0)  # monomials' coefficients
+        return cls(rows=rows, cols=cols, D=D, Q=Q, scale=1.0 / largest if largest > 0 else 1.0)
 
-def _add_voltage_limits(model, t: int, v: list, dev: list) -> list:
-    """|v − 1| by dev, and the limits: soft (excess variables, priced by the soft-limit penalty),
-    hard (bounds) or none; returns the excess variables (None where absent)."""
-    m, case = model.m, model.case
-    root = feeder(case).root
-    excess = [None] * len(v)
-    for i in range(len(v)):
-        m.addCons(dev[i] >= v[i] - 1)
-        m.addCons(dev[i] >= 1 - v[i])
-        if i == root:
-            continue
-        if model.voltage_limits == "soft":
-            excess[i] = m.addVar(f"excess_{i}_{t}", lb=0.0, ub=1.0)
-            m.addCons(v[i] >= case.v_min**2 - excess[i])
-            m.addCons(v[i] <= case.v_max**2 + excess[i])
-        elif model.voltage_limits == "hard":
-            m.chgVarLb(v[i], case.v_min**2)
-            m.chgVarUb(v[i], case.v_max**2)
-    return excess
+    def add(self, m, x: list, b: np.ndarray) -> None:
+        from pyscipopt import quicksum
+
+        D, Q, f = self.D, self.Q, self.scale
+        xs = [x[j] for j in self.cols]
+        lin = -2.0 * (D[1:].T @ b[1:] - D[0] * b[0])
+        const = float(b[1:] @ b[1:] - b[0] ** 2)
+        k = len(xs)
+        quad = quicksum((f * (Q[i, i] if i == j else 2 * Q[i, j])) * xs[i] * xs[j]
+                        for i in range(k) for j in range(i, k) if Q[i, j])
+        m.addCons(quad + quicksum(f * lin[i] * xs[i] for i in range(k) if lin[i]) + f * const <= 0)
+        if D[0].any():
+            m.addCons(quicksum(float(D[0, i]) * xs[i] for i in range(k) if D[0, i]) <= float(b[0]))
+        elif b[0] < 0:
+            raise ValueError("a cone of the dispatch model has a negative constant bound: it is infeasible")
 
 
 def network_values(model, result) -> dict:
-    """Values of the network variables of `model` (method "misocp") from a `DispatchResult` of the same P."""
-    case, s, net, vals = model.case, model.case.s_base, model.net, {}
-    put = lambda arr, data: vals.update({v.name: float(d) for v, d in zip(arr.ravel(), np.ravel(data))
-                                         if v is not None})
-    p, q = result.branch_p / s, result.branch_q / s
-    # the interior-point solution may sit ~1e-9 inside a cone's wrong side: lift ℓ onto the cone
-    current = np.maximum(result.current_sq, (p**2 + q**2) / result.v[feeder(case).from_pos] * (1 + 1e-9))
-    put(net["p"], p)
-    put(net["q"], q)
-    put(net["l"], current)
-    put(net["v"], result.v)
-    put(net["pg"], result.grid_power / s)
-    put(net["qg"], result.grid_q / s)
-    put(net["buy"], np.maximum(result.grid_power / s, 0.0))
-    put(net["dev"], np.abs(result.v - 1))
-    if net["pm"].size:
-        put(net["pm"], result.mop_p / s)
-        put(net["qm"], result.mop_q / s)
-        apparent = np.hypot(result.mop_p, result.mop_q) / s
-        put(net["ploss"], np.maximum(result.mop_loss / s, case.mop.loss_coefficient[:, None] * apparent))
-    if model.voltage_limits == "soft":
-        put(net["excess"], np.maximum(np.maximum(case.v_min**2 - result.v, result.v - case.v_max**2), 0.0))
-    return vals
+    """Values of the network variables of `model` (method "misocp") at a `DispatchResult` of the same
+    exchange power, by name (`DispatchModel.variable_values`)."""
+    values = dispatch_model(model.case, "socp", model.mop, model.voltage_limits).variable_values(result)
+    out = {}
+    for name, variables in model.net.items():
+        out.update({var.name: float(val) for var, val in zip(variables.ravel(), np.ravel(values[name]))})
+    return out
