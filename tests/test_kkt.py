@@ -210,52 +210,95 @@ def test_misocp_agrees_with_outer_approximation(small):
     assert mi.status == ("optimal" if mi.gap <= 1e-6 else "time_limit"), (mi.status, mi.gap)
 
 
-@settings(max_examples=3, deadline=None)
-@given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16),
-       options=st.sampled_from([("opf", "hard"), ("opf", "soft"), ("off", "soft")]))
-@example(day_of_year=0, seed=0, options=("off", "soft"))
-@example(day_of_year=97, seed=0, options=("opf", "soft"))
-def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, options):
-    """The misocp master's network rows, generated from the one-hour dispatch model's compiled data,
-    are the dispatch problem at a fixed exchange power: the dispatch's own point
-    (`DispatchModel.variable_values`) satisfies them at the cost Φ(P); nothing SCIP finds beats it
-    by more than its feasibility tolerance allows, and its bound after 5 s is within 1e-3 of it (a
-    dropped cone or row would let the cost fall by the losses, a few per cent). SCIP closes the
-    pure SOCP slowly (the hand-written rows before these: the same 1.4e-4 in 10 s and 60 s)."""
+def _network_rows_at(case, day, exchange, mop, limits):
+    """The misocp master's network rows alone, at a fixed exchange power (N, 24) MW, in a SCIP model
+    with the master's settings: (model, its `SimpleNamespace` stand-in for the master, cost expression)."""
     from types import SimpleNamespace
 
-    from stackelberg_mop.baselines.kkt.network import add_network, hourly_network_cost, network_values
+    from stackelberg_mop.baselines.kkt.network import add_network
     from stackelberg_mop.baselines.kkt.scip import new_scip_model
 
+    m = new_scip_model("network_rows", 1, False, None)  # the master's tolerances and Ipopt options
+    master = SimpleNamespace(m=m, case=case, day=day, mop=mop, voltage_limits=limits, exchange=exchange,
+                             followers=[SimpleNamespace(qp=follower_qp(case, day, n)) for n in range(len(exchange))])
+    return m, master, add_network(master)
+
+
+def _dispatch_point(m, master, cost, result):
+    """A SCIP solution at the dispatch `result` (`DispatchModel.variable_values`), with the objective
+    variable at the rows' cost there: (solution, that cost)."""
+    from stackelberg_mop.baselines.kkt.network import network_values
+
+    objective = m.addVar("objective", lb=-1e9)
+    m.addCons(objective >= cost)
+    m.setObjective(objective)
+    sol, by_name = m.createSol(), {v.name: v for v in m.getVars()}
+    for name, value in network_values(master, result).items():
+        m.setSolVal(sol, by_name[name], value)
+    at_point = m.getSolVal(sol, cost)
+    m.setSolVal(sol, objective, at_point)
+    return sol, at_point
+
+
+@settings(max_examples=3, deadline=None)
+@given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16),
+       options=st.sampled_from([("opf", "hard"), ("opf", "soft"), ("off", "soft")]), v_slack=st.sampled_from([1.0, 1.02]))
+@example(day_of_year=0, seed=0, options=("off", "soft"), v_slack=1.0)
+@example(day_of_year=97, seed=0, options=("opf", "soft"), v_slack=1.02)
+def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, options, v_slack):
+    """The misocp master's network rows, generated from the one-hour dispatch model's compiled data,
+    are the dispatch problem at a fixed exchange power: the dispatch's own point
+    (`DispatchModel.variable_values`) satisfies them at the cost Φ(P) (with v_slack ≠ 1 the cost has
+    a constant term, the compiled objective's offset); nothing SCIP finds beats it by more than its
+    feasibility tolerance allows (1e-7 on rows scaled to ~1, measured ~6e-6 of Φ) within 5 s, and
+    every row and cone of the compiled hour is in the master once per hour. SCIP closes the pure SOCP
+    slowly (its root alone takes minutes; the hand-written rows before these: the same)."""
+    from stackelberg_mop.baselines.kkt.network import conic_hours, hourly_network_cost
+
     mop, limits = options
+    case = case.replace(v_slack=v_slack) if v_slack != case.v_slack else case
     day = sm.simbench_day(case, day_of_year)
     bounds = sm.market.price_bounds(case, day)
     prices = bounds.project(np.random.default_rng(seed).uniform(bounds.lower, bounds.upper))
     exchange = sm.best_response(case, day, prices).exchange_power
     res = sm.powerflow.dispatch_model(case, "socp", mop, limits).solve(day, exchange, accurate=True)
-    # the master's variable ranges assume the SOC relaxation exact (network._ranges): where it is not
-    # (seen with the MOP off and soft limits, day 78: ℓ six times its range) the master is tighter
+    # the master's variable ranges assume the SOC relaxation exact (network._ranges): where it is not,
+    # the master is tighter (test_misocp_ranges_assume_an_exact_relaxation)
     assume(res.status == "optimal" and res.relaxation_gap.max() < 1e-6)
     phi = hourly_network_cost(case, day, res, limits).sum()
-    m = new_scip_model("network_rows", 1, False, None)  # the master's tolerances and Ipopt options
-    master = SimpleNamespace(m=m, case=case, day=day, mop=mop, voltage_limits=limits, exchange=exchange,
-                             followers=[SimpleNamespace(qp=follower_qp(case, day, n)) for n in range(len(exchange))])
-    cost = add_network(master)
-    objective = m.addVar("objective", lb=-1e9)
-    m.addCons(objective >= cost)
-    m.setObjective(objective)
-    sol, by_name = m.createSol(), {v.name: v for v in m.getVars()}
-    for name, value in network_values(master, res).items():
-        m.setSolVal(sol, by_name[name], value)
-    at_point = m.getSolVal(sol, cost)
+    m, master, cost = _network_rows_at(case, day, exchange, mop, limits)
+    sol, at_point = _dispatch_point(m, master, cost, res)
     assert at_point == pytest.approx(phi, rel=1e-8)
-    m.setSolVal(sol, objective, at_point)
     assert m.checkSol(sol)  # every generated row holds at the dispatch's optimum
+    kinds = [c.getConshdlrName() for c in m.getConss()]  # the model as built, before presolve
     m.addSol(sol)
-    m.setParam("limits/time", 5)
+    m.setParam("limits/time", 5)  # the root alone takes minutes: SCIP's cone cuts converge slowly
     m.optimize()
-    assert phi * (1 - 1e-5) <= m.getObjVal() <= phi * (1 + 1e-6)
-    assert phi * (1 - 1e-3) <= m.getDualbound() <= phi * (1 + 1e-6)
+    tol = abs(phi)
+    assert phi - 1e-5 * tol <= m.getObjVal() <= phi + 1e-6 * tol
+    assert m.getDualbound() <= phi + 1e-6 * tol
+    # every row and cone of the compiled hour is in the master, once per hour (SCIP's bound cannot show
+    # it reliably: after 5 s it was 1.4e-4 below Φ on an idle machine, 3 % on a loaded one)
+    data = conic_hours(case, day, mop, limits)
+    assert kinds.count("nonlinear") == 24 * len(data.socs)
+    assert kinds.count("linear") >= 24 * (len(data.zero) + len(data.nonneg))
+
+
+@pytest.mark.xfail(strict=True, reason="the misocp master's ranges assume the SOC relaxation exact")
+def test_misocp_ranges_assume_an_exact_relaxation(case):
+    """A known limit, kept visible: with the MOP off and soft voltage limits the dispatch's SOC
+    relaxation is inexact on day 78 (gap 0.13–0.44 p.u.², ℓ up to 30 times the master's range), and
+    its optimum lies outside the misocp master's variable ranges, so that master is tighter than the
+    dispatch there (use method "oa", whose cuts come from the dispatch itself)."""
+    day = sm.simbench_day(case, 78)
+    bounds = sm.market.price_bounds(case, day)
+    prices = bounds.project(np.random.default_rng(0).uniform(bounds.lower, bounds.upper))
+    exchange = sm.best_response(case, day, prices).exchange_power
+    res = sm.powerflow.dispatch_model(case, "socp", "off", "soft").solve(day, exchange, accurate=True)
+    assert res.relaxation_gap.max() > 1e-2  # the premise: the relaxation is inexact here
+    m, master, cost = _network_rows_at(case, day, exchange, "off", "soft")
+    sol, _ = _dispatch_point(m, master, cost, res)
+    assert m.checkSol(sol)
 
 
 def test_too_small_big_m_is_caught(small):

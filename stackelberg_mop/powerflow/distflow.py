@@ -21,7 +21,6 @@ hour stopping at its own iteration count, and its solution written into the wind
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -145,13 +144,10 @@ def _value(expression) -> float:
     return np.nan if expression.value is None else float(expression.value)
 
 
-def refined_if_inaccurate(solve, options: dict):
-    """``solve(options)`` (whose result starts with a cvxpy status), repeated with iterative refinement
-    (ACCURATE_OPTIONS) when it ends inaccurate without it: the dispatch's one rule for such solves."""
-    out = solve(options)
-    if out[0] == cp.OPTIMAL_INACCURATE and not options.get("iterative_refinement_enable", True):
-        out = solve({**options, **ACCURATE_OPTIONS})
-    return out
+def needs_refinement(status: str, options: dict) -> bool:
+    """The dispatch's one rule for inaccurate solves: a solve that ends inaccurate without iterative
+    refinement is repeated with it ({**options, **ACCURATE_OPTIONS})."""
+    return status == cp.OPTIMAL_INACCURATE and not options.get("iterative_refinement_enable", True)
 
 
 class _DirectClarabel:
@@ -299,21 +295,21 @@ class _HourlyClarabel:
         theta = np.zeros((one.param_size + 1, self.hours))  # column t: hour t's parameter vector
         theta[one.constant_col] = 1.0
         for par, col, size in self.param_slots:
-            theta[col:col + size] = np.reshape(par.value, (size, self.hours))
+            theta[col:col + size] = np.reshape(par.value, (size, self.hours), order="F")  # column t: hour t
         b = np.zeros((one.m, self.hours))
         b[one.b_rows] = one.b_map @ theta
         return one.c_map @ theta, b
 
     def solve(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve every hour; (status, dual of the P balance (bus, H) or None). An hour that ends
-        inaccurate is solved again with iterative refinement (`DispatchModel.solve`'s rule, hour by
-        hour); the status is "optimal" only when every hour's is; the first hour without a solution
-        ends the solve."""
+        inaccurate is solved again with iterative refinement (`needs_refinement`); the status is
+        "optimal" only when every hour's is; the first hour without a solution ends the solve."""
         c, b = self.data()
         x, z, worst = np.empty((self.one.n, self.hours)), np.empty((self.one.m, self.hours)), cp.OPTIMAL
         for t in range(self.hours):
-            solve = functools.partial(self.one.solve_data, c[:, t], b[:, t])
-            status, x_t, z_t = refined_if_inaccurate(solve, options)
+            status, x_t, z_t = self.one.solve_data(c[:, t], b[:, t], options)
+            if needs_refinement(status, options):
+                status, x_t, z_t = self.one.solve_data(c[:, t], b[:, t], {**options, **ACCURATE_OPTIONS})
             if x_t is None:
                 return status, None
             x[:, t], z[:, t] = x_t, z_t
@@ -521,12 +517,18 @@ class DispatchModel:
         return {var.name(): values[var.name()] for var in self.problem.variables()}
 
     def _run(self, options: dict) -> tuple[str, np.ndarray | None]:
-        """Solve with the parameters' current values: (cvxpy status, dual of the P balance)."""
+        """Solve with the parameters' current values: (cvxpy status, dual of the P balance); an
+        inaccurate solve is repeated with iterative refinement (`needs_refinement`), which the hourly
+        path does hour by hour itself, so that its hours stay those of the one-hour model."""
         if self._direct is None and self._direct_possible:
-            return self._first_direct(options)
-        if self._direct is not None:
-            return self._direct.solve(options)
-        return self._run_cvxpy(options)
+            status, dual = self._first_direct(options)
+        elif self._direct is not None:
+            status, dual = self._direct.solve(options)
+        else:
+            status, dual = self._run_cvxpy(options)
+        if needs_refinement(status, options) and not isinstance(self._direct, _HourlyClarabel):
+            return self._run({**options, **ACCURATE_OPTIONS})
+        return status, dual
 
     def _run_cvxpy(self, options: dict) -> tuple[str, np.ndarray | None]:
         with warnings.catch_warnings():  # the status is reported; cvxpy's warning would repeat it
@@ -577,22 +579,22 @@ class DispatchModel:
             hour = dispatch_model(self.case, *self.options, hours=1)
             direct = _HourlyClarabel(self, hour)
             status, dual = direct.solve(options)
+            objective = _value(self.objective) if dual is not None else np.nan
+            ref_status, ref_duals, ref_objective = cp.OPTIMAL, [], 0.0
+            pairs = [(par, next(p for p in hour.problem.parameters() if p.name() == par.name()))
+                     for par in self.problem.parameters()]
+            for t in range(self.hours):
+                for par, hour_par in pairs:
+                    hour_par.value = np.asarray(par.value)[..., t:t + 1]
+                st, dual_t = hour._run(options)
+                if st not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+                    ref_status = st
+                    break
+                ref_status = st if st != cp.OPTIMAL else ref_status
+                ref_duals.append(dual_t)
+                ref_objective += _value(hour.objective)
         except Exception:  # noqa: BLE001 - any incompatibility means: compile this model itself
             return None
-        objective = _value(self.objective) if dual is not None else np.nan
-        ref_status, ref_duals, ref_objective = cp.OPTIMAL, [], 0.0
-        pairs = [(par, next(p for p in hour.problem.parameters() if p.name() == par.name()))
-                 for par in self.problem.parameters()]
-        for t in range(self.hours):
-            for par, hour_par in pairs:
-                hour_par.value = np.asarray(par.value)[..., t:t + 1]
-            st, dual_t = refined_if_inaccurate(hour._run, options)
-            if st not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-                ref_status = st
-                break
-            ref_status = st if st != cp.OPTIMAL else ref_status
-            ref_duals.append(dual_t)
-            ref_objective += _value(hour.objective)
         ref_dual = np.concatenate(ref_duals, axis=-1) if len(ref_duals) == self.hours else None
         if not self._same(status, dual, objective, ref_status, ref_dual, ref_objective, rtol=1e-9):
             return None
@@ -633,7 +635,7 @@ class DispatchModel:
         fd, k, s, h = self.feeder, len(self.case.mop), self.case.s_base, self.hours
         began = time.perf_counter()
         try:
-            status, balance_dual = refined_if_inaccurate(self._run, ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
+            status, balance_dual = self._run(ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
         except cp.SolverError as err:
             return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - began, h)
         elapsed = time.perf_counter() - began

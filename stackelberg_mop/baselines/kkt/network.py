@@ -102,7 +102,7 @@ def conic_hours(case: Case, day: Day, mop: str, voltage_limits: str) -> ConicHou
         c[:, t], b[:, t] = one.data()
         offset[t] = one.offset()
     col, size = next((col, par.size) for par, col in one.param_columns if par.name() == "demand_p")
-    if one.c_map[:, col:col + size].count_nonzero():
+    if one.c_map[:, col:col + size].count_nonzero() or one.offset_map[:, col:col + size].count_nonzero():
         raise ValueError("the dispatch model's cost depends on the demand: the master cannot use it")
     at_bus = np.zeros((size, len(case.prosumers)))
     at_bus[case.bus_position(case.prosumers.bus), np.arange(len(case.prosumers))] = 1.0 / case.s_base
