@@ -45,6 +45,14 @@ def soft_limit_penalty(excess):
     """¥ of voltage excess (p.u. of v per bus-hour, summed: a number, array or cvxpy/SCIP expression)
     in "soft" mode, the one place its price is applied (the dispatch model and the KKT master)."""
     return SOFT_VOLTAGE_PENALTY * excess
+
+
+def voltage_excess(case: Case, v: np.ndarray) -> np.ndarray:
+    """How far squared voltages v (p.u.², any shape) lie outside [v_min², v_max²]: the soft limits'
+    excess at its tightest value (0 inside the limits)."""
+    return np.maximum(np.maximum(case.v_min**2 - v, v - case.v_max**2), 0.0)
+
+
 #: Clarabel re-uses its solver between days (warm_start = a data update, which needs presolve off).
 #: Iterative refinement doubles the time per iteration for ~1e-2 ¥/MWh in the LMPs and ~1e-6 relative
 #: in the constraints (benchmarks/dispatch.py), so the first attempt runs without it; a solve that ends
@@ -505,7 +513,7 @@ class DispatchModel:
                   "grid_q": result.grid_q[None] / s, "grid_buying": np.maximum(result.grid_power, 0.0)[None] / s,
                   "current_sq": np.maximum(result.current_sq, (p**2 + q**2) / v[fd.from_pos] * (1 + 1e-9)),
                   "voltage_deviation": np.abs(v[others] - 1),
-                  "voltage_excess": np.maximum(np.maximum(case.v_min**2 - v[others], v[others] - case.v_max**2), 0.0)}
+                  "voltage_excess": voltage_excess(case, v[others])}
         pm, qm = result.mop_p / s, result.mop_q / s
         over = np.hypot(pm, qm) / (case.mop.s_max[:, None] / s)
         pm, qm = (x / np.maximum(over, 1.0) for x in (pm, qm))  # inside the rating (by ~1e-7 where outside)

@@ -33,7 +33,7 @@ from ...cases import HOURS, Case
 from ...data import Day
 from ...evaluate import hourly_network_costs
 from ...powerflow import dispatch_model, feeder
-from ...powerflow.distflow import soft_limit_penalty
+from ...powerflow.distflow import soft_limit_penalty, voltage_excess
 
 
 def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np.ndarray:
@@ -48,8 +48,7 @@ def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np
     cost = obj.weigh(grid + line + mop, deviation)
     if voltage_limits == "soft":
         others = np.arange(result.v.shape[0]) != feeder(case).root
-        v = result.v[others]
-        cost = cost + soft_limit_penalty(np.maximum(np.maximum(case.v_min**2 - v, v - case.v_max**2), 0).sum(0))
+        cost = cost + soft_limit_penalty(voltage_excess(case, result.v[others]).sum(0))
     return cost
 
 
