@@ -11,7 +11,8 @@ reference year 2016, hourly means (of the 15-min values) of
   bus sees (mean/peak ~0.4);
 - ``household``: the single-household profiles H0-A, H0-B, H0-C, H0-G, H0-L (mean/peak ~0.17; H0-H,
   an electrically heated household whose reactive profile exceeds its active one, is left out);
-- ``pv``: the PV profiles PV1-PV8,
+- ``pv``: the PV profiles PV1-PV8;
+- ``wind``: the wind-power profiles WP1-WP12,
 each divided by its own yearly maximum hourly value, as float32. Scaling to a case happens at run
 time (``stackelberg_mop.data.days``).
 
@@ -27,6 +28,7 @@ import numpy as np
 HOUSEHOLD_PROFILES = ("H0-A", "H0-B", "H0-C", "H0-G", "H0-L")
 AGGREGATE_PROFILES = ("lv_rural1", "lv_rural2", "lv_rural3", "lv_semiurb4", "lv_semiurb5", "lv_urban6")
 PV_PROFILES = tuple(f"PV{i}" for i in range(1, 9))
+WIND_PROFILES = tuple(f"WP{i}" for i in range(1, 13))
 OUT = Path(__file__).resolve().parents[1] / "stackelberg_mop" / "data" / "simbench_profiles.npz"
 
 
@@ -48,9 +50,11 @@ def main() -> None:
         aggregate=np.stack([hourly(load[f"{name}_pload"].to_numpy(float)) for name in AGGREGATE_PROFILES]),
         household=np.stack([hourly(load[f"{name}_pload"].to_numpy(float)) for name in HOUSEHOLD_PROFILES]),
         pv=np.stack([hourly(renewables[name].to_numpy(float)) for name in PV_PROFILES]),
+        wind=np.stack([hourly(renewables[name].to_numpy(float)) for name in WIND_PROFILES]),
         aggregate_names=np.array(AGGREGATE_PROFILES),
         household_names=np.array(HOUSEHOLD_PROFILES),
         pv_names=np.array(PV_PROFILES),
+        wind_names=np.array(WIND_PROFILES),
         first_date=np.array("2016-01-01"),
         source=np.array(f"simbench {simbench.__version__}, get_all_simbench_profiles(0)"),
     )

@@ -30,11 +30,13 @@ class Outcome:
     """The score of one price vector on one day. Money in ¥ per day, power in MW/Mvar, voltage in p.u.
 
     dno_objective: F = ω_1·dno_cost + ω_2·voltage_deviation_cost (the leader's objective, lower is better).
-    dno_cost = grid_cost − revenue + line_loss_cost + mop_loss_cost (C_op of MODEL.md).
+    dno_cost = grid_cost + dg_cost − revenue + line_loss_cost + mop_loss_cost (C_op of MODEL.md, with the
+    generation cost of the case's DGs, `cases.Generators`; dg_cost = 0 for a case without any).
     voltage_deviation_cost: c_V Σ_t Σ_i |v_i,t − 1| with v = |V|² (before ω_2).
     prosumer_costs: (N,) each follower's minimised cost; total_cost = dno_cost + Σ prosumer_costs
     (the revenue cancels: what the society pays), welfare = −total_cost.
-    exchange_power: (N, 24); grid_power: (24,); mop_p, mop_q: (K, 24) injections at the terminals.
+    exchange_power: (N, 24); grid_power: (24,); mop_p, mop_q: (K, 24) injections at the terminals;
+    dg_p, dg_q: (G, 24) the DGs' output.
     line_loss: (24,) MW; mop_loss: (K, 24) MW of converter losses.
     voltages_ac: (B, 24) from the AC power flow; voltages_model: (B, 24) the dispatch model's √v.
     relaxation_gap: (24,) max ℓv − P² − Q² (p.u.²; NaN when no relaxation was solved).
@@ -72,6 +74,9 @@ class Outcome:
     response: BestResponse
     dispatch: DispatchResult | None = None
     hourly_objective: np.ndarray | None = None
+    dg_cost: float = 0.0
+    dg_p: np.ndarray | None = None
+    dg_q: np.ndarray | None = None
 
     @property
     def total_cost(self) -> float:
@@ -88,7 +93,7 @@ class Outcome:
     def summary(self) -> dict[str, float | str]:
         """The scalar results, e.g. for a table row or an environment's ``info``."""
         return {"status": self.status, "dno_objective": self.dno_objective, "dno_cost": self.dno_cost,
-                "grid_cost": self.grid_cost, "revenue": self.revenue, "line_loss_cost": self.line_loss_cost,
+                "grid_cost": self.grid_cost, "dg_cost": self.dg_cost, "revenue": self.revenue, "line_loss_cost": self.line_loss_cost,
                 "mop_loss_cost": self.mop_loss_cost, "voltage_deviation_cost": self.voltage_deviation_cost,
                 "prosumer_cost": float(self.prosumer_costs.sum()), "welfare": self.welfare,
                 "violation_rate": self.violation_rate, "max_relaxation_gap": float(np.nanmax(self.relaxation_gap))
@@ -108,6 +113,9 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     The DC side must balance: Σ_k (P_k + A_k |S_k|) = 0 each hour, and |S_k| <= s_max_k.
     """
     k = len(case.mop)
+    if len(case.generators):
+        raise ValueError(f"mop: set-points are not supported for a case with generators ({len(case.generators)} "
+                         "DGs, whose output only the dispatch model decides); use mop='opf' or 'off'")
     arr = checks.array("mop", setpoints, "set-points MW/Mvar")
     if arr.shape != (2, k, HOURS):
         raise ValueError(f"mop: set-points must have shape (2, K, 24) = (2, {k}, 24) for [P; Q], got {arr.shape}")
@@ -125,30 +133,48 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     return p, q
 
 
-def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v, hours=slice(None)) -> np.ndarray:
-    """(4, 24): grid, line loss, MOP loss and voltage deviation cost (¥) of each hour of a network state.
+#: the rows of `hourly_network_costs`
+COST_ROWS = ("grid", "line_loss", "mop_loss", "voltage_deviation", "dg")
+
+
+def hourly_network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v, dg_p=None,
+                         hours=slice(None)) -> np.ndarray:
+    """(5, 24): grid, line loss, MOP loss, voltage deviation and DG generation cost (¥) of each hour of
+    a network state (rows named by `COST_ROWS`).
 
     The only place these are priced: for an optimised dispatch and for set-points alike, from the
     physical quantities (the model's auxiliary variables are tight only where their weight is > 0).
-    grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.; or
-    only some hours of each (H columns), naming them by `hours` (a slice of the day's hours).
+    grid_power (24,) MW, line_loss (24,) MW, mop_loss (K, 24) MW, v (B, 24) squared voltage, p.u.,
+    dg_p (G, 24) MW (None: no DGs); or only some hours of each (H columns), naming them by `hours`
+    (a slice of the day's hours).
     """
     obj, buy, sell = case.objective, day.buy_price[hours], day.sell_price[hours]
     grid = sell * grid_power + (buy - sell) * np.maximum(grid_power, 0)
+    gen = case.generators
+    if dg_p is None and len(gen):
+        raise ValueError(f"dg_p: the case has {len(gen)} generators; their output (G, H) MW is needed")
+    dg = np.zeros_like(grid) if not len(gen) else gen.cost(dg_p).sum(axis=0)
     return np.stack([grid, obj.loss_cost * np.asarray(line_loss), obj.loss_cost * np.sum(mop_loss, axis=0),
-                     obj.voltage_cost * np.abs(v - 1).sum(axis=0)])
+                     obj.voltage_cost * np.abs(v - 1).sum(axis=0), dg])
 
 
 def weigh_hours(case: Case, hourly: np.ndarray, revenue: np.ndarray) -> np.ndarray:
-    """Each hour's share of the DNO objective, ¥: ω_1·(grid − revenue + line loss + MOP loss) +
-    ω_2·voltage deviation, from `hourly_network_costs` (4, H) and the revenue Σ_n λ_n,t P_n,t (H,)."""
-    return case.objective.weigh(hourly[0] - revenue + hourly[1] + hourly[2], hourly[3])
+    """Each hour's share of the DNO objective, ¥: ω_1·(grid + DG − revenue + line loss + MOP loss) +
+    ω_2·voltage deviation, from `hourly_network_costs` (5, H) and the revenue Σ_n λ_n,t P_n,t (H,)."""
+    return case.objective.weigh(economic_costs(hourly) - revenue, hourly[3])
 
 
-def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v) -> tuple[float, float, float, float]:
-    """(grid, line loss, MOP loss, voltage deviation) costs in ¥ of a day: `hourly_network_costs` summed."""
-    grid, line, mop, deviation = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v).sum(axis=1)
-    return float(grid), float(line), float(mop), float(deviation)
+def economic_costs(hourly: np.ndarray) -> np.ndarray:
+    """The operating cost before revenue, ¥ per hour: grid + line loss + MOP loss + DG rows of
+    `hourly_network_costs` (all but the voltage deviation)."""
+    return hourly[0] + hourly[1] + hourly[2] + hourly[4]
+
+
+def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v, dg_p=None) -> dict[str, float]:
+    """The day's costs in ¥ by `COST_ROWS` name (grid, line_loss, mop_loss, voltage_deviation, dg):
+    `hourly_network_costs` summed."""
+    total = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p).sum(axis=1)
+    return {name: float(x) for name, x in zip(COST_ROWS, total)}
 
 
 def _response(case: Case, day: Day, lam: np.ndarray, response):
@@ -234,6 +260,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         mop_loss = _setpoint_loss(case, mop_p, mop_q)
         vm_ac, vm_model = state.vm, np.full_like(state.vm, np.nan)
         gap = mismatch = np.full(HOURS, np.nan)
+        dg_p = dg_q = np.zeros((0, HOURS))
     else:
         result = dispatch
         if result is None:
@@ -244,19 +271,20 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
             return _failed(result.status, lam, response, case, day, result)
         mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
         v, vm_model, grid_power, gap = result.v, result.voltage, result.grid_power, result.relaxation_gap
+        dg_p, dg_q = result.dg_p, result.dg_q
         if ac == "sweep":
-            state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+            state = sweep_power_flow(case, day, exchange, mop_p, mop_q, dg_p, dg_q)
             vm_ac, converged = state.vm, state.converged
         else:
-            vm_ac, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q)
+            vm_ac, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q, dg_p=dg_p, dg_q=dg_q)
         if not converged.all():
             return _failed("ac_not_converged", lam, response, case, day, result)
         mismatch = np.abs(vm_ac - vm_model).max(axis=0)
 
-    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v)
-    grid_cost, line_loss_cost, mop_loss_cost, deviation_cost = (float(c) for c in hourly.sum(axis=1))
+    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p)
+    grid_cost, line_loss_cost, mop_loss_cost, deviation_cost, dg_cost = (float(c) for c in hourly.sum(axis=1))
     hourly_objective = weigh_hours(case, hourly, (lam * exchange).sum(axis=0))
-    dno_cost = grid_cost - revenue + line_loss_cost + mop_loss_cost
+    dno_cost = float(economic_costs(hourly).sum()) - revenue
     outside = _outside_limits(case, vm_ac)
     return Outcome(
         status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.weigh(dno_cost, deviation_cost),
@@ -266,7 +294,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         mop_loss=mop_loss, voltages_ac=vm_ac,
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
         price_violation=price_violation(case, day, lam), response=response, dispatch=result,
-        hourly_objective=hourly_objective)
+        hourly_objective=hourly_objective, dg_cost=dg_cost, dg_p=dg_p, dg_q=dg_q)
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,6 +335,7 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
     result = None
     k = len(case.mop)
     mop_p, mop_q = np.zeros((k, HOURS)), np.zeros((k, HOURS))
+    dg_p, dg_q = (np.zeros((len(case.generators), HOURS)) for _ in range(2))
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
     else:
@@ -314,7 +343,8 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
         if not result.status.startswith("optimal"):
             return failed(result.status, result)
         mop_p[:, t], mop_q[:, t] = result.mop_p, result.mop_q
-    state = sweep_power_flow(case, day, exchange, mop_p, mop_q)
+        dg_p[:, t], dg_q[:, t] = result.dg_p, result.dg_q
+    state = sweep_power_flow(case, day, exchange, mop_p, mop_q, dg_p, dg_q)
     if not state.converged[hour]:
         return failed("ac_not_converged", result)
     if result is None:
@@ -322,7 +352,7 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
         mop_loss = _setpoint_loss(case, mop_p[:, t], mop_q[:, t])
     else:
         v, line_loss, grid_power, mop_loss = result.v, result.line_loss, result.grid_power, result.mop_loss
-    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, hours=t)
+    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p[:, t], hours=t)
     objective = float(weigh_hours(case, hourly, (lam[:, t] * exchange[:, t]).sum(axis=0))[0])
     vm = state.vm[:, hour]
     violations = int(_outside_limits(case, vm).sum())

@@ -38,8 +38,10 @@ def test_welfare_clearing_beats_the_tariff(case, day, central):
 def test_dno_model_is_the_dispatch_model(case, day, central):
     """The DNO's ADMM problem and `powerflow.DispatchModel` price the same exchange the same way."""
     res = dispatch_model(case).solve(day, central.exchange_power)
-    grid, line, mop, dev = network_costs(case, day, res.grid_power, res.line_loss, res.mop_loss, res.v)
+    costs = network_costs(case, day, res.grid_power, res.line_loss, res.mop_loss, res.v)
+    grid, line, mop, dev = (costs[k] for k in ("grid", "line_loss", "mop_loss", "voltage_deviation"))
     obj = case.objective
+    assert costs["dg"] == 0.0
     assert grid + line + mop + obj.omega_voltage / obj.omega_economic * dev == pytest.approx(
         central.network_cost, rel=1e-5)
 

@@ -122,3 +122,64 @@ def test_extends_an_unknown_case_is_named(spec):
     spec["extends"] = "no-such-case"
     with pytest.raises(CaseError, match="extends: 'no-such-case'"):
         case_from_dict(spec)
+
+
+#: seeds/003's kind of prosumer (docs/plans/seed003-p2p.md): wind, own fixed-load peaks, elastic load
+SEED003_PROSUMERS = {"bus": [3, 12, 25], "pv_capacity_mw": [0.55, 0.0, 0.45], "wind_capacity_mw": [0.0, 0.45, 0.0],
+                     "shift_fraction": [0.0, 0.0, 0.0], "fixed_load_peak_mw": [0.45, 0.5, 0.35],
+                     "elastic_max_mw": [0.1, 0.1, 0.1], "utility_quadratic_cny_per_mw2h": [1600, 1600, 1300],
+                     "utility_linear_cny_per_mwh": [1300, 1300, 1400], "bid_min_mw": [0, 0, 0],
+                     "bid_max_mw": [0.5, 0.55, 0.4], "curtailable": [True, True, True]}
+WIND = [0.797, 0.853, 0.888, 0.9, 0.888, 0.853, 0.797, 0.725, 0.641, 0.55, 0.459, 0.375, 0.303, 0.247, 0.212, 0.2,
+        0.212, 0.247, 0.303, 0.375, 0.459, 0.55, 0.641, 0.725]
+
+
+def _seed003_spec(spec, edit=lambda s: None):
+    spec["prosumers"] = dict(SEED003_PROSUMERS)
+    spec.pop("batteries")
+    spec["reference_profiles"]["wind"] = list(WIND)
+    edit(spec)
+    return spec
+
+
+def test_optional_prosumer_parts_build_the_days(spec, case):
+    """Wind, own fixed-load peaks: the reference day and SimBench days carry them (wind in the net
+    load, clipped at 0 where SimBench's profiles dip ~1e-5 below), and a case without them keeps its
+    fingerprint and day hashes (checked by reading the shipped optimum)."""
+    assert sm.optimum(case, sm.reference_day(case)).status == "optimal"
+    assert not case.prosumers.extended and not case.reference_wind.any()
+    c = case_from_dict(_seed003_spec(spec))
+    assert c.prosumers.hourly.all() and c.prosumers.extended and c.fingerprint != case.fingerprint
+    ref = sm.reference_day(c)
+    np.testing.assert_allclose(ref.wind, np.outer([0.0, 0.45, 0.0], WIND))
+    np.testing.assert_allclose(ref.fixed_load, np.outer([0.45, 0.5, 0.35], c.reference_load))
+    np.testing.assert_allclose(ref.net_load, ref.fixed_load - ref.pv - ref.wind)
+    for d in (0, 180):
+        day = sm.simbench_day(c, d)
+        assert day.wind[1].max() > 0 and (day.wind >= 0).all() and not day.wind[[0, 2]].any()
+        assert day.fixed_load.max() <= 0.5 * c.reference_load.max() + 1e-12
+    with pytest.raises(NotImplementedError, match="best response is not built yet"):
+        sm.best_response(c, ref, np.full(24, 700.0))
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s["prosumers"].__setitem__("wind_capacity_mw", [0, -0.1, 0]), r"prosumers\.wind_capacity"),
+    (lambda s: s["reference_profiles"].pop("wind"), r"reference_profiles\.wind: needed"),
+    (lambda s: s["prosumers"].__setitem__("utility_quadratic_cny_per_mw2h", [1600, 0, 1300]),
+     r"prosumers\.utility_quadratic: must be > 0"),
+    (lambda s: s["prosumers"].__setitem__("elastic_max_mw", [0.1, -0.1, 0.1]), r"prosumers\.elastic_max"),
+    (lambda s: s["prosumers"].__setitem__("bid_min_mw", [0, 0.6, 0]), r"prosumers\.bid_max: need bid_min <= bid_max"),
+    (lambda s: s["prosumers"].__setitem__("curtailable", [True, 2, True]), r"prosumers\.curtailable: expected 3 values true or false"),
+    (lambda s: s["prosumers"].update(shift_fraction=[0.3, 0, 0]), r"prosumers: missing field 'kappa_cny_per_mw2h'"),
+    (lambda s: s["prosumers"].update(shift_fraction=[0.3, 0, 0], kappa_cny_per_mw2h=[3000, 1, 1]),
+     r"prosumers\.shift_fraction: must be 0"),
+    (lambda s: s["prosumers"].__setitem__("fixed_load_peak_mw", [0.45, 0.5]), r"prosumers\.fixed_load_peak: expected 3"),
+    (lambda s: s.__setitem__("batteries", {"owner_bus": [3], "power_mw": [0.1], "capacity_mwh": [0.2],
+                                           "soc_min": [0.1], "soc_max": [0.9], "soc_init": [0.5],
+                                           "eta_charge": [0.95], "eta_discharge": [0.95],
+                                           "degradation_cny_per_mwh": [20.0], "regularisation_cny_per_mw2h": [1.0]}),
+     r"batteries\.owner: the prosumer\(s\) at bus \[3\]"),
+])
+def test_optional_prosumer_parts_are_validated(spec, edit, field):
+    with pytest.raises(CaseError, match=field):
+        case_from_dict(_seed003_spec(spec, edit))

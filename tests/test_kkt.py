@@ -284,6 +284,28 @@ def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, opt
     assert kinds.count("linear") >= 24 * (len(data.zero) + len(data.nonneg))
 
 
+def test_misocp_network_rows_include_the_generators(dg_case):
+    """A device family added to the dispatch model reaches the misocp master with no line of its own
+    beyond its ranges: with DGs (their epigraph cones) and an import limit, the dispatch's point
+    satisfies the generated rows at the cost Φ(P) (DG cost included), and SCIP finds nothing cheaper."""
+    from stackelberg_mop.baselines.kkt.network import hourly_network_cost
+
+    case, day = dg_case, sm.reference_day(dg_case)
+    exchange = sm.best_response(case, day, np.asarray(case.tariff.buy_price, float)).exchange_power
+    res = sm.powerflow.dispatch_model(case, "socp", "opf", "hard").solve(day, exchange, accurate=True)
+    assert res.status == "optimal" and res.relaxation_gap.max() < 1e-6 and res.dg_cost > 0
+    phi = hourly_network_cost(case, day, res, "hard").sum()
+    m, master, cost = _network_rows_at(case, day, exchange, "opf", "hard")
+    assert master.net["dg_p"].shape == (len(case.generators), 24)
+    sol, at_point = _dispatch_point(m, master, cost, res)
+    assert at_point == pytest.approx(phi, rel=1e-8)
+    assert m.checkSol(sol)
+    m.addSol(sol)
+    m.setParam("limits/time", 5)
+    m.optimize()
+    assert phi - 1e-5 * abs(phi) <= m.getObjVal() <= phi + 1e-6 * abs(phi)
+
+
 @pytest.mark.xfail(strict=True, reason="the misocp master's ranges assume the SOC relaxation exact")
 def test_misocp_ranges_assume_an_exact_relaxation(case):
     """A known limit, kept visible: with the MOP off and soft voltage limits the dispatch's SOC

@@ -78,12 +78,14 @@ class DNOModel:
         cur = np.zeros((fd.n_branch, HOURS)) if var["current"] is None else var["current"].value
         k = len(self.case.mop)
         ploss = var["ploss"].value * s if "ploss" in var else np.zeros((k, HOURS))
-        grid, line, mop, dev = network_costs(self.case, day, var["pg"].value * s, (fd.r @ cur) * s, ploss,
-                                             var["v"].value)
-        obj = self.case.objective
-        return {"grid_power": var["pg"].value * s, "v": var["v"].value, "grid_cost": grid, "line_loss_cost": line,
-                    "mop_loss_cost": mop, "voltage_deviation_cost": dev,
-                    "network_cost": obj.weigh(grid + line + mop, dev) / obj.omega_economic}
+        gen = self.case.generators
+        dg_p = var["dg_p"].value * gen.p_max[:, None] if len(gen) else None
+        costs = network_costs(self.case, day, var["pg"].value * s, (fd.r @ cur) * s, ploss, var["v"].value, dg_p)
+        obj, economic = self.case.objective, costs["grid"] + costs["line_loss"] + costs["mop_loss"] + costs["dg"]
+        return {"grid_power": var["pg"].value * s, "v": var["v"].value, "grid_cost": costs["grid"],
+                "line_loss_cost": costs["line_loss"], "mop_loss_cost": costs["mop_loss"], "dg_cost": costs["dg"],
+                "voltage_deviation_cost": costs["voltage_deviation"],
+                "network_cost": obj.weigh(economic, costs["voltage_deviation"]) / obj.omega_economic}
 
 
 def dno_model(case: Case, mop: str = "opf", voltage_limits: str = "hard", formulation: str = "socp") -> DNOModel:

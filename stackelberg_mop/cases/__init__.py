@@ -6,6 +6,8 @@ from .case import (
     Batteries,
     Case,
     CaseError,
+    Generators,
+    Grid,
     Objective,
     PriceRules,
     Prosumers,
@@ -15,5 +17,5 @@ from .case import (
     load_case,
 )
 
-__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Objective", "PriceRules", "Prosumers", "Tariff",
+__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Tariff",
            "available_cases", "case_from_dict", "load_case"]

@@ -27,12 +27,12 @@ class CaseError(ValueError):
     """A case field that cannot work; the message starts with the field's name."""
 
 
-def _values(label: str, raw, dtype=float, length: int | None = None) -> np.ndarray:
+def _values(label: str, raw, dtype=float, length: int | None = None, allow_inf: bool = False) -> np.ndarray:
     """`raw` as a read-only 1-D array (of `length` if given) of finite numbers (`checks.array`); with
     dtype int, of whole numbers (bus 6.5 is an error, not bus 6). Strings, booleans and nested lists
     are refused with a `CaseError` naming the field."""
     try:
-        value = checks.array(label, raw)
+        value = checks.array(label, raw, allow_inf=allow_inf)
     except ValueError as err:
         raise CaseError(str(err)) from None
     if value.ndim > 1:
@@ -48,9 +48,9 @@ def _values(label: str, raw, dtype=float, length: int | None = None) -> np.ndarr
     return value
 
 
-def _array(owner, name: str, dtype=float, length: int | None = None) -> np.ndarray:
+def _array(owner, name: str, dtype=float, length: int | None = None, allow_inf: bool = False) -> np.ndarray:
     """The dataclass field `owner.name` replaced by its checked array (`_values`), which is returned."""
-    value = _values(f"{type(owner).__name__.lower()}.{name}", getattr(owner, name), dtype, length)
+    value = _values(f"{type(owner).__name__.lower()}.{name}", getattr(owner, name), dtype, length, allow_inf)
     object.__setattr__(owner, name, value)
     return value
 
@@ -75,12 +75,31 @@ class Prosumers:
     bus: pandapower bus index of each prosumer. pv_capacity: MW (peak of the PV profile).
     kappa: discomfort cost of shifting load, ¥/(MW²h), > 0. shift_fraction: the transferable load may
     move ±shift_fraction × the hour's fixed load, with the daily sum of the shift zero.
+
+    Optional (seeds/003's prosumers; absent = not present):
+    wind_capacity: MW (peak of the wind profile), default 0.
+    fixed_load_peak: MW, the fixed load's peak (× the load profile); default None: the bus's nominal
+    active load × the profile.
+    elastic_max d̄ (MW, default 0: none), utility_quadratic a (¥/(MW²h), > 0 where d̄ > 0),
+    utility_linear b (¥/MWh): an elastic load 0 <= d <= d̄ of utility b·d − a·d² per hour.
+    bid_min, bid_max: MW, limits on the exchange P_n,t (the bid limit); default None: none.
+    curtailable: whether the renewables (PV and wind) may be curtailed at no cost, default False.
+    A prosumer with an elastic load, a bid limit or curtailment has no shiftable load
+    (shift_fraction 0) and no battery: its best response is then hour by hour (`market.follower`).
     """
 
     bus: np.ndarray
     pv_capacity: np.ndarray
     kappa: np.ndarray
     shift_fraction: np.ndarray
+    wind_capacity: np.ndarray | None = None
+    fixed_load_peak: np.ndarray | None = None
+    elastic_max: np.ndarray | None = None
+    utility_quadratic: np.ndarray | None = None
+    utility_linear: np.ndarray | None = None
+    bid_min: np.ndarray | None = None
+    bid_max: np.ndarray | None = None
+    curtailable: np.ndarray | None = None
 
     def __post_init__(self):
         bus = _array(self, "bus", int)
@@ -92,9 +111,47 @@ class Prosumers:
         _require(_array(self, "kappa", length=n) > 0, "prosumers.kappa", "must be > 0 ¥/(MW²h)", self.kappa)
         frac = _array(self, "shift_fraction", length=n)
         _require((frac >= 0) & (frac <= 1), "prosumers.shift_fraction", "must lie in [0, 1]", frac)
+        curtail = np.zeros(n, dtype=bool) if self.curtailable is None else np.asarray(self.curtailable)
+        if curtail.shape != (n,) or not (curtail.dtype == bool or np.isin(curtail, (0, 1)).all()):
+            raise CaseError(f"prosumers.curtailable: expected {n} values true or false, got {np.asarray(curtail).tolist()}")
+        curtail = curtail.astype(bool)
+        curtail.setflags(write=False)
+        object.__setattr__(self, "curtailable", curtail)
+        defaults = {"wind_capacity": 0.0, "elastic_max": 0.0, "utility_quadratic": 1.0, "utility_linear": 0.0}
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, default))
+            _array(self, name, length=n)
+        _require(self.wind_capacity >= 0, "prosumers.wind_capacity", "must be >= 0 MW", self.wind_capacity)
+        _require(self.elastic_max >= 0, "prosumers.elastic_max", "must be >= 0 MW", self.elastic_max)
+        _require(self.utility_quadratic > 0, "prosumers.utility_quadratic",
+                 "must be > 0 ¥/(MW²h) (a concave utility)", self.utility_quadratic)
+        if self.fixed_load_peak is not None:
+            _require(_array(self, "fixed_load_peak", length=n) >= 0, "prosumers.fixed_load_peak", "must be >= 0 MW",
+                     self.fixed_load_peak)
+        for name, default in (("bid_min", -np.inf), ("bid_max", np.inf)):  # absent: ∓inf, none
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, default))
+            _array(self, name, length=n, allow_inf=True)
+        _require((self.bid_min <= self.bid_max) & (self.bid_min < np.inf) & (self.bid_max > -np.inf),
+                 "prosumers.bid_max", "need bid_min <= bid_max MW", np.c_[self.bid_min, self.bid_max])
+        hourly = self.hourly
+        _require(~hourly | (frac == 0), "prosumers.shift_fraction",
+                 "must be 0 for a prosumer with an elastic load, a bid limit or curtailment", frac)
 
     def __len__(self) -> int:
         return self.bus.size
+
+    @property
+    def hourly(self) -> np.ndarray:
+        """(N,) bool: the prosumers with an elastic load, a bid limit or curtailment (seeds/003's kind),
+        whose problem separates by hour."""
+        return ((self.elastic_max > 0) | np.isfinite(self.bid_min) | np.isfinite(self.bid_max) | self.curtailable)
+
+    @property
+    def extended(self) -> bool:
+        """Whether any of the optional parts is present (wind, own fixed-load peaks, hourly prosumers)."""
+        return bool(self.hourly.any() or (self.wind_capacity > 0).any() or self.fixed_load_peak is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +234,74 @@ class MOP:
 
     def __len__(self) -> int:
         return self.bus.size
+
+
+@dataclass(frozen=True, eq=False)
+class Generators:
+    """Dispatchable distributed generators (DGs) of the DNO. Arrays of length G (none by default).
+
+    bus: pandapower bus of each DG (one per bus, not the substation). p_min, p_max: MW, 0 <= p_min <=
+    p_max, p_max > 0. q_min, q_max: Mvar, q_min <= q_max. Cost per hour of output P (MW) in ¥:
+    cost_quadratic·P² + cost_linear·P + cost_fixed, with cost_quadratic a (¥/(MW²h)) >= 0, cost_linear b
+    (¥/MWh) and cost_fixed c (¥/h, paid every hour whatever the output: no unit commitment). The DNO
+    dispatches them with its network (`powerflow.DispatchModel`); a DG at an interior output runs at
+    marginal cost 2aP + b = its bus's LMP.
+    """
+
+    bus: np.ndarray = ()
+    p_min: np.ndarray = ()
+    p_max: np.ndarray = ()
+    q_min: np.ndarray = ()
+    q_max: np.ndarray = ()
+    cost_quadratic: np.ndarray = ()
+    cost_linear: np.ndarray = ()
+    cost_fixed: np.ndarray = ()
+
+    def __post_init__(self):
+        g = _array(self, "bus", int).size
+        _require(len(set(self.bus.tolist())) == g, "generators.bus", "one generator per bus", self.bus)
+        p_lo, p_hi = _array(self, "p_min", length=g), _array(self, "p_max", length=g)
+        _require((p_lo >= 0) & (p_lo <= p_hi) & (p_hi > 0), "generators.p_max",
+                 "need 0 <= p_min <= p_max and p_max > 0 MW", np.c_[p_lo, p_hi])
+        q_lo, q_hi = _array(self, "q_min", length=g), _array(self, "q_max", length=g)
+        _require(q_lo <= q_hi, "generators.q_max", "need q_min <= q_max Mvar", np.c_[q_lo, q_hi])
+        _require(_array(self, "cost_quadratic", length=g) >= 0, "generators.cost_quadratic",
+                 "must be >= 0 ¥/(MW²h) (a convex cost)", self.cost_quadratic)
+        _array(self, "cost_linear", length=g)
+        _array(self, "cost_fixed", length=g)
+
+    def __len__(self) -> int:
+        return self.bus.size
+
+    def cost(self, p) -> np.ndarray:
+        """¥ per hour of each DG at outputs p (G, ...) MW: a·p² + b·p + c, elementwise."""
+        p = np.asarray(p, dtype=float)
+        shape = (-1,) + (1,) * (p.ndim - 1)
+        a, b, c = (x.reshape(shape) for x in (self.cost_quadratic, self.cost_linear, self.cost_fixed))
+        return a * p**2 + b * p + c
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """The substation's exchange with the HV grid: import_limit, export_limit MW (>= 0; inf = none, the
+    default). A finite import limit (a contract or transformer capacity) makes the DGs marginal in the
+    hours it binds, so the LMPs then follow their costs rather than the tariff."""
+
+    import_limit: float = np.inf
+    export_limit: float = np.inf
+
+    def __post_init__(self):
+        for name in ("import_limit", "export_limit"):
+            value = getattr(self, name)
+            value = np.inf if value is None else value
+            if not (isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
+                    and value >= 0):
+                raise CaseError(f"grid.{name}: must be a number >= 0 MW (or absent for none), got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def limited(self) -> bool:
+        return bool(np.isfinite(self.import_limit) or np.isfinite(self.export_limit))
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,7 +455,8 @@ class Case:
     net: pandapower network (radial in service, one ext_grid = the substation). Buses are referred to
     by their pandapower index; bus-indexed arrays (``Day.base_p`` ...) follow ``case.buses`` order.
     s_base: MVA, per-unit base inside the network models. v_min, v_max, v_slack: p.u.
-    reference_load, reference_pv: 24-hour profiles (× nominal load, × PV capacity) of the reference day.
+    reference_load, reference_pv: 24-hour profiles (× nominal load, × PV capacity) of the reference day;
+    reference_wind (× wind capacity) where a prosumer has wind (default: none, zeros).
     """
 
     name: str
@@ -343,6 +469,9 @@ class Case:
     objective: Objective
     reference_load: np.ndarray = field(repr=False)
     reference_pv: np.ndarray = field(repr=False)
+    reference_wind: np.ndarray | None = field(default=None, repr=False)
+    generators: Generators = field(default_factory=Generators)
+    grid: Grid = field(default_factory=Grid)
     s_base: float = 10.0
     v_min: float = 0.95
     v_max: float = 1.05
@@ -354,11 +483,15 @@ class Case:
         for name in ("s_base", "v_min", "v_max", "v_slack"):
             object.__setattr__(self, name, _number(f"case.{name}", getattr(self, name)))
         parts = {"prosumers": Prosumers, "batteries": Batteries, "mop": MOP, "tariff": Tariff,
-                 "price_rules": PriceRules, "objective": Objective}
+                 "price_rules": PriceRules, "objective": Objective, "generators": Generators, "grid": Grid}
         for name, kind in parts.items():
             if not isinstance(getattr(self, name), kind):
                 raise CaseError(f"case.{name}: expected a {kind.__name__}, got {type(getattr(self, name)).__name__}")
-        for name in ("reference_load", "reference_pv"):
+        if self.reference_wind is None:
+            if (self.prosumers.wind_capacity > 0).any():
+                raise CaseError("reference_profiles.wind: needed, some prosumers have wind_capacity > 0")
+            object.__setattr__(self, "reference_wind", np.zeros(HOURS))
+        for name in ("reference_load", "reference_pv", "reference_wind"):
             _require(_array(self, name, length=HOURS) >= 0, f"case.{name}", "must be >= 0", getattr(self, name))
         if not (0 < self.v_min < self.v_slack < self.v_max):
             raise CaseError(f"case.v_min: need 0 < v_min < v_slack < v_max, got "
@@ -367,7 +500,8 @@ class Case:
             raise CaseError(f"case.s_base: must be > 0 MVA, got {self.s_base}")
         _check_radial(self.net)
         buses = set(self.buses.tolist())
-        for label, bus in (("prosumers.bus", self.prosumers.bus), ("mop.bus", self.mop.bus)):
+        for label, bus in (("prosumers.bus", self.prosumers.bus), ("mop.bus", self.mop.bus),
+                           ("generators.bus", self.generators.bus)):
             missing = sorted(set(bus.tolist()) - buses)
             if missing:
                 raise CaseError(f"{label}: bus {missing} does not exist in the network "
@@ -380,6 +514,10 @@ class Case:
         if bad_owner.size:
             raise CaseError(f"batteries.owner: prosumer index {bad_owner.tolist()} does not exist "
                             f"(there are {len(self.prosumers)} prosumers)")
+        hourly_owner = self.prosumers.bus[self.batteries.owner[self.prosumers.hourly[self.batteries.owner]]]
+        if hourly_owner.size:
+            raise CaseError(f"batteries.owner: the prosumer(s) at bus {hourly_owner.tolist()} have an elastic load, "
+                            "a bid limit or curtailment, which is not supported together with a battery")
 
     # --- derived network data -------------------------------------------------------------------
     @cached_property
@@ -420,9 +558,16 @@ class Case:
         optimum table, records it and is refused for a case with other data."""
         parts = {"s_base": self.s_base, "v": [self.v_min, self.v_max, self.v_slack],
                  "reference": [self.reference_load.tolist(), self.reference_pv.tolist()]}
-        for name in ("prosumers", "batteries", "mop", "tariff", "price_rules", "objective"):
+        if self.prosumers.extended:
+            parts["reference"].append(self.reference_wind.tolist())
+        for name in ("prosumers", "batteries", "mop", "tariff", "price_rules", "objective", "generators", "grid"):
             part = getattr(self, name)
-            parts[name] = {f.name: _plain(getattr(part, f.name)) for f in dataclasses.fields(part)}
+            if name in ("generators", "grid") and not (len(part) if name == "generators" else part.limited):
+                continue  # absent parts leave the fingerprints of cases without them unchanged
+            fields = dataclasses.fields(part)
+            if name == "prosumers" and not part.extended:
+                fields = [f for f in fields if f.name in _BASE_PROSUMER_FIELDS]
+            parts[name] = {f.name: _plain(getattr(part, f.name)) for f in fields}
         net = self.net
         tables = {"bus": ["vn_kv", "in_service"], "line": ["from_bus", "to_bus", "length_km", "r_ohm_per_km",
                   "x_ohm_per_km", "max_i_ka", "df", "parallel", "in_service"],
@@ -441,6 +586,10 @@ class Case:
         """Pickled without the private caches (built solvers, the feeder's matrices): a used case can
         be sent to a worker process, which rebuilds them."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+#: the prosumer fields of every case (the others are optional and leave fingerprints alone when absent)
+_BASE_PROSUMER_FIELDS = ("bus", "pv_capacity", "kappa", "shift_fraction")
 
 
 def _plain(value):
@@ -487,7 +636,10 @@ def case_from_dict(spec: dict, net=None) -> Case:
     """Build a `Case` from the JSON layout of ``cases/ieee33-mop.json`` (units in the key names).
 
     ``net`` overrides ``spec["network"]["pandapower_case"]`` (a function of ``pandapower.networks``).
-    Batteries name their owner by bus (``owner_bus``). ``price_rules`` may give each hour's own
+    Batteries name their owner by bus (``owner_bus``). The sections ``batteries``, ``mop``,
+    ``generators`` (DGs: ``bus``, ``p_min_mw`` (default 0), ``p_max_mw``, ``q_min_mvar``, ``q_max_mvar``,
+    ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
+    ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) are optional. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
     (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
     replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``). A missing section or
@@ -497,12 +649,21 @@ def case_from_dict(spec: dict, net=None) -> Case:
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     spec = _resolve_extends(spec)
     try:
-        sections = {k: _section(spec, k, optional=k in ("batteries", "mop"))
+        sections = {k: _section(spec, k, optional=k in ("batteries", "mop", "generators", "grid"))
                     for k in ("network", "prosumers", "batteries", "mop", "tariff", "price_rules", "objective",
-                              "voltage", "reference_profiles")}
+                              "voltage", "reference_profiles", "generators", "grid")}
         pros, bat, mop = sections["prosumers"], sections["batteries"], sections["mop"]
+        shift = pros["shift_fraction"]
+        kappa = pros.get("kappa_cny_per_mw2h")
+        if kappa is None and isinstance(shift, list) and not any(shift):  # no shiftable load: κ unused
+            kappa = [1.0] * len(shift)
+        optional = {"wind_capacity": "wind_capacity_mw", "fixed_load_peak": "fixed_load_peak_mw",
+                    "elastic_max": "elastic_max_mw", "utility_quadratic": "utility_quadratic_cny_per_mw2h",
+                    "utility_linear": "utility_linear_cny_per_mwh", "bid_min": "bid_min_mw",
+                    "bid_max": "bid_max_mw", "curtailable": "curtailable"}
         prosumers = Prosumers(bus=pros["bus"], pv_capacity=pros["pv_capacity_mw"],
-                              kappa=pros["kappa_cny_per_mw2h"], shift_fraction=pros["shift_fraction"])
+                              kappa=kappa if kappa is not None else pros["kappa_cny_per_mw2h"], shift_fraction=shift,
+                              **{k: pros.get(key) for k, key in optional.items()})
         owner_bus = _values("batteries.owner_bus", bat.get("owner_bus", []), int)
         unknown = [int(b) for b in owner_bus if b not in prosumers.bus]
         if unknown:
@@ -525,15 +686,26 @@ def case_from_dict(spec: dict, net=None) -> Case:
         objective = Objective(obj["omega_economic"], obj["omega_voltage"], obj["voltage_cost_cny_per_pu"],
                               obj["loss_cost_cny_per_mwh"])
         mop = MOP(bus=mop.get("bus", []), s_max=mop.get("s_max_mva", []), loss_coefficient=mop.get("loss_coefficient", []))
+        gen, grid = sections["generators"], sections["grid"]
+        generators = Generators(
+            bus=gen.get("bus", []), p_min=gen.get("p_min_mw", [0.0] * len(gen.get("bus", []))),
+            p_max=gen.get("p_max_mw", []), q_min=gen.get("q_min_mvar", []), q_max=gen.get("q_max_mvar", []),
+            cost_quadratic=gen.get("cost_quadratic_cny_per_mw2h", []),
+            cost_linear=gen.get("cost_linear_cny_per_mwh", []),
+            cost_fixed=gen.get("cost_fixed_cny_per_h", [0.0] * len(gen.get("bus", []))))
+        grid = Grid(import_limit=grid.get("import_limit_mw"), export_limit=grid.get("export_limit_mw"))
         price_rules = PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
                                  lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh"))
         profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}
+        if "wind" in ref:
+            profiles["reference_wind"] = _values("reference_profiles.wind", ref["wind"])
         limits = {f"v_{k}": _number(f"voltage.v_{k}_pu", volt[f"v_{k}_pu"]) for k in ("min", "max", "slack")}
         s_base = _number("network.s_base_mva", sections["network"].get("s_base_mva", 10.0))
         if net is None:  # last: the other fields are checked without building the network
             net = _pandapower_network(sections["network"].get("pandapower_case"))
         return Case(name=spec.get("name"), net=net, prosumers=prosumers, batteries=batteries, mop=mop, tariff=tariff,
-                    price_rules=price_rules, objective=objective, s_base=s_base, **profiles, **limits)
+                    price_rules=price_rules, objective=objective, generators=generators, grid=grid, s_base=s_base,
+                    **profiles, **limits)
     except _MissingField as err:
         raise CaseError(f"{err.args[0]}: missing field {err.args[1]!r}") from None
 

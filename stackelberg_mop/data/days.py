@@ -28,7 +28,7 @@ class Day:
     """One day of data, hour t = 0..23 (Δt = 1 h). All arrays are float64 and read-only.
 
     fixed_load: (N, 24) MW, each prosumer's inflexible demand P^fix.
-    pv: (N, 24) MW, each prosumer's PV output P^PV.
+    pv: (N, 24) MW, each prosumer's PV output P^PV. wind: (N, 24) MW, its wind output (default zeros).
     base_p: (B, 24) MW, active load of the non-prosumer part of each bus (``case.buses`` order).
     base_q: (B, 24) Mvar, reactive load of each bus (prosumer buses included).
     buy_price: (24,) ¥/MWh the DNO pays the HV grid. sell_price: (24,) ¥/MWh the HV grid pays.
@@ -44,16 +44,19 @@ class Day:
     name: str = "reference"
     split: str = "reference"
     calendar: dict = field(default_factory=dict)
+    wind: np.ndarray | None = None
 
     def __post_init__(self):
-        for name in ("fixed_load", "pv", "base_p", "base_q", "buy_price", "sell_price"):
+        if self.wind is None:
+            object.__setattr__(self, "wind", np.zeros(np.shape(self.pv)))
+        for name in ("fixed_load", "pv", "wind", "base_p", "base_q", "buy_price", "sell_price"):
             value = checks.array(f"day.{name}", getattr(self, name))
             if value.ndim != (1 if name.endswith("price") else 2) or value.shape[-1] != HOURS:
                 want = f"({HOURS},)" if name.endswith("price") else f"(rows, {HOURS})"
                 raise ValueError(f"day.{name}: expected shape {want}, got {value.shape}")
             value.setflags(write=False)
             object.__setattr__(self, name, value)
-        for name in ("fixed_load", "pv"):
+        for name in ("fixed_load", "pv", "wind"):
             if np.any(getattr(self, name) < 0):
                 raise ValueError(f"day.{name}: must be >= 0 MW")
         if np.any(self.buy_price < self.sell_price):
@@ -63,7 +66,7 @@ class Day:
         """Raise ValueError unless the array shapes fit `case`; returns self."""
         checks.case_object(case)
         n, b = len(case.prosumers), case.buses.size
-        for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("base_p", (b, HOURS)),
+        for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("wind", (n, HOURS)), ("base_p", (b, HOURS)),
                             ("base_q", (b, HOURS))):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"day.{name}: shape {getattr(self, name).shape} does not fit case "
@@ -72,27 +75,40 @@ class Day:
 
     @property
     def net_load(self) -> np.ndarray:
-        """(N, 24) MW, fixed load minus PV: each prosumer's exchange before any flexibility."""
-        return self.fixed_load - self.pv
+        """(N, 24) MW, fixed load minus PV and wind: each prosumer's exchange before any flexibility."""
+        return self.fixed_load - self.pv - self.wind
+
+    @property
+    def renewables(self) -> np.ndarray:
+        """(N, 24) MW, PV plus wind output (what a curtailable prosumer may curtail)."""
+        return self.pv + self.wind
 
 
-def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray, **meta) -> Day:
-    """bus_profile: (B, 24) × nominal bus load; pv_profile: (N, 24) × PV capacity."""
+def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray,
+                       wind_profile: np.ndarray | None = None, **meta) -> Day:
+    """bus_profile: (B, 24) × nominal bus load (× ``fixed_load_peak`` at a prosumer that has one);
+    pv_profile, wind_profile: (N, 24) × PV, wind capacity."""
     p_nom, q_nom = case.nominal_load
-    pos = case.bus_position(case.prosumers.bus)
+    pros = case.prosumers
+    pos = case.bus_position(pros.bus)
     base_p = p_nom[:, None] * bus_profile
     fixed_load = base_p[pos].copy()
+    if pros.fixed_load_peak is not None:
+        fixed_load = pros.fixed_load_peak[:, None] * bus_profile[pos]
     base_p[pos] = 0.0  # the prosumer's fixed load replaces the bus's base active load (MODEL.md)
-    return Day(fixed_load=fixed_load, pv=case.prosumers.pv_capacity[:, None] * pv_profile, base_p=base_p,
+    wind = None if wind_profile is None else pros.wind_capacity[:, None] * wind_profile
+    return Day(fixed_load=fixed_load, pv=pros.pv_capacity[:, None] * pv_profile, base_p=base_p,
                base_q=q_nom[:, None] * bus_profile, buy_price=case.tariff.buy_price,
-               sell_price=case.tariff.sell_price, **meta)
+               sell_price=case.tariff.sell_price, wind=wind, **meta)
 
 
 def reference_day(case: Case) -> Day:
-    """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``."""
+    """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``,
+    every wind turbine ``reference_wind``."""
     checks.case_object(case)
     b, n = case.buses.size, len(case.prosumers)
     return _day_from_profiles(case, np.tile(case.reference_load, (b, 1)), np.tile(case.reference_pv, (n, 1)),
+                              np.tile(case.reference_wind, (n, 1)),
                               name="reference", split="reference", calendar={"day_of_year": 0, "weekday": 0})
 
 
@@ -121,8 +137,10 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
 
     Bus i follows load profile i mod (number of profiles) of `load_set` ("aggregate": SimBench's six
     LV-grid aggregates, default; "household": five single-household H0 profiles); prosumer n's PV
-    follows PV profile n mod 8. Each profile is scaled so that its yearly peak hour equals the case's
-    peak: nominal bus load × max(reference_load), PV capacity × max(reference_pv).
+    follows PV profile n mod 8, its wind (if any) SimBench's wind profile n mod (their number). Each
+    profile is scaled so that its yearly peak hour equals the case's peak: nominal bus load (or the
+    prosumer's fixed_load_peak) × max(reference_load), PV capacity × max(reference_pv), wind
+    capacity × max(reference_wind).
     """
     checks.case_object(case)
     checks.choice("load_set", load_set, LOAD_SETS)
@@ -130,9 +148,17 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     d = checks.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
     loads, pvs = prof[load_set], prof["pv"]
     bus_profile = loads[np.arange(case.buses.size) % len(loads), d].astype(float) * case.reference_load.max()
-    pv_profile = pvs[np.arange(len(case.prosumers)) % len(pvs), d].astype(float) * case.reference_pv.max()
+    n = len(case.prosumers)
+    pv_profile = pvs[np.arange(n) % len(pvs), d].astype(float) * case.reference_pv.max()
+    wind_profile = None
+    if (case.prosumers.wind_capacity > 0).any():
+        if "wind" not in prof:
+            raise ValueError(f"case {case.name!r} has wind, but the shipped profile file has no wind profiles "
+                             "(regenerate it with scripts/make_profiles.py)")
+        winds = prof["wind"]
+        wind_profile = np.maximum(winds[np.arange(n) % len(winds), d].astype(float), 0.0) * case.reference_wind.max()
     when = date(2016, 1, 1) + timedelta(days=d)
-    return _day_from_profiles(case, bus_profile, pv_profile, name=when.isoformat(),
+    return _day_from_profiles(case, bus_profile, pv_profile, wind_profile, name=when.isoformat(),
                               split=str(_week_split(np.array([d]))[0]),
                               calendar={"day_of_year": d, "weekday": when.weekday()})
 

@@ -77,6 +77,8 @@ def day_hash(day: Day) -> str:
     h = hashlib.sha256()
     for name in ("fixed_load", "pv", "base_p", "base_q", "buy_price", "sell_price"):
         h.update(np.ascontiguousarray(getattr(day, name), dtype=float).tobytes())
+    if day.wind.any():  # a day without wind keeps the hash it had before days had wind
+        h.update(np.ascontiguousarray(day.wind, dtype=float).tobytes())
     return h.hexdigest()[:16]
 
 

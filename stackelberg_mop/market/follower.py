@@ -197,6 +197,10 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
     committed, hours: the first `hours` hours of `committed` (an (N, 24) response) are fixed.
     """
     checks.day_arg(case, day)
+    if case.prosumers.hourly.any():
+        raise NotImplementedError(
+            f"case {case.name!r}: prosumers with an elastic load, a bid limit or curtailment (seeds/003's kind) "
+            "are validated, but their best response is not built yet (docs/plans/seed003-p2p.md)")
     s, n = lam.shape[0], len(case.prosumers)
     pros = case.prosumers
     hi = pros.shift_fraction[:, None] * day.fixed_load

@@ -1,7 +1,7 @@
 """AC power flow at given injections: pandapower (the reference) and a vectorised sweep (fast).
 
 Injections: each bus draws its base load, each prosumer its exchange power P_n,t (reactive: none
-beyond the bus's base Q), and each MOP terminal injects (P^M, Q^M). The substation holds v_slack.
+beyond the bus's base Q), each MOP terminal injects (P^M, Q^M) and each DG its output (P^DG, Q^DG). The substation holds v_slack.
 Both functions return voltages (B, 24) in p.u. and a per-hour convergence flag.
 """
 
@@ -18,14 +18,19 @@ from ..data import Day
 from .network import feeder
 
 
-def bus_demand(case: Case, day: Day, exchange_power, mop_p=None, mop_q=None) -> tuple[np.ndarray, np.ndarray]:
-    """Net (P MW, Q Mvar) drawn at every bus and hour, (B, 24) each: loads + exchange − MOP injection."""
+def bus_demand(case: Case, day: Day, exchange_power, mop_p=None, mop_q=None, dg_p=None,
+               dg_q=None) -> tuple[np.ndarray, np.ndarray]:
+    """Net (P MW, Q Mvar) drawn at every bus and hour, (B, 24) each: loads + exchange − MOP injection −
+    DG output. A case with generators needs their output (dg_p, dg_q (G, 24))."""
     p, q = day.base_p.copy(), day.base_q.copy()
     np.add.at(p, case.bus_position(case.prosumers.bus), np.asarray(exchange_power, dtype=float))
-    if mop_p is not None and len(case.mop):
-        pos = case.bus_position(case.mop.bus)
-        np.add.at(p, pos, -np.asarray(mop_p, dtype=float))
-        np.add.at(q, pos, -np.asarray(mop_q, dtype=float))
+    for bus, inj_p, inj_q in ((case.mop.bus, mop_p, mop_q), (case.generators.bus, dg_p, dg_q)):
+        if len(bus) and inj_p is not None:
+            pos = case.bus_position(bus)
+            np.add.at(p, pos, -np.asarray(inj_p, dtype=float))
+            np.add.at(q, pos, -np.asarray(inj_q, dtype=float))
+    if len(case.generators) and dg_p is None:
+        raise ValueError(f"dg_p: the case has {len(case.generators)} generators; their output (G, 24) MW is needed")
     return p, q
 
 
@@ -44,15 +49,15 @@ class ACState:
     iterations: int
 
 
-def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=None, tol: float = 1e-10,
-                     max_iter: int = 100) -> ACState:
+def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=None, dg_p=None, dg_q=None,
+                     tol: float = 1e-10, max_iter: int = 100) -> ACState:
     """Backward/forward sweep on the radial tree, all 24 hours at once (constant-power loads).
 
     Backward: branch currents are the sums of the load currents below them; forward: voltages are the
     slack voltage minus the impedance drops along the path. Stops when max |ΔV| < tol (p.u.).
     """
     fd = feeder(case)
-    p, q = bus_demand(case, day, exchange_power, mop_p, mop_q)
+    p, q = bus_demand(case, day, exchange_power, mop_p, mop_q, dg_p, dg_q)
     s_load = (p + 1j * q) / case.s_base
     s_load[fd.root] = 0.0
     z = (fd.r + 1j * fd.x)[:, None]
@@ -78,8 +83,8 @@ def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=Non
 
 
 def _pandapower_net(case: Case):
-    """A copy of the case's network whose loads are one per bus, plus one sgen per MOP terminal
-    (built once per case: `stackelberg_mop.cache`)."""
+    """A copy of the case's network whose loads are one per bus (the net demand of `bus_demand`: loads,
+    exchange, MOP and DG injections), built once per case (`stackelberg_mop.cache`)."""
     return cached(case, "ac_net", lambda: _build_pandapower_net(case))
 
 
@@ -91,14 +96,12 @@ def _build_pandapower_net(case: Case):
     net.sgen.drop(net.sgen.index, inplace=True)
     for bus in case.buses:
         pp.create_load(net, bus=int(bus), p_mw=0.0, q_mvar=0.0)
-    for bus in case.mop.bus:
-        pp.create_sgen(net, bus=int(bus), p_mw=0.0, q_mvar=0.0, name="MOP terminal")
     net.ext_grid.loc[:, "vm_pu"] = case.v_slack
     return net
 
 
 def pandapower_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=None,
-                          hours=range(HOURS)) -> tuple[np.ndarray, np.ndarray]:
+                          hours=range(HOURS), dg_p=None, dg_q=None) -> tuple[np.ndarray, np.ndarray]:
     """pandapower's Newton-Raphson AC power flow, hour by hour. Returns vm (B, 24) and converged (24,).
 
     Hours not in `hours` are NaN. A non-converged hour is reported, not raised.
@@ -106,18 +109,12 @@ def pandapower_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_
     import pandapower as pp
 
     net = _pandapower_net(case)
-    p, q = bus_demand(case, day, exchange_power)
-    zeros = np.zeros((len(case.mop), HOURS))
-    mp = zeros if mop_p is None else np.asarray(mop_p, dtype=float)
-    mq = zeros if mop_q is None else np.asarray(mop_q, dtype=float)
+    p, q = bus_demand(case, day, exchange_power, mop_p, mop_q, dg_p, dg_q)
     vm = np.full((case.buses.size, HOURS), np.nan)
     converged = np.zeros(HOURS, dtype=bool)
     for t in hours:
         net.load["p_mw"] = p[:, t]
         net.load["q_mvar"] = q[:, t]
-        if len(case.mop):
-            net.sgen["p_mw"] = mp[:, t]
-            net.sgen["q_mvar"] = mq[:, t]
         try:
             pp.runpp(net, numba=False, tolerance_mva=1e-10)
         except pp.LoadflowNotConverged:

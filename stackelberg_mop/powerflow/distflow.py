@@ -2,9 +2,13 @@
 
 Given the prosumers' exchange power, the DNO minimises (MODEL.md, "Upper level", all in ¥)
 
-    F = ω_1 · (grid cost + c_loss · (line + MOP losses) − revenue) + ω_2 · c_V · Σ_t Σ_i |v_i,t − 1|
+    F = ω_1 · (grid cost + DG cost + c_loss · (line + MOP losses) − revenue) + ω_2 · c_V · Σ_t Σ_i |v_i,t − 1|
 
-subject to DistFlow on the radial tree, the MOP's converter model and the voltage/current limits. The
+subject to DistFlow on the radial tree, the MOP's converter model, the DNO's distributed generators
+(quadratic cost, written as an epigraph cone so that the problem stays a linear-objective SOCP), the
+substation's import/export limits and the voltage/current limits. Each device family is a hook of
+`DispatchModel` (`_mop`, `_generators`, `_voltages`, ...): a new device adds one hook, its variables'
+values in `variable_values` and its ranges in the misocp master's `_ranges`. The
 problem (what is optimised) is written once; the network formulation is a separate, swappable object
 (PowerModels' problem/formulation split): `SOCP` (branch flow with the second-order-cone relaxation
 ℓ v >= P² + Q²) or `LinDistFlow` (lossless, ℓ = 0). Each model is built once with cvxpy Parameters
@@ -98,7 +102,8 @@ class DispatchResult:
 
     status: "optimal", "infeasible" or "solver_error: ..." (then the numbers are NaN).
     grid_power: (24,) MW drawn from the HV grid (> 0: the DNO buys). mop_p, mop_q, mop_loss: (K, 24)
-    injections into the AC buses and converter losses. branch_p, branch_q: (nb, 24) sending-end flows;
+    injections into the AC buses and converter losses. dg_p, dg_q: (G, 24) MW/Mvar of the case's
+    generators (G = 0 rows for a case without any); dg_cost: their cost Σ a P² + b P + c, ¥. branch_p, branch_q: (nb, 24) sending-end flows;
     current_sq: (nb, 24) ℓ in p.u.; v: (B, 24) squared voltage magnitude, p.u.; line_loss: (24,) MW.
     Costs: grid_cost, line_loss_cost, mop_loss_cost, voltage_deviation_cost (c_V Σ|v − 1|, before ω_2),
     voltage_penalty (soft mode only; not part of the DNO objective): the model's own objective terms,
@@ -127,6 +132,9 @@ class DispatchResult:
     voltage_penalty: float
     relaxation_gap: np.ndarray
     lmp: np.ndarray
+    dg_p: np.ndarray
+    dg_q: np.ndarray
+    dg_cost: float
     solve_time: float
     start: int = 0
 
@@ -136,7 +144,7 @@ class DispatchResult:
         return np.sqrt(np.maximum(self.v, 0.0))
 
 
-def _nan_result(status: str, fd: Feeder, k: int, elapsed: float, hours: int = HOURS) -> DispatchResult:
+def _nan_result(status: str, fd: Feeder, k: int, g: int, elapsed: float, hours: int = HOURS) -> DispatchResult:
     nan = lambda *shape: np.full(shape, np.nan)
     h = hours
     return DispatchResult(status=status, grid_power=nan(h), grid_q=nan(h), mop_p=nan(k, h),
@@ -144,7 +152,7 @@ def _nan_result(status: str, fd: Feeder, k: int, elapsed: float, hours: int = HO
                           branch_q=nan(fd.n_branch, h), current_sq=nan(fd.n_branch, h),
                           v=nan(fd.n_bus, h), line_loss=nan(h), grid_cost=np.nan, line_loss_cost=np.nan, mop_loss_cost=np.nan,
                           voltage_deviation_cost=np.nan, voltage_penalty=np.nan, relaxation_gap=nan(h),
-                          lmp=nan(fd.n_bus, h), solve_time=elapsed)
+                          lmp=nan(fd.n_bus, h), dg_p=nan(g, h), dg_q=nan(g, h), dg_cost=np.nan, solve_time=elapsed)
 
 
 def _value(expression) -> float:
@@ -375,7 +383,8 @@ class DispatchModel:
         self.vars = {"p": p, "q": q, "v": v, "pg": pg, "qg": qg, "current": current}
 
         mop_cons = self._mop(H) if k and mop == "opf" else []
-        cons = self._distflow(demand_p) + [buying >= pg, buying >= 0]
+        generator_cons, self.dg_cost = self._generators(H)
+        cons = self._distflow(demand_p) + [buying >= pg, buying >= 0] + generator_cons + self._grid_limits(pg)
         cons += self.formulation.constraints(fd, v[fd.from_pos], p, q, current) + mop_cons
         limited = np.flatnonzero(np.isfinite(fd.i_max))
         if current is not None and limited.size:
@@ -390,7 +399,7 @@ class DispatchModel:
         self.mop_loss_cost = obj.loss_cost * s * cp.sum(self.vars["ploss"]) if "ploss" in self.vars else 0
         self.voltage_deviation_cost = obj.voltage_cost * (cp.sum(deviation) + H * abs(case.v_slack**2 - 1))
         self.voltage_penalty = penalty
-        self.objective = obj.weigh(self.grid_cost + self.line_loss_cost + self.mop_loss_cost,
+        self.objective = obj.weigh(self.grid_cost + self.dg_cost + self.line_loss_cost + self.mop_loss_cost,
                                    self.voltage_deviation_cost) + penalty
         self.constraints = cons
         self.problem = cp.Problem(cp.Minimize(self.objective), cons)
@@ -435,6 +444,12 @@ class DispatchModel:
         if "pm" in var:
             inj_p = inj_p + placement @ var["pm"]
             inj_q = inj_q + placement @ var["qm"]
+        if "dg_p" in var:
+            gen = self.case.generators
+            at_bus = np.zeros((fd.n_bus, len(gen)))
+            at_bus[self.case.bus_position(gen.bus), np.arange(len(gen))] = 1.0
+            inj_p = inj_p + (at_bus * (gen.p_max / self.case.s_base)) @ var["dg_p"]
+            inj_q = inj_q + at_bus @ var["dg_q"]
         self.balance_p = a_in @ delivered_p - a_out @ p + inj_p == 0
         drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
         if current is not None:
@@ -458,6 +473,35 @@ class DispatchModel:
         cons += [cp.sum(pm + ploss, axis=0) == 0]
         self.vars.update(pm=pm, qm=qm, ploss=ploss)
         return cons
+
+    def _generators(self, H: int) -> tuple[list, object]:
+        """The DGs' variables (into ``vars``), constraints and cost (¥, cvxpy expression; 0 without DGs).
+
+        Each DG's output is scaled to its own rating, p̃ = P / P_max ∈ [P_min/P_max, 1] (``dg_p``), so
+        that every entry is O(1); its cost a P² + b P + c is a_i P_max² e + b_i P_max p̃ + c_i with the
+        epigraph e >= p̃² (``dg_epi``) written as the cone ||(2p̃, e − 1)|| <= e + 1. A quadratic
+        objective would leave the linear-objective direct Clarabel path, and the cone reaches the
+        misocp master as the convex quadratic 4p̃² − 4e <= 0. Reactive output ``dg_q`` is per unit."""
+        gen, s = self.case.generators, self.case.s_base
+        g = len(gen)
+        if g == 0:
+            return [], 0
+        p = cp.Variable((g, H), name="dg_p")
+        q = cp.Variable((g, H), name="dg_q")
+        epi = cp.Variable((g, H), name="dg_epi")
+        flat = lambda e: cp.reshape(e, (e.size,), order="F")
+        cons = [p >= (gen.p_min / gen.p_max)[:, None], p <= 1, q >= (gen.q_min / s)[:, None], q <= (gen.q_max / s)[:, None],
+                cp.SOC(flat(epi + 1), cp.vstack([flat(2 * p), flat(epi - 1)]), axis=0)]
+        cost = (cp.sum((gen.cost_quadratic * gen.p_max**2) @ epi) + cp.sum((gen.cost_linear * gen.p_max) @ p)
+                + H * float(gen.cost_fixed.sum()))
+        self.vars.update(dg_p=p, dg_q=q, dg_epi=epi)
+        return cons, cost
+
+    def _grid_limits(self, pg) -> list:
+        """The substation's import (pg <= limit) and export (−pg <= limit) limits, where finite."""
+        grid, s = self.case.grid, self.case.s_base
+        cons = [pg <= grid.import_limit / s] if np.isfinite(grid.import_limit) else []
+        return cons + ([pg >= -grid.export_limit / s] if np.isfinite(grid.export_limit) else [])
 
     def _voltages(self, v, voltage_limits: str):
         """(constraints, |v − 1| variable, soft-limit penalty expression or 0) for the buses but the
@@ -519,6 +563,9 @@ class DispatchModel:
         pm, qm = (x / np.maximum(over, 1.0) for x in (pm, qm))  # inside the rating (by ~1e-7 where outside)
         values.update(mop_p=pm, mop_q=qm, mop_loss=np.maximum(
             result.mop_loss / s, case.mop.loss_coefficient[:, None] * np.hypot(pm, qm)))
+        gen = case.generators
+        dg = np.clip(result.dg_p / gen.p_max[:, None], (gen.p_min / gen.p_max)[:, None], 1.0)
+        values.update(dg_p=dg, dg_q=result.dg_q / s, dg_epi=dg**2)
         missing = [var.name() for var in self.problem.variables() if var.name() not in values]
         if missing:
             raise ValueError(f"variable_values: no value for the variables {missing} from a DispatchResult")
@@ -641,14 +688,16 @@ class DispatchModel:
         """
         self.set_day(day, exchange_power, start)
         fd, k, s, h = self.feeder, len(self.case.mop), self.case.s_base, self.hours
+        gen = self.case.generators
+        g = len(gen)
         began = time.perf_counter()
         try:
             status, balance_dual = self._run(ACCURATE_OPTIONS if accurate else CLARABEL_OPTIONS)
         except cp.SolverError as err:
-            return _nan_result(f"solver_error: {err}", fd, k, time.perf_counter() - began, h)
+            return _nan_result(f"solver_error: {err}", fd, k, g, time.perf_counter() - began, h)
         elapsed = time.perf_counter() - began
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return _nan_result("infeasible" if "infeasible" in status else f"solver_error: {status}", fd, k, elapsed, h)
+            return _nan_result("infeasible" if "infeasible" in status else f"solver_error: {status}", fd, k, g, elapsed, h)
         val = lambda e: float(e.value) if isinstance(e, cp.Expression) else float(e)
         var = self.vars
         p, q, v = var["p"].value, var["q"].value, var["v"].value
@@ -658,6 +707,8 @@ class DispatchModel:
         else:
             gap = (current * v[fd.from_pos] - p**2 - q**2).max(axis=0)
         zeros = np.zeros((k, h))
+        dg_p = var["dg_p"].value * gen.p_max[:, None] if g else np.zeros((0, h))
+        dg_q = var["dg_q"].value * s if g else np.zeros((0, h))
         omega = self.case.objective.omega_economic
         # extra load at a bus lowers its balance row; cvxpy's dual y of "balance == 0" gives ∂F/∂load = −y
         lmp = -balance_dual / s / (omega if omega > 0 else 1.0)
@@ -669,7 +720,8 @@ class DispatchModel:
             branch_p=p * s, branch_q=q * s, current_sq=current, v=v, line_loss=(fd.r @ current) * s,
             grid_cost=val(self.grid_cost), line_loss_cost=val(self.line_loss_cost),
             mop_loss_cost=val(self.mop_loss_cost), voltage_deviation_cost=val(self.voltage_deviation_cost),
-            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, solve_time=elapsed,
+            voltage_penalty=val(self.voltage_penalty), relaxation_gap=gap, lmp=lmp, dg_p=dg_p, dg_q=dg_q,
+            dg_cost=float(gen.cost(dg_p).sum()), solve_time=elapsed,
             start=self.window.start)
 
 

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from ...cases import HOURS, Case
 from ...data import Day
-from ...evaluate import hourly_network_costs
+from ...evaluate import economic_costs, hourly_network_costs
 from ...powerflow import dispatch_model, feeder
 from ...powerflow.distflow import soft_limit_penalty, voltage_excess
 
@@ -39,13 +39,13 @@ from ...powerflow.distflow import soft_limit_penalty, voltage_excess
 def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np.ndarray:
     """(24,) ¥: the dispatch model's objective hour by hour, Φ_t(P_t), from a `DispatchResult`.
 
-    ω_1 (grid cost + c_loss (line + MOP losses)) + ω_2 c_V Σ_i |v − 1| (`evaluate.hourly_network_costs`)
+    ω_1 (grid cost + DG cost + c_loss (line + MOP losses)) + ω_2 c_V Σ_i |v − 1|
+    (`evaluate.hourly_network_costs`)
     plus the soft-limit penalty when the limits are soft.
     """
-    obj = case.objective
-    grid, line, mop, deviation = hourly_network_costs(case, day, result.grid_power, result.line_loss,
-                                                      result.mop_loss, result.v)
-    cost = obj.weigh(grid + line + mop, deviation)
+    hourly = hourly_network_costs(case, day, result.grid_power, result.line_loss, result.mop_loss, result.v,
+                                  result.dg_p)
+    cost = case.objective.weigh(economic_costs(hourly), hourly[3])
     if voltage_limits == "soft":
         others = np.arange(result.v.shape[0]) != feeder(case).root
         cost = cost + soft_limit_penalty(voltage_excess(case, result.v[others]).sum(0))
@@ -125,8 +125,10 @@ def conic_hours(case: Case, day: Day, mop: str, voltage_limits: str) -> ConicHou
 
 def _ranges(case: Case, day: Day, followers: list, mop: bool, hard: bool) -> dict:
     """Bounds (lower, upper) of the dispatch model's variables by name, per unit: flows from the
-    largest demand below each branch with a 50 % margin for losses (checked at the solution),
-    voltages from the limits (hard) or a wide physical range; SCIP's branching wants them finite."""
+    largest demand and generation below each branch with a 50 % margin for losses (checked at the
+    solution), voltages from the limits (hard) or a wide physical range, DGs from their ratings (output
+    per rating p̃ and its epigraph e = p̃² in [p_min/p_max, 1] and its square); SCIP's branching wants
+    them finite."""
     fd, s, mop_dev = feeder(case), case.s_base, case.mop
     v_lo, v_hi = (case.v_min**2, case.v_max**2) if hard else (0.49, 1.69)
     pos = case.bus_position(case.prosumers.bus)
@@ -140,6 +142,10 @@ def _ranges(case: Case, day: Day, followers: list, mop: bool, hard: bool) -> dic
     if mop:
         np.add.at(pmax, case.bus_position(mop_dev.bus), cap)
         np.add.at(qmax, case.bus_position(mop_dev.bus), cap)
+    gen = case.generators
+    np.add.at(pmax, case.bus_position(gen.bus), gen.p_max / s)
+    np.add.at(qmax, case.bus_position(gen.bus), np.maximum(np.abs(gen.q_min), np.abs(gen.q_max)) / s)
+    dg_lo = gen.p_min / gen.p_max
     pb, qb = 1.5 * (fd.downstream @ pmax) + 1e-3, 1.5 * (fd.downstream @ qmax) + 1e-3
     current = (pb**2 + qb**2) / v_lo
     if np.isfinite(fd.i_max).any():
@@ -152,7 +158,9 @@ def _ranges(case: Case, day: Day, followers: list, mop: bool, hard: bool) -> dic
             "grid_buying": (0.0, tot_p), "mop_p": sym(cap), "mop_q": sym(cap),
             "mop_loss": (0 * cap, mop_dev.loss_coefficient * cap),
             "voltage_deviation": (np.zeros(others), np.full(others, max(abs(v_lo - 1), abs(v_hi - 1)))),
-            "voltage_excess": (np.zeros(others), np.ones(others))}
+            "voltage_excess": (np.zeros(others), np.ones(others)),
+            "dg_p": (dg_lo, np.ones(len(gen))), "dg_q": (gen.q_min / s, gen.q_max / s),
+            "dg_epi": (dg_lo**2, np.ones(len(gen)))}
 
 
 def add_network(model) -> object:

@@ -39,7 +39,8 @@ class Verification:
     bigm_ratio: the largest μ/M over all bound multipliers; at_bigm: how many sit at their M (>= 1 − 1e-6).
     model_objective: the model's objective at its solution (¥); evaluated_objective: `evaluate` at λ*
     (F, plus the soft-limit penalty when voltage limits are soft); objective_error: model − evaluated (signed; the model may not be lower).
-    setpoint_objective: `evaluate` at λ* with the model's MOP set-points (AC power flow, no optimiser).
+    setpoint_objective: `evaluate` at λ* with the model's MOP set-points (AC power flow, no optimiser;
+    NaN for a case with DGs, whose output set-points do not fix).
     passed: all checks within tolerance; messages: what failed.
     """
 
@@ -159,7 +160,7 @@ def verify(case: Case, day: Day, model, sol: dict, model_objective: float, setpo
     elif err < -tol or err > tol + slack:
         msgs.append(f"model objective {model_objective:.4f} differs from evaluate {evaluated:.4f}")
     setpoint_obj = float("nan")
-    if model.mop == "opf" and len(case.mop):
+    if model.mop == "opf" and len(case.mop) and not len(case.generators):  # set-points leave DGs undecided
         try:
             setpoint_obj = float(evaluate(case, day, prices, mop=setpoints, response=response).dno_objective)
         except ValueError as err_sp:  # set-points off the MOP's DC balance (e.g. losses not priced)
