@@ -19,7 +19,7 @@ def test_default_case_matches_model(case):
     assert case.price_rules.mean_cap == pytest.approx(np.mean(case.tariff.buy_price))
     assert sorted(set(case.tariff.buy_price)) == [450, 750, 1100]
     assert case.batteries.e_init.tolist() == pytest.approx([0.25, 0.4])
-    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap"]
+    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap", "seed003-p2p"]
     assert case.price_rules.lower == "sell" and case.price_rules.upper == "buy"  # seeds/000's rule
 
 
@@ -158,8 +158,6 @@ def test_optional_prosumer_parts_build_the_days(spec, case):
         day = sm.simbench_day(c, d)
         assert day.wind[1].max() > 0 and (day.wind >= 0).all() and not day.wind[[0, 2]].any()
         assert day.fixed_load.max() <= 0.5 * c.reference_load.max() + 1e-12
-    with pytest.raises(NotImplementedError, match="best response is not built yet"):
-        sm.best_response(c, ref, np.full(24, 700.0))
 
 
 @pytest.mark.parametrize("edit, field", [

@@ -33,6 +33,20 @@ box then never cuts off the follower's response. Prices are boxed, λ_t ∈ [λ�
    a flat price box. A variable with l = u (the end state E_23) keeps a free net multiplier boxed by
    the same interval.
 4. **Slacks**: x_i − l_i <= u_i − l_i and u_i − x_i <= u_i − l_i.
+5. **Meter rows of seeds/003's prosumers** (`FollowerQP.hourly`: P_t − P^tr_t − d_t − c_t = h_t, its
+   multiplier −θ_t with θ_t = λ_t + μ_t the effective price, μ_t the bid limits' net multiplier).
+   With d(θ) = clip((b − θ)/2a, 0, d̄) and c(θ) = R (θ < 0), 0 (θ > 0), [0, R] (θ = 0), the meter
+   P(θ) = h + d(θ) + c(θ) is constant above θ_hi = max(b, 0) (d = c = 0 there) and below
+   θ_lo = min(b − 2a d̄, 0) (d = d̄, c = R). A KKT θ solves P(θ) = T for the limit T met, with
+   θ ≥ λ_t if T is the upper limit, θ ≤ λ_t if the lower one, θ = λ_t if neither; a root above
+   max(θ_hi, λ_t) can be replaced by max(θ_hi, λ_t), which meets the same T with the same sign of μ,
+   and one below min(θ_lo, λ_t) by min(θ_lo, λ_t). So some KKT multiplier has
+   θ_t ∈ [min(λ̲_t, b − 2a d̄, 0), max(λ̄_t, b, 0)], i.e. ν_t = −θ_t in the negated box. The shift
+   P^tr is fixed at 0 for these prosumers: ν₀ is then any value (the fixed variable's free net
+   multiplier, boxed by 3., absorbs it), so the box of 1. is kept. The box is widened by
+   METER_MARGIN on each side: at prices on the box's edge the bid limit's multiplier reaches the
+   bound that 3. derives from it exactly (μ = λ̄ when curtailing at θ = 0), which the verification
+   would read as a Big-M that cuts (it flags multipliers within BIGM_TOL of their Big-M).
 
 Every solution is nevertheless checked: the multipliers must stay strictly inside their boxes
 (`max_bigm_ratio` in the verification) and the followers are re-solved at λ*.
@@ -46,6 +60,9 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..market import FollowerQP
+
+#: ¥/MWh added on each side of the meter rows' box (item 5), so that a valid KKT point never sits at it
+METER_MARGIN = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,12 +100,17 @@ def multiplier_bounds(case: Case, qp: FollowerQP, n: int, price_lo: np.ndarray, 
     nu_lo = np.empty(qp.d.size)
     nu_hi = np.empty(qp.d.size)
     nu_lo[0], nu_hi[0] = -price_hi.max(), -price_lo.min()  # shift balance (1.)
+    if qp.hourly:  # meter rows (5.)
+        pros = case.prosumers
+        a, b, d_max = pros.utility_quadratic[n], pros.utility_linear[n], pros.elastic_max[n]
+        nu_lo[1:] = -np.maximum(np.maximum(price_hi, b), 0.0) - METER_MARGIN
+        nu_hi[1:] = -np.minimum(np.minimum(price_lo, b - 2 * a * d_max), 0.0) + METER_MARGIN
     if qp.has_battery:  # energy values (2.)
         bat, m = case.batteries, case.battery_of[n]
         eps, delta = bat.regularisation[m], bat.degradation_cost[m]
         nu_lo[1:] = bat.eta_discharge[m] * (price_lo.min() - delta - 2 * eps * bat.p_discharge_max[m])
         nu_hi[1:] = (price_hi.max() + delta + 2 * eps * bat.p_charge_max[m]) / bat.eta_charge[m]
-    assert nu_lo.size == 1 + (HOURS if qp.has_battery else 0)
+    assert nu_lo.size == 1 + (HOURS if qp.has_battery or qp.hourly else 0)
     g_min, g_max = _interval_matvec(qp.G, price_lo, price_hi)
     e_min, e_max = _interval_matvec(qp.E, nu_lo, nu_hi)
     # (3.): net multiplier μ_u − μ_l = −(Qx + c + Gᵀλ + Eᵀν) evaluated at the bound in question

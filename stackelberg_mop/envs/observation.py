@@ -4,8 +4,9 @@ Every block is scaled to order one so that agents need no extra normalisation (u
 
 | block        | size   | value                                                              |
 |--------------|--------|--------------------------------------------------------------------|
-| fixed_load   | N × 24 | each prosumer's inflexible demand forecast / its nominal load [MW/MW] |
+| fixed_load   | N × 24 | each prosumer's inflexible demand forecast / its nominal load (or its fixed_load_peak) [MW/MW] |
 | pv           | N × 24 | each prosumer's PV forecast / its PV capacity [MW/MW]              |
+| wind         | N × 24 | each prosumer's wind forecast / its wind capacity (only in a case with wind) [MW/MW] |
 | base_p       | 24     | active load of the rest of the feeder / its nominal total [MW/MW]  |
 | base_q       | 24     | reactive load of the feeder / its nominal total [Mvar/Mvar]         |
 | buy_price    | 24     | HV buy price / λ_max [(¥/MWh)/(¥/MWh)]                             |
@@ -37,8 +38,9 @@ def observation_box(size: int) -> gym.spaces.Box:
 
 def day_blocks(case: Case) -> dict[str, int]:
     n, e = len(case.prosumers), len(case.batteries)
-    return {"fixed_load": n * HOURS, "pv": n * HOURS, "base_p": HOURS, "base_q": HOURS, "buy_price": HOURS,
-            "sell_price": HOURS, "battery_soc": e, "calendar": 4}
+    wind = {"wind": n * HOURS} if (case.prosumers.wind_capacity > 0).any() else {}
+    return {"fixed_load": n * HOURS, "pv": n * HOURS, **wind, "base_p": HOURS, "base_q": HOURS,
+            "buy_price": HOURS, "sell_price": HOURS, "battery_soc": e, "calendar": 4}
 
 
 def layout(blocks: dict[str, int]) -> dict[str, slice]:
@@ -64,9 +66,11 @@ def _build_scales(case: Case) -> dict[str, np.ndarray]:
     pros = case.bus_position(case.prosumers.bus)
     others = np.ones(case.buses.size, dtype=bool)
     others[pros] = False
-    pros_nom = p_nom[pros]
+    pros_nom = p_nom[pros] if case.prosumers.fixed_load_peak is None else case.prosumers.fixed_load_peak
+    wind = case.prosumers.wind_capacity
     return {"fixed_load": np.where(pros_nom > 0, pros_nom, 1.0),
             "pv": np.where(case.prosumers.pv_capacity > 0, case.prosumers.pv_capacity, 1.0),
+            "wind": np.where(wind > 0, wind, 1.0),
             "base_p": max(float(p_nom[others].sum()), 1e-9), "base_q": max(float(q_nom.sum()), 1e-9)}
 
 
@@ -79,6 +83,7 @@ def day_features(case: Case, day: Day) -> np.ndarray:
     parts = [
         (day.fixed_load / sc["fixed_load"][:, None]).ravel(),
         (day.pv / sc["pv"][:, None]).ravel(),
+        *([(day.wind / sc["wind"][:, None]).ravel()] if "wind" in day_blocks(case) else []),
         day.base_p.sum(axis=0) / sc["base_p"],
         day.base_q.sum(axis=0) / sc["base_q"],
         day.buy_price / price,

@@ -5,7 +5,18 @@ Prosumer n, given prices λ (¥/MWh), minimises (MODEL.md, "Lower level")
     C_n = Σ_t [ λ_t P_nt + κ_n (P^tr_nt)² + δ (P^ch_t + P^dis_t) + ε (P^ch_t² + P^dis_t²) ] · 1 h
     P_nt = P^fix_nt + P^tr_nt + P^ch_t − P^dis_t − P^PV_nt            (> 0: buys from the DNO)
 
-The objective and constraints separate into two exact sub-problems:
+Prosumers of seeds/003's kind (`Prosumers.hourly`: no shiftable load, no battery) instead have an
+elastic load d (utility b d − a d²), curtailable renewables c and bid limits on P, hour by hour:
+
+    min λ_t P_t − (b d_t − a d_t²)   s.t.  P_t = h_t + d_t + c_t,  0 <= d_t <= d̄,  0 <= c_t <= R_t,
+                                         P_min <= P_t <= P_max                      (h = fixed − PV − wind)
+
+solved exactly by its effective price θ_t = λ_t + μ_t (μ the bid limit's net multiplier): d(θ) =
+clip((b − θ)/2a, 0, d̄), c(θ) = R where θ < 0 and 0 where θ > 0, and P(θ) = h + d(θ) + c(θ) is
+non-increasing; θ = λ where P(λ) keeps the limits, else the root of P(θ) = the limit crossed, which
+lies on the linear piece of d (θ = b − 2a(T − h − c)) or at θ = 0 (c between 0 and R) (`_hourly_response`).
+
+The objective and constraints of the other prosumers separate into two exact sub-problems:
 - shiftable load: min Σ λ_t x_t + κ x_t², lo_t <= x_t <= hi_t, Σ x_t = 0. Its solution is
   x_t(ν) = clip(−(λ_t + ν) / 2κ, lo_t, hi_t) with ν the root of the piecewise-linear Σ_t x_t(ν); the
   root is found exactly on the breakpoints, vectorised over prosumers and price vectors;
@@ -44,8 +55,11 @@ class BestResponse:
     Multipliers (net: > 0 at an upper bound, < 0 at a lower bound): shift_balance ν (¥/MWh) of
     Σ_t P^tr = 0; transfer_bound, charge_bound, discharge_bound (¥/MWh); energy_bound (¥/MWh) of
     the state-of-energy limits E_t (hour 23: the fixed end state).
-    status: (N,) or (S, N) "optimal" or "solver_failed"; simultaneous: charge and discharge > 0 in
-    the same hour (never optimal for λ > −δ(1+η²)/(1−η²); checked, not assumed).
+    status: (N,) or (S, N) "optimal", "solver_failed" or "infeasible" (bid limits no schedule can
+    keep); simultaneous: charge and discharge > 0 in the same hour (never optimal for
+    λ > −δ(1+η²)/(1−η²); checked, not assumed).
+    seeds/003's prosumers (zero for the others): elastic d and curtailed c, MW; their net bound
+    multipliers elastic_bound, curtail_bound and bid_bound (of P's limits), ¥/MWh.
     """
 
     prices: np.ndarray
@@ -62,6 +76,11 @@ class BestResponse:
     energy_bound: np.ndarray
     status: np.ndarray
     simultaneous: np.ndarray
+    elastic: np.ndarray
+    curtailed: np.ndarray
+    elastic_bound: np.ndarray
+    curtail_bound: np.ndarray
+    bid_bound: np.ndarray
 
     @property
     def ok(self) -> bool:
@@ -72,6 +91,11 @@ class BestResponse:
     def failure(self) -> str:
         """Why the response is not `ok` ("" when it is): which prosumers' solves failed, or where a
         battery charges and discharges in the same hour (prices so negative that cycling pays)."""
+        infeasible = np.argwhere(self.status == "infeasible")
+        if infeasible.size:
+            return (f"no schedule of prosumer(s) {sorted({int(i[-1]) for i in infeasible})} keeps its bid limits "
+                    "(bid_min above fixed load − renewables + elastic load + curtailment, or bid_max below "
+                    "fixed load − renewables)")
         bad = np.argwhere(self.status != "optimal")
         if bad.size:
             return f"the battery QP failed for prosumer(s) {sorted({int(i[-1]) for i in bad})}"
@@ -189,6 +213,37 @@ def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.
     return z[:HOURS], z[HOURS:], lam_dual[:HOURS], lam_dual[HOURS:2 * HOURS], lam_dual[2 * HOURS:], True
 
 
+# --- seeds/003's prosumers: elastic load, curtailment, bid limits, hour by hour ---------------------
+def hourly_bounds(case: Case, day: Day) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) (N, 24) MW of each prosumer's exchange P: its bid limits intersected with what
+    its schedule can reach, [h, h + d̄ + R] (h the net load, R the curtailable renewables); finite."""
+    pros = case.prosumers
+    h = day.net_load
+    reach = h + pros.elastic_max[:, None] + pros.curtailable[:, None] * day.renewables
+    return np.maximum(pros.bid_min[:, None], h), np.minimum(pros.bid_max[:, None], reach)
+
+
+def _hourly_response(lam: np.ndarray, a, b, d_max, h, r, lower, upper):
+    """Exact response of the hourly prosumers, arrays (S, M, 24) (a, b, d̄ as (M, 1)): (d, c, θ, ok).
+
+    θ is the effective price λ + μ (μ the net multiplier of P's limits). P(θ) = h + d(θ) + c(θ) is
+    non-increasing; the limit T = clip(P(λ), lower, upper) is met at θ = λ if P(λ) = T, else at
+    θ = 0 if h + d(0) <= T <= h + d(0) + R (curtailing T − h − d(0)), else on d's linear piece,
+    θ = b − 2a(T − h − c) with c = 0 above θ = 0 and c = R below it.
+    """
+    d_of = lambda theta: np.clip((b - theta) / (2 * a), 0.0, d_max)
+    p_lam = h + d_of(lam) + np.where(lam < 0, r, 0.0)
+    target = np.clip(p_lam, lower, upper)
+    d0 = d_of(0.0) + 0 * lam
+    at_zero = (h + d0 <= target) & (target <= h + d0 + r)
+    c_side = np.where(target > h + d0, r, 0.0)  # below θ = 0 all of R is curtailed, above it none
+    theta = np.where(p_lam == target, lam, np.where(at_zero, 0.0, b - 2 * a * (target - h - c_side)))
+    d = d_of(theta)
+    c = np.where(theta < 0, r, np.where(theta > 0, 0.0, np.clip(target - h - d, 0.0, r)))
+    ok = (lower <= upper + 1e-12) & (np.abs(h + d + c - target) <= 1e-9)
+    return d, c, theta, ok
+
+
 # --- public API -------------------------------------------------------------------------------
 def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | None = None,
              hours: int = 0) -> BestResponse:
@@ -197,10 +252,6 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
     committed, hours: the first `hours` hours of `committed` (an (N, 24) response) are fixed.
     """
     checks.day_arg(case, day)
-    if case.prosumers.hourly.any():
-        raise NotImplementedError(
-            f"case {case.name!r}: prosumers with an elastic load, a bid limit or curtailment (seeds/003's kind) "
-            "are validated, but their best response is not built yet (docs/plans/seed003-p2p.md)")
     s, n = lam.shape[0], len(case.prosumers)
     pros = case.prosumers
     hi = pros.shift_fraction[:, None] * day.fixed_load
@@ -227,19 +278,43 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
     # solver noise can leave |z| ~ 1e-16 outside [0, max]; clip for clean outputs (residuals are checked)
     charge, discharge = np.maximum(charge, 0.0), np.maximum(discharge, 0.0)
 
-    exchange = day.net_load[None] + transfer + charge - discharge
+    elastic, curtailed = zeros.copy(), zeros.copy()
+    mu_d, mu_c, mu_p = zeros.copy(), zeros.copy(), zeros.copy()
+    hourly = np.flatnonzero(pros.hourly)
+    if hourly.size:
+        lower, upper = (x[hourly] for x in hourly_bounds(case, day))
+        if hours:
+            lower, upper = lower.copy(), upper.copy()
+            lower[:, :hours] = upper[:, :hours] = committed.exchange_power[hourly, :hours]
+        col = lambda x: x[hourly, None]
+        r = (pros.curtailable[:, None] * day.renewables)[hourly]
+        a, d_max = col(pros.utility_quadratic), col(pros.elastic_max)
+        d, c, theta, ok = _hourly_response(lam[:, hourly], a, col(pros.utility_linear), d_max,
+                                           day.net_load[hourly], r, lower, upper)
+        elastic[:, hourly], curtailed[:, hourly] = d, c
+        # net multipliers from stationarity: 2a d − b + θ + μ_d = 0, θ + μ_c = 0, θ = λ + μ_P; zero off the bounds
+        mu_d[:, hourly] = np.where((d <= 0) | (d >= d_max), -(2 * a * d - col(pros.utility_linear) + theta), 0.0)
+        mu_c[:, hourly] = np.where((c <= 0) | (c >= r), -theta, 0.0)
+        mu_p[:, hourly] = theta - lam[:, hourly]
+        transfer[:, hourly], nu[:, hourly] = 0.0, 0.0
+        mu_tr[:, hourly] = -theta  # the shift (fixed at 0) sits in the meter row, whose multiplier is −θ
+        status[:, hourly] = np.where(ok.all(-1), "optimal", "infeasible")
+
+    exchange = day.net_load[None] + transfer + charge - discharge + elastic + curtailed
     kappa = pros.kappa[None, :, None]
     eps = np.zeros(n)
     delta = np.zeros(n)
     eps[case.batteries.owner] = case.batteries.regularisation
     delta[case.batteries.owner] = case.batteries.degradation_cost
+    a, b = pros.utility_quadratic[None, :, None], pros.utility_linear[None, :, None]
     cost = (lam * exchange + kappa * transfer**2 + delta[None, :, None] * (charge + discharge)
-            + eps[None, :, None] * (charge**2 + discharge**2)).sum(-1)
+            + eps[None, :, None] * (charge**2 + discharge**2) + a * elastic**2 - b * elastic).sum(-1)
     simultaneous = np.minimum(charge, discharge).max(-1) > SIMULTANEOUS_TOL
     return BestResponse(prices=lam, transfer=transfer, charge=charge, discharge=discharge,
                         stored_energy=energy, exchange_power=exchange, cost=cost, shift_balance=nu,
                         transfer_bound=mu_tr, charge_bound=mu_ch, discharge_bound=mu_dis, energy_bound=mu_e,
-                        status=status, simultaneous=simultaneous)
+                        status=status, simultaneous=simultaneous, elastic=elastic, curtailed=curtailed,
+                        elastic_bound=mu_d, curtail_bound=mu_c, bid_bound=mu_p)
 
 
 def best_response(case: Case, day: Day, prices) -> BestResponse:

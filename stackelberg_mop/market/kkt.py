@@ -7,6 +7,10 @@ Prosumer n's problem, for prices λ (MODEL.md, "Single level"):
 with x = (P^tr, P^ch, P^dis, E) (96 values) for a prosumer with a battery, x = P^tr (24) without;
 P_n = Gx + h is the exchange power. E rows: Σ_t P^tr_t = 0, then E_t − E_{t−1} − η_c P^ch_t +
 P^dis_t/η_d = 0 with E_{−1} = E_init; the end state is the bound l = u = E_init on E_23.
+A prosumer of seeds/003's kind (`Prosumers.hourly`) has x = (P^tr, d, c, P) (96): the shift fixed
+at 0, the elastic load d (Q = 2a, c = −b), the curtailment c and the meter P with its bid limits as
+bounds (`follower.hourly_bounds`); E rows: Σ P^tr = 0, then the meter rows P − P^tr − d − c = h
+(multiplier −θ, θ the effective price of `follower`); P_n = P (G picks it, h_G = 0).
 
 KKT: Qx + c + Gᵀλ + Eᵀν − μ_l + μ_u = 0, primal feasibility, μ >= 0, μ_l(x − l) = μ_u(u − x) = 0.
 Strong duality then gives λᵀP_n = λᵀh − xᵀQx − cᵀx − dᵀν + lᵀμ_l − uᵀμ_u, the identity the bi-level
@@ -21,7 +25,7 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..data import Day
-from .follower import BestResponse
+from .follower import BestResponse, hourly_bounds
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +41,7 @@ class FollowerQP:
     lower: np.ndarray  # (nx,)
     upper: np.ndarray  # (nx,)
     has_battery: bool
+    hourly: bool = False  # seeds/003's kind: x = (P^tr, d, c, P), meter rows
 
     @property
     def size(self) -> int:
@@ -51,6 +56,17 @@ def follower_qp(case: Case, day: Day, n: int) -> FollowerQP:
     hi = pros.shift_fraction[n] * day.fixed_load[n]
     h = day.net_load[n]
     m = case.battery_of[n]
+    if pros.hourly[n]:
+        lower, upper = (x[n] for x in hourly_bounds(case, day))
+        r = pros.curtailable[n] * day.renewables[n]
+        z = np.zeros(HOURS)
+        return FollowerQP(
+            Q=np.concatenate([np.full(HOURS, 2 * pros.kappa[n]), np.full(HOURS, 2 * pros.utility_quadratic[n]), z, z]),
+            c=np.concatenate([z, np.full(HOURS, -pros.utility_linear[n]), z, z]),
+            G=np.hstack([zero, zero, zero, eye]), h=z.copy(),
+            E=np.vstack([np.concatenate([np.ones(HOURS), np.zeros(3 * HOURS)]), np.hstack([-eye, -eye, -eye, eye])]),
+            d=np.concatenate([[0.0], h]), lower=np.concatenate([z, z, z, lower]),
+            upper=np.concatenate([z, np.full(HOURS, pros.elastic_max[n]), r, upper]), has_battery=False, hourly=True)
     if m < 0:
         return FollowerQP(Q=np.full(HOURS, 2 * pros.kappa[n]), c=np.zeros(HOURS), G=eye.copy(), h=h,
                           E=np.ones((1, HOURS)), d=np.zeros(1), lower=-hi, upper=hi, has_battery=False)
@@ -80,6 +96,13 @@ def standard_solution(case: Case, response: BestResponse, n: int):
     row multipliers, ν_t = −Σ_{k>=t} y_k and the E_t bound multiplier is y_t.
     """
     split = lambda net: (np.maximum(-net, 0.0), np.maximum(net, 0.0))
+    if case.prosumers.hourly[n]:
+        theta = response.prices[n] + response.bid_bound[n]
+        x = np.concatenate([response.transfer[n], response.elastic[n], response.curtailed[n], response.exchange_power[n]])
+        nu = np.concatenate([np.atleast_1d(response.shift_balance[n]), -theta])
+        nets = np.concatenate([response.transfer_bound[n], response.elastic_bound[n], response.curtail_bound[n],
+                               response.bid_bound[n]])
+        return (x, nu, *split(nets))
     x = [response.transfer[n]]
     nu = [np.atleast_1d(response.shift_balance[n])]
     nets = [response.transfer_bound[n]]

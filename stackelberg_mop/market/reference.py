@@ -1,7 +1,8 @@
 """A deliberately naive, independent best response: one cvxpy problem per prosumer, rebuilt per call.
 
-Written straight from MODEL.md's lower level (variables P^tr, P^ch, P^dis, E and P), sharing no code
-with the fast path beyond the case data. The tests compare the fast path against it and the
+Written straight from MODEL.md's lower level (variables P^tr, P^ch, P^dis, E and P; for seeds/003's
+prosumers the elastic load d, the curtailment c and the bid limits on P), sharing no code with the
+fast path beyond the case data. The tests compare the fast path against it and the
 benchmark times it as the naive reference.
 """
 
@@ -28,13 +29,13 @@ def best_response_cvxpy(case: Case, day: Day, prices, solver: str = "CLARABEL", 
         solver_options = CLARABEL_TIGHT if solver == "CLARABEL" else {}
     pros, bat = case.prosumers, case.batteries
     out = {k: np.zeros((len(pros), HOURS)) for k in ("transfer", "charge", "discharge", "stored_energy",
-                                                      "exchange_power")}
+                                                      "exchange_power", "elastic", "curtailed")}
     out["cost"] = np.zeros(len(pros))
     for n in range(len(pros)):
         limit = pros.shift_fraction[n] * day.fixed_load[n]
         transfer = cp.Variable(HOURS)
         cons = [transfer >= -limit, transfer <= limit, cp.sum(transfer) == 0]
-        exchange = day.fixed_load[n] + transfer - day.pv[n]
+        exchange = day.fixed_load[n] + transfer - day.pv[n] - day.wind[n]
         cost = lam[n] @ exchange + pros.kappa[n] * cp.sum_squares(transfer)
         m = case.battery_of[n]
         charge = discharge = energy = None
@@ -48,8 +49,22 @@ def best_response_cvxpy(case: Case, day: Day, prices, solver: str = "CLARABEL", 
             exchange = exchange + charge - discharge
             cost += (lam[n] @ (charge - discharge) + bat.degradation_cost[m] * cp.sum(charge + discharge)
                      + bat.regularisation[m] * (cp.sum_squares(charge) + cp.sum_squares(discharge)))
+        elastic = curtailed = None
+        if pros.hourly[n]:
+            elastic, curtailed = cp.Variable(HOURS), cp.Variable(HOURS)
+            renewables = day.pv[n] + day.wind[n] if pros.curtailable[n] else np.zeros(HOURS)
+            cons += [elastic >= 0, elastic <= pros.elastic_max[n], curtailed >= 0, curtailed <= renewables]
+            exchange = exchange + elastic + curtailed
+            cost += lam[n] @ (elastic + curtailed) - (pros.utility_linear[n] * cp.sum(elastic)
+                                                     - pros.utility_quadratic[n] * cp.sum_squares(elastic))
+            cons += [exchange >= pros.bid_min[n]] if np.isfinite(pros.bid_min[n]) else []
+            cons += [exchange <= pros.bid_max[n]] if np.isfinite(pros.bid_max[n]) else []
         problem = cp.Problem(cp.Minimize(cost), cons)
         problem.solve(solver=solver, **solver_options)
+        if problem.status == cp.OPTIMAL_INACCURATE and solver_options is CLARABEL_TIGHT:
+            # a degenerate face (e.g. free curtailment at a price of exactly 0) can stall the tight
+            # tolerances; Clarabel's own (1e-8) then decide
+            problem.solve(solver=solver)
         if problem.status != cp.OPTIMAL:
             raise RuntimeError(f"reference best response of prosumer {n}: cvxpy status {problem.status}")
         out["transfer"][n] = transfer.value
@@ -58,5 +73,8 @@ def best_response_cvxpy(case: Case, day: Day, prices, solver: str = "CLARABEL", 
             out["charge"][n], out["discharge"][n], out["stored_energy"][n] = (
                 charge.value, discharge.value, energy.value)
             out["exchange_power"][n] += charge.value - discharge.value
+        if elastic is not None:
+            out["elastic"][n], out["curtailed"][n] = elastic.value, curtailed.value
+            out["exchange_power"][n] += elastic.value + curtailed.value
         out["cost"][n] = problem.value
     return out

@@ -216,7 +216,7 @@ def setpoints_of(case, p, q) -> np.ndarray:
     rating absorbs the residual (Newton on its P), so `evaluate` accepts the set-points.
     """
     k = len(case.mop)
-    if p is None or p.shape != (k, HOURS):
+    if k == 0 or p is None or p.shape != (k, HOURS):  # no MOP (or no values): nothing to balance
         return np.zeros((2, k, HOURS))
     p, q = np.array(p, float), np.array(q, float)
     a = case.mop.loss_coefficient
