@@ -162,9 +162,10 @@ def _entries(case, day):
          lambda v: benchmark.run(["tariff"], split="test", limit=v, progress=False)),
         ("optimum day", "day", st.one_of(st.none(), st.text(max_size=3), st.integers()), lambda v: sm.optimum(case, v)),
         ("optimum case", "case", st.one_of(st.none(), st.text(max_size=0), st.integers()), lambda v: sm.optimum(v, day)),
-        ("p2p_market cap_mw", "cap_mw", st.one_of(NOT_A_NUMBER.filter(lambda v: v not in ([], [0.0])), NON_FINITE),
-         lambda v: p2p_market(case, cap_mw=v)),
-        ("p2p_market trade_cost", "trade_cost", bad_number(lo=0, lo_open=True),
+        # None is each argument's default (the case's own platform, else 0.2 MW and γ = 10)
+        ("p2p_market cap_mw", "cap_mw", st.one_of(NOT_A_NUMBER.filter(lambda v: v not in ([], [0.0], None)),
+                                                  NON_FINITE), lambda v: p2p_market(case, cap_mw=v)),
+        ("p2p_market trade_cost", "trade_cost", bad_number(lo=0, lo_open=True).filter(lambda v: v is not None),
          lambda v: p2p_market(case, trade_cost=v)),
         ("benchmark policy", "policy", st.sampled_from(["flat:abc", "flat:nan", "oracle", "agent:", "agent:/nowhere",
                                                         "optimum:/nowhere.jsonl", "admm:fast"]),

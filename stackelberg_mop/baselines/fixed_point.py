@@ -106,8 +106,9 @@ class FixedPointResult:
 
 
 def kappa_scaled(case: Case, factor: float, batteries: bool = True) -> Case:
-    """The case with every prosumer's quadratic cost scaled by `factor` (> 0): κ_n, and with
-    ``batteries=True`` also the batteries' ε. The response slope ∂P/∂λ scales by 1/factor.
+    """The case with every prosumer's quadratic cost scaled by `factor` (> 0): κ_n, the elastic load's
+    utility coefficient a_n (seeds/003's Fig. 9: a, 1.5a, 2a), and with ``batteries=True`` also the
+    batteries' ε. The response slope ∂P/∂λ scales by 1/factor.
 
     In the default case the batteries are the elastic part of the response (slope 1/2ε = 0.5 MW per
     ¥/MWh against 1/2κ ≈ 2e-4 for the shiftable load), so scaling κ alone barely moves the cobweb
@@ -116,7 +117,9 @@ def kappa_scaled(case: Case, factor: float, batteries: bool = True) -> Case:
     """
     if not factor > 0:
         raise ValueError(f"factor: must be > 0, got {factor}")
-    changes = {"prosumers": dataclasses.replace(case.prosumers, kappa=case.prosumers.kappa * factor)}
+    pros = case.prosumers
+    changes = {"prosumers": dataclasses.replace(pros, kappa=pros.kappa * factor,
+                                                utility_quadratic=pros.utility_quadratic * factor)}
     if batteries:
         changes["batteries"] = dataclasses.replace(case.batteries,
                                                    regularisation=case.batteries.regularisation * factor)

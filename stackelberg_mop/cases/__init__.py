@@ -11,11 +11,12 @@ from .case import (
     Objective,
     PriceRules,
     Prosumers,
+    Sharing,
     Tariff,
     available_cases,
     case_from_dict,
     load_case,
 )
 
-__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Tariff",
+__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Sharing", "Tariff",
            "available_cases", "case_from_dict", "load_case"]

@@ -282,6 +282,49 @@ class Generators:
 
 
 @dataclass(frozen=True, eq=False)
+class Sharing:
+    """The prosumers' peer-to-peer sharing platform (seeds/003), optional.
+
+    cap: (N, N) MW, symmetric, zero diagonal: the largest trade |p_nm| between prosumers n and m
+    (0: the pair cannot trade). trade_cost γ: ¥/(MW²h), > 0, each side of a trade pays (γ/2)·p² (a
+    platform fee that makes the trades unique). `market.p2p.p2p_market(case)` builds the market from
+    it, with the prosumers' bid limits as limits on their exchange with the DNO after trades.
+    """
+
+    cap: np.ndarray
+    trade_cost: float = 1.0
+
+    def __post_init__(self):
+        try:
+            cap = checks.array("sharing.cap", self.cap, "MW")
+        except ValueError as err:
+            raise CaseError(str(err)) from None
+        if cap.ndim != 2 or cap.shape[0] != cap.shape[1]:
+            raise CaseError(f"sharing.cap: expected a square (N, N) matrix in MW, got shape {cap.shape}")
+        _require((cap >= 0) & (cap == cap.T), "sharing.cap", "must be >= 0 MW and symmetric", cap)
+        np.fill_diagonal(cap, 0.0)
+        cap.setflags(write=False)
+        object.__setattr__(self, "cap", cap)
+        object.__setattr__(self, "trade_cost", _number("sharing.trade_cost", self.trade_cost, lo=0, lo_open=True))
+
+    @classmethod
+    def from_pairs(cls, buses: np.ndarray, pairs, caps, trade_cost: float) -> Sharing:
+        """From pairs of prosumer buses and their caps (MW), as the JSON section ``p2p`` gives them."""
+        pairs = _values("p2p.pairs_bus", np.asarray(pairs, dtype=object).ravel().tolist() if len(pairs) else [], int)
+        caps = _values("p2p.caps_mw", caps)
+        if pairs.size != 2 * caps.size:
+            raise CaseError(f"p2p.pairs_bus: expected {caps.size} pairs of buses (one per cap), got {pairs.size} buses")
+        index = {int(b): i for i, b in enumerate(buses)}
+        cap = np.zeros((len(buses), len(buses)))
+        for (a, b), c in zip(pairs.reshape(-1, 2), caps):
+            if int(a) not in index or int(b) not in index or a == b:
+                raise CaseError(f"p2p.pairs_bus: [{a}, {b}] is not a pair of two prosumer buses "
+                                f"(prosumers at {sorted(index)})")
+            cap[index[int(a)], index[int(b)]] = cap[index[int(b)], index[int(a)]] = c
+        return cls(cap=cap, trade_cost=trade_cost)
+
+
+@dataclass(frozen=True, eq=False)
 class Grid:
     """The substation's exchange with the HV grid: import_limit, export_limit MW (>= 0; inf = none, the
     default). A finite import limit (a contract or transformer capacity) makes the DGs marginal in the
@@ -472,6 +515,7 @@ class Case:
     reference_wind: np.ndarray | None = field(default=None, repr=False)
     generators: Generators = field(default_factory=Generators)
     grid: Grid = field(default_factory=Grid)
+    sharing: Sharing | None = None
     s_base: float = 10.0
     v_min: float = 0.95
     v_max: float = 1.05
@@ -484,6 +528,10 @@ class Case:
             object.__setattr__(self, name, _number(f"case.{name}", getattr(self, name)))
         parts = {"prosumers": Prosumers, "batteries": Batteries, "mop": MOP, "tariff": Tariff,
                  "price_rules": PriceRules, "objective": Objective, "generators": Generators, "grid": Grid}
+        if self.sharing is not None and not isinstance(self.sharing, Sharing):
+            raise CaseError(f"case.sharing: expected a Sharing or None, got {type(self.sharing).__name__}")
+        if self.sharing is not None and self.sharing.cap.shape != (len(self.prosumers),) * 2:
+            raise CaseError(f"sharing.cap: shape {self.sharing.cap.shape} does not fit {len(self.prosumers)} prosumers")
         for name, kind in parts.items():
             if not isinstance(getattr(self, name), kind):
                 raise CaseError(f"case.{name}: expected a {kind.__name__}, got {type(getattr(self, name)).__name__}")
@@ -560,6 +608,8 @@ class Case:
                  "reference": [self.reference_load.tolist(), self.reference_pv.tolist()]}
         if self.prosumers.extended:
             parts["reference"].append(self.reference_wind.tolist())
+        if self.sharing is not None:
+            parts["sharing"] = [self.sharing.cap.tolist(), self.sharing.trade_cost]
         for name in ("prosumers", "batteries", "mop", "tariff", "price_rules", "objective", "generators", "grid"):
             part = getattr(self, name)
             if name in ("generators", "grid") and not (len(part) if name == "generators" else part.limited):
@@ -639,7 +689,9 @@ def case_from_dict(spec: dict, net=None) -> Case:
     Batteries name their owner by bus (``owner_bus``). The sections ``batteries``, ``mop``,
     ``generators`` (DGs: ``bus``, ``p_min_mw`` (default 0), ``p_max_mw``, ``q_min_mvar``, ``q_max_mvar``,
     ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
-    ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) are optional. ``price_rules`` may give each hour's own
+    ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) and ``p2p`` (the sharing
+    platform: ``pairs_bus`` [[bus, bus], ...], ``caps_mw`` one per pair, ``trade_cost_cny_per_mw2h``,
+    default 1) are optional. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
     (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
     replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``). A missing section or
@@ -649,9 +701,9 @@ def case_from_dict(spec: dict, net=None) -> Case:
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     spec = _resolve_extends(spec)
     try:
-        sections = {k: _section(spec, k, optional=k in ("batteries", "mop", "generators", "grid"))
+        sections = {k: _section(spec, k, optional=k in ("batteries", "mop", "generators", "grid", "p2p"))
                     for k in ("network", "prosumers", "batteries", "mop", "tariff", "price_rules", "objective",
-                              "voltage", "reference_profiles", "generators", "grid")}
+                              "voltage", "reference_profiles", "generators", "grid", "p2p")}
         pros, bat, mop = sections["prosumers"], sections["batteries"], sections["mop"]
         shift = pros["shift_fraction"]
         kappa = pros.get("kappa_cny_per_mw2h")
@@ -694,6 +746,9 @@ def case_from_dict(spec: dict, net=None) -> Case:
             cost_linear=gen.get("cost_linear_cny_per_mwh", []),
             cost_fixed=gen.get("cost_fixed_cny_per_h", [0.0] * len(gen.get("bus", []))))
         grid = Grid(import_limit=grid.get("import_limit_mw"), export_limit=grid.get("export_limit_mw"))
+        p2p = sections["p2p"]
+        sharing = None if not p2p else Sharing.from_pairs(prosumers.bus, p2p["pairs_bus"], p2p["caps_mw"],
+                                                         p2p.get("trade_cost_cny_per_mw2h", 1.0))
         price_rules = PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
                                  lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh"))
         profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}
@@ -704,7 +759,8 @@ def case_from_dict(spec: dict, net=None) -> Case:
         if net is None:  # last: the other fields are checked without building the network
             net = _pandapower_network(sections["network"].get("pandapower_case"))
         return Case(name=spec.get("name"), net=net, prosumers=prosumers, batteries=batteries, mop=mop, tariff=tariff,
-                    price_rules=price_rules, objective=objective, generators=generators, grid=grid, s_base=s_base,
+                    price_rules=price_rules, objective=objective, generators=generators, grid=grid, sharing=sharing,
+                    s_base=s_base,
                     **profiles, **limits)
     except _MissingField as err:
         raise CaseError(f"{err.args[0]}: missing field {err.args[1]!r}") from None

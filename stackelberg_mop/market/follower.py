@@ -214,12 +214,15 @@ def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.
 
 
 # --- seeds/003's prosumers: elastic load, curtailment, bid limits, hour by hour ---------------------
-def hourly_bounds(case: Case, day: Day) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) (N, 24) MW of each prosumer's exchange P: its bid limits intersected with what
-    its schedule can reach, [h, h + d̄ + R] (h the net load, R the curtailable renewables); finite."""
+def hourly_bounds(case: Case, day: Day, bid_limits: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) (N, 24) MW of each prosumer's exchange P: what its schedule can reach,
+    [h, h + d̄ + R] (h the net load, R the curtailable renewables), intersected with its bid limits
+    unless bid_limits=False (the sharing market, where they bound the exchange after trades); finite."""
     pros = case.prosumers
     h = day.net_load
     reach = h + pros.elastic_max[:, None] + pros.curtailable[:, None] * day.renewables
+    if not bid_limits:
+        return h, reach
     return np.maximum(pros.bid_min[:, None], h), np.minimum(pros.bid_max[:, None], reach)
 
 

@@ -48,8 +48,9 @@ class FollowerQP:
         return self.c.size
 
 
-def follower_qp(case: Case, day: Day, n: int) -> FollowerQP:
-    """Standard form of prosumer n's problem on `day`."""
+def follower_qp(case: Case, day: Day, n: int, bid_limits: bool = True) -> FollowerQP:
+    """Standard form of prosumer n's problem on `day`; bid_limits=False leaves the meter P of a
+    seeds/003 prosumer without its bid limits (the sharing market puts them on the exchange after trades)."""
     day.check(case)
     pros, bat = case.prosumers, case.batteries
     eye, zero = np.eye(HOURS), np.zeros((HOURS, HOURS))
@@ -57,7 +58,7 @@ def follower_qp(case: Case, day: Day, n: int) -> FollowerQP:
     h = day.net_load[n]
     m = case.battery_of[n]
     if pros.hourly[n]:
-        lower, upper = (x[n] for x in hourly_bounds(case, day))
+        lower, upper = (x[n] for x in hourly_bounds(case, day, bid_limits))
         r = pros.curtailable[n] * day.renewables[n]
         z = np.zeros(HOURS)
         return FollowerQP(

@@ -8,8 +8,10 @@ n's exchange with the DNO becomes
 
 Prosumer n pays Λ_n·g_n to the DNO, π_nm·p_nm to each peer m (π_nm = π_mn, the pairwise sharing
 price) and a trading cost (γ/2)·p_nm² per side (γ = `trade_cost`, ¥/MW²h; it prices the use of the
-platform and makes the trades unique). Optionally |g_n,t| <= exchange_limit_n (seeds/003 Eq. 17, the
-bid limit), which couples a prosumer's schedule to its trades.
+platform and makes the trades unique). Optionally lower_n <= g_n,t <= upper_n (seeds/003 Eq. 17, the
+bid limit; `exchange_limit` for a symmetric one), which couples a prosumer's schedule to its trades.
+`p2p_market(case)` reads a case's own platform (`cases.Sharing`: the pairwise caps and γ, with the
+prosumers' bid limits as these exchange limits), else every pair may trade 0.2 MW at γ = 10.
 
 The prosumers' joint (centralised) problem minimises Σ_n [own cost + Λ_n·g_n] + γ Σ_{n<m} p_nm²
 (the peer payments cancel). Three ways to solve it, same answer:
@@ -49,12 +51,15 @@ class P2PMarket:
 
     cap: (N, N) MW, symmetric, zero diagonal: the largest |p_nm| (0 = the pair cannot trade).
     trade_cost: γ, ¥/(MW²h), > 0; each side of a trade pays (γ/2) p².
-    exchange_limit: (N,) MW bound on |g_n,t| (the bid limit), or None for none.
+    exchange_limit: (N,) MW bound on |g_n,t| (the bid limit), or None for none; or one-sided and
+    asymmetric limits exchange_lower <= g_n,t <= exchange_upper ((N,) MW each, ±inf = none).
     """
 
     cap: np.ndarray
     trade_cost: float = 10.0
     exchange_limit: np.ndarray | None = None
+    exchange_lower: np.ndarray | None = None
+    exchange_upper: np.ndarray | None = None
 
     def __post_init__(self):
         cap = checks.array("cap", self.cap, "MW", finite=False)
@@ -72,20 +77,55 @@ class P2PMarket:
                 raise ValueError(f"exchange_limit: expected {cap.shape[0]} positive values in MW, got {lim}")
             lim.setflags(write=False)
             object.__setattr__(self, "exchange_limit", lim)
+            if self.exchange_lower is not None or self.exchange_upper is not None:
+                raise ValueError("exchange_limit: give it or exchange_lower/exchange_upper, not both")
+            object.__setattr__(self, "exchange_lower", -lim)
+            object.__setattr__(self, "exchange_upper", lim)
+        n = cap.shape[0]
+        for name, default in (("exchange_lower", -np.inf), ("exchange_upper", np.inf)):
+            value = getattr(self, name)
+            value = np.full(n, default) if value is None else checks.array(name, value, "MW", allow_inf=True).reshape(-1)
+            if value.shape != (n,):
+                raise ValueError(f"{name}: expected {n} values in MW, got shape {value.shape}")
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+        if np.any(self.exchange_lower > self.exchange_upper) or np.any(self.exchange_lower == np.inf) or np.any(
+                self.exchange_upper == -np.inf):
+            raise ValueError(f"exchange_lower: must lie below exchange_upper, got {self.exchange_lower} and "
+                             f"{self.exchange_upper}")
 
     @property
     def size(self) -> int:
         return self.cap.shape[0]
 
+    @property
+    def limited(self) -> bool:
+        """Whether any exchange limit is finite (the trades then couple with the schedules)."""
+        return bool(np.isfinite(self.exchange_lower).any() or np.isfinite(self.exchange_upper).any())
+
+    def limit_constraints(self, n: int, g) -> list:
+        """cvxpy constraints on prosumer n's exchange g (24,) after trades: its finite limits."""
+        lo, hi = self.exchange_lower[n], self.exchange_upper[n]
+        return ([g >= lo] if np.isfinite(lo) else []) + ([g <= hi] if np.isfinite(hi) else [])
+
     def key(self) -> tuple:
-        lim = None if self.exchange_limit is None else self.exchange_limit.tobytes()
-        return (self.cap.tobytes(), float(self.trade_cost), lim)
+        return (self.cap.tobytes(), float(self.trade_cost), self.exchange_lower.tobytes(),
+                self.exchange_upper.tobytes())
 
 
-def p2p_market(case: Case, cap_mw: float | np.ndarray = 0.2, trade_cost: float = 10.0,
+def p2p_market(case: Case, cap_mw: float | np.ndarray | None = None, trade_cost: float | None = None,
                exchange_limit_mw: float | np.ndarray | None = None) -> P2PMarket:
-    """A sharing platform for `case`: every pair may trade up to `cap_mw` (scalar or (N, N) matrix)."""
+    """A sharing platform for `case`: every pair may trade up to `cap_mw` (scalar or (N, N) matrix),
+    at γ = `trade_cost` ¥/(MW²h). Defaults: the case's own platform (`case.sharing`: its caps and γ,
+    with the prosumers' bid limits on their exchange after trades), else 0.2 MW and γ = 10."""
     n = len(checks.case_object(case).prosumers)
+    own = case.sharing
+    if own is not None and cap_mw is None and trade_cost is None and exchange_limit_mw is None:
+        pros = case.prosumers
+        return P2PMarket(cap=np.array(own.cap), trade_cost=own.trade_cost, exchange_lower=pros.bid_min,
+                         exchange_upper=pros.bid_max)
+    cap_mw = 0.2 if cap_mw is None else cap_mw
+    trade_cost = 10.0 if trade_cost is None else trade_cost
     cap = checks.array("cap_mw", cap_mw, "MW")
     if cap.shape not in ((), (n, n)):
         raise ValueError(f"cap_mw: expected one value or an ({n}, {n}) matrix in MW, got shape {cap.shape}")
@@ -174,7 +214,7 @@ class _CentralModel:
 
     def __init__(self, case: Case, day: Day, market: P2PMarket, proximal: bool = False):
         n = len(case.prosumers)
-        self.blocks = [ProsumerBlock(case, i, day) for i in range(n)]
+        self.blocks = [ProsumerBlock(case, i, day, bid_limits=False) for i in range(n)]
         self.prices = cp.Parameter((n, HOURS), name="prices")
         self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if market.cap[i, j] > 0]
         self.trade = {}
@@ -193,8 +233,7 @@ class _CentralModel:
             self.exchange.append(g)
             shifts.append(b.shift - bought)  # g − h, parameter-free
             cons += b.constraints
-            if market.exchange_limit is not None:
-                cons += [cp.abs(g) <= market.exchange_limit[i]]
+            cons += market.limit_constraints(i, g)
             obj = obj + b.own_cost + self.prices[i] @ (b.shift - bought)  # + Λ·h, a constant
         obj = obj + 0.5 * market.trade_cost * sum((cp.sum_squares(p) for p in self.trade.values()), start=0)
         self.rho = cp.Parameter(nonneg=True, name="rho") if proximal else None
@@ -267,7 +306,7 @@ class _LocalModel:
 
     def __init__(self, case: Case, day: Day, market: P2PMarket, n: int):
         size = market.size
-        self.block = ProsumerBlock(case, n, day)
+        self.block = ProsumerBlock(case, n, day, bid_limits=False)
         self.price = cp.Parameter(HOURS, name="price")
         # (ρ/2)‖p − v‖² + π·p = (ρ/2)‖p‖² + (π − ρv)·p + const: one linear Parameter keeps the problem DPP
         self.linear = cp.Parameter((size, HOURS), name="sharing_price_minus_rho_target")
@@ -276,8 +315,7 @@ class _LocalModel:
         cap = np.repeat(market.cap[n][:, None], HOURS, axis=1)
         self.exchange = self.block.exchange - cp.sum(self.trade, axis=0)
         cons = self.block.constraints + [cp.abs(self.trade) <= cap]
-        if market.exchange_limit is not None:
-            cons += [cp.abs(self.exchange) <= market.exchange_limit[n]]
+        cons += market.limit_constraints(n, self.exchange)
         obj = (self.block.own_cost + self.price @ (self.block.shift - cp.sum(self.trade, axis=0))  # + Λ·h
                + cp.sum(cp.multiply(self.linear, self.trade))
                + 0.5 * (market.trade_cost + self.rho) * cp.sum_squares(self.trade))
@@ -294,7 +332,7 @@ class _LocalModel:
 
 def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 1000.0, eps_abs: float = 1e-5,
                eps_rel: float = 1e-5, max_iter: int = 500, balance_residuals: bool = True,
-               initial_price=None) -> P2PResult:
+               initial_price=None, rule: str = "boyd") -> P2PResult:
     """The distributed sharing mechanism (seeds/003 Algorithm 1), consensus ADMM on p_nm = −p_mn.
 
     Each iteration every prosumer n solves its own problem given the sharing prices π_n· and the
@@ -305,7 +343,15 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     residuals relative to their tolerances (they have different units).
     rho: ¥/(MW²h). initial_price: (N, N, 24) or scalar start of π (default: the mean of Λ each hour,
     public information). Returns a `P2PResult` with the residual log.
+    rule="paper": seeds/003's Algorithm 1 as written: the sharing prices and the expected sharing
+    power start at zero (π⁰ = 0 unless initial_price is given, v⁰ = 0), ρ stays fixed (no residual
+    balancing) and the only stopping test is the sharing balance, max |p_nm + p_mn| <= eps_abs (MW).
     """
+    checks.choice("rule", rule, ("boyd", "paper"))
+    paper = rule == "paper"
+    if paper:
+        balance_residuals = False
+        initial_price = 0.0 if initial_price is None else initial_price
     lam = _check(case, prices, market)
     n = market.size
     models = _cached(case, "local", market,
@@ -339,6 +385,8 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
             pi = pi + rho * r * mask
             converged, next_rho = log.record(rho, r, new_target - target, np.linalg.norm(trades),
                                              np.linalg.norm(new_target), np.linalg.norm(pi))
+            if paper:  # the sharing balance alone: ‖p_nm + p_mn‖∞ = 2‖r‖∞
+                converged = 2 * float(np.abs(r).max()) <= eps_abs
             target = new_target
             if converged:
                 status = "optimal"
@@ -368,11 +416,15 @@ def p2p_response(case: Case, day: Day, prices, market: P2PMarket, method: str = 
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     lam = _check(case, prices, market)
+    bid_limited = bool(np.isfinite(case.prosumers.bid_min).any() or np.isfinite(case.prosumers.bid_max).any())
     if method == "auto":
-        method = "exact" if market.exchange_limit is None else "centralised"
+        method = "exact" if not (market.limited or bid_limited) else "centralised"
     if method == "exact":
-        if market.exchange_limit is not None:
+        if market.limited:
             raise ValueError("method: 'exact' needs a market without exchange_limit (use 'centralised')")
+        if bid_limited:
+            raise ValueError("method: 'exact' needs prosumers without bid limits (under sharing they bound the "
+                             "exchange after trades, which couples schedules and trades; use 'centralised')")
         return _solve_exact(case, day, lam, market)
     if method == "centralised":
         return solve_centralised(case, day, lam, market)

@@ -17,7 +17,8 @@ from .kkt import follower_qp
 
 
 class ProsumerBlock:
-    """Variables, constraints and own cost of prosumer n, for any day of `case`.
+    """Variables, constraints and own cost of prosumer n, for any day of `case` (bid_limits=False: a
+    seeds/003 prosumer's meter without its bid limits, for the sharing market).
 
     x: the standard-form variables (shift, and charge, discharge, energy if it owns a battery; shift,
     elastic load, curtailment and meter for seeds/003's kind).
@@ -26,9 +27,9 @@ class ProsumerBlock:
     utility; no energy payment).
     """
 
-    def __init__(self, case: Case, n: int, day: Day):
-        qp = follower_qp(case, day, n)
-        self.case, self.n = case, n
+    def __init__(self, case: Case, n: int, day: Day, bid_limits: bool = True):
+        qp = follower_qp(case, day, n, bid_limits)
+        self.case, self.n, self.bid_limits = case, n, bid_limits
         self.x = cp.Variable(qp.size, name=f"x_{n}")
         self.h = cp.Parameter(HOURS, name=f"net_load_{n}")
         self.lower = cp.Parameter(qp.size, name=f"lower_{n}")
@@ -41,7 +42,7 @@ class ProsumerBlock:
         self.set_day(day)
 
     def set_day(self, day: Day) -> None:
-        qp = follower_qp(self.case, day, self.n)
+        qp = follower_qp(self.case, day, self.n, self.bid_limits)
         self.h.value, self.lower.value, self.upper.value, self.rhs.value = qp.h, qp.lower, qp.upper, qp.d
 
     def own_cost_value(self) -> float:
