@@ -181,3 +181,15 @@ def test_optional_prosumer_parts_build_the_days(spec, case):
 def test_optional_prosumer_parts_are_validated(spec, edit, field):
     with pytest.raises(CaseError, match=field):
         case_from_dict(_seed003_spec(spec, edit))
+
+
+def test_a_wind_case_needs_wind_profiles(spec, monkeypatch):
+    """A profile file without wind profiles is refused for a case with wind, never replaced by another."""
+    import importlib
+
+    days_module = importlib.import_module("stackelberg_mop.data.days")  # the module, not `data.days()`
+    c = case_from_dict(_seed003_spec(spec))
+    profiles = {k: v for k, v in days_module._profiles().items() if not k.startswith("wind")}
+    monkeypatch.setattr(days_module, "_profiles", lambda: profiles)
+    with pytest.raises(ValueError, match="has wind, but the shipped profile file has no wind profiles"):
+        sm.simbench_day(c, 10)

@@ -147,3 +147,19 @@ def test_import_limit_raises_the_lmps(case, dg_case):
     assert binds.any() and free.grid_power[binds].min() > dg_case.grid.import_limit
     assert np.all(limited.lmp[:, binds] >= free.lmp[:, binds] - TOL_LMP)
     assert limited.dg_cost > free.dg_cost
+
+
+def test_export_limit_caps_what_the_feeder_sends_up(dg_case):
+    """With cheap DGs and no load to serve, the DNO exports at the sell price; an export limit caps it."""
+    import dataclasses
+
+    gen = dataclasses.replace(dg_case.generators, cost_quadratic=np.full(5, 100.0), cost_linear=np.full(5, 50.0))
+    free = dg_case.replace(generators=gen, grid=sm.cases.Grid(import_limit=1.8))
+    capped = free.replace(grid=sm.cases.Grid(import_limit=1.8, export_limit=0.2))
+    day = sm.reference_day(free)
+    exchange = sm.best_response(free, day, np.asarray(free.tariff.buy_price, float)).exchange_power
+    sent = dispatch_model(free).solve(day, exchange)
+    held = dispatch_model(capped).solve(day, exchange)
+    assert sent.status == held.status == "optimal"
+    assert sent.grid_power.min() < -0.2 and held.grid_power.min() >= -0.2 - 1e-6
+    assert held.dg_p.sum() < sent.dg_p.sum()

@@ -151,7 +151,7 @@ def test_the_case_has_the_papers_sharing_platform(case3):
     assert res.method == "centralised" and res.ok
     assert np.all(np.abs(res.trades) <= market.cap[:, :, None] + 1e-7)
     assert np.all(res.exchange_power >= -1e-7) and np.all(res.exchange_power <= market.exchange_upper[:, None] + 1e-7)
-    with pytest.raises(ValueError, match="'exact' needs prosumers without bid limits"):
+    with pytest.raises(ValueError, match="'exact' needs a market without exchange_limit"):
         p2p_response(case3, sm.reference_day(case3), np.full(24, 900.0), p2p_market(case3, cap_mw=0.1), method="exact")
 
 
@@ -213,3 +213,47 @@ def test_the_environments_run_on_the_papers_system(env_id, kwargs):
         rewards.append(reward)
         done = terminated or truncated
     assert info["status"] == "optimal" and np.all(np.isfinite(rewards))
+
+
+def test_market_overrides_keep_the_bid_limits_and_validate(case3):
+    """Whatever is overridden, the prosumers' bid limits bound their exchange after trades; limits
+    are checked; a market copies with dataclasses.replace."""
+    import dataclasses
+
+    from stackelberg_mop.market.p2p import P2PMarket, p2p_market, p2p_response
+
+    day = sm.reference_day(case3)
+    for market in (p2p_market(case3, trade_cost=20.0), p2p_market(case3, cap_mw=0.3),
+                   p2p_market(case3, exchange_limit_mw=0.45)):
+        np.testing.assert_array_equal(market.exchange_lower, np.maximum(case3.prosumers.bid_min,
+                                                                         market.exchange_lower))
+        res = p2p_response(case3, day, np.linspace(500, 1500, 24), market)
+        assert res.ok and res.exchange_power.min() >= -1e-7
+        assert np.all(res.exchange_power <= market.exchange_upper[:, None] + 1e-7)
+    assert p2p_market(case3, exchange_limit_mw=0.45).exchange_upper.tolist() == [0.45, 0.45, 0.4]
+    sym = P2PMarket(cap=np.ones((3, 3)) * 0.1, exchange_limit=[0.3, 0.3, 0.3])
+    assert dataclasses.replace(sym, trade_cost=20.0).exchange_upper.tolist() == [0.3, 0.3, 0.3]
+    with pytest.raises(ValueError, match="exchange_lower: must lie below exchange_upper"):
+        P2PMarket(cap=np.zeros((3, 3)), exchange_lower=[0, 0, 1.0], exchange_upper=[1, 1, 0.5])
+    with pytest.raises(ValueError, match="exchange_upper: expected 3 values"):
+        P2PMarket(cap=np.zeros((3, 3)), exchange_upper=[1.0, 1.0])
+
+
+def test_algorithm1_as_written(case3):
+    """`solve_admm(rule="paper")`: starts from zero prices and trades, keeps ρ fixed, and stops as soon
+    as the sharing balance max |p_nm + p_mn| is within ε, reaching the centralised trades."""
+    from stackelberg_mop.market.p2p import p2p_market, p2p_response, solve_admm
+
+    day, market = sm.reference_day(case3), p2p_market(case3)
+    prices = np.linspace(600, 1400, 24)[None, :] + np.array([[0.0], [15.0], [8.0]])
+    res = solve_admm(case3, day, prices, market, rule="paper", rho=400.0, eps_abs=1e-4)
+    central = p2p_response(case3, day, prices, market, method="centralised")
+    assert res.status == "optimal" and len(set(res.rho)) == 1
+    assert res.primal_residual[-1] <= 0.5e-4 * np.sqrt(res.trades.size)  # ‖r‖₂ <= √d ‖r‖∞, 2‖r‖∞ <= ε
+    assert res.primal_residual[-2] > 0.5e-4  # it had not stopped before the balance was met
+    assert np.abs(res.trades - central.trades).max() < 1e-3
+    assert abs(res.joint_cost - central.joint_cost) <= 1e-4 * abs(central.joint_cost)
+    slower = solve_admm(case3, day, prices, market, rule="paper", rho=400.0, eps_abs=1e-6)
+    assert slower.iterations > res.iterations  # the stop is the balance tolerance
+    with pytest.raises(ValueError, match="rule"):
+        solve_admm(case3, day, prices, market, rule="fast")

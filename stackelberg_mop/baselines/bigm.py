@@ -44,9 +44,10 @@ box then never cuts off the follower's response. Prices are boxed, λ_t ∈ [λ�
    θ_t ∈ [min(λ̲_t, b − 2a d̄, 0), max(λ̄_t, b, 0)], i.e. ν_t = −θ_t in the negated box. The shift
    P^tr is fixed at 0 for these prosumers: ν₀ is then any value (the fixed variable's free net
    multiplier, boxed by 3., absorbs it), so the box of 1. is kept. The box is widened by
-   METER_MARGIN on each side: at prices on the box's edge the bid limit's multiplier reaches the
-   bound that 3. derives from it exactly (μ = λ̄ when curtailing at θ = 0), which the verification
-   would read as a Big-M that cuts (it flags multipliers within BIGM_TOL of their Big-M).
+   METER_MARGIN on each side: at prices on the box's edge a valid KKT point can reach the bound
+   that 3. derives from it exactly (curtailing at θ = 0 with the bid floor binding, the floor's
+   multiplier μ_l = λ − θ = λ̄ when min(λ̲, b − 2a d̄, 0) = 0), which the verification would read as
+   a Big-M that cuts (it flags multipliers within BIGM_TOL of their Big-M).
 
 Every solution is nevertheless checked: the multipliers must stay strictly inside their boxes
 (`max_bigm_ratio` in the verification) and the followers are re-solved at λ*.

@@ -78,8 +78,9 @@ class Prosumers:
 
     Optional (seeds/003's prosumers; absent = not present):
     wind_capacity: MW (peak of the wind profile), default 0.
-    fixed_load_peak: MW, the fixed load's peak (× the load profile); default None: the bus's nominal
-    active load × the profile.
+    fixed_load_peak: MW, the fixed load's scale (× the load profile: the reference day's peak is
+    fixed_load_peak × max(reference_load), a SimBench day's yearly peak hour the same); default None:
+    the bus's nominal active load × the profile.
     elastic_max d̄ (MW, default 0: none), utility_quadratic a (¥/(MW²h), > 0 where d̄ > 0),
     utility_linear b (¥/MWh): an elastic load 0 <= d <= d̄ of utility b·d − a·d² per hour.
     bid_min, bid_max: MW, limits on the exchange P_n,t (the bid limit); default None: none.
@@ -292,7 +293,7 @@ class Sharing:
     """
 
     cap: np.ndarray
-    trade_cost: float = 1.0
+    trade_cost: float = 10.0
 
     def __post_init__(self):
         try:
@@ -691,7 +692,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
     ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
     ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) and ``p2p`` (the sharing
     platform: ``pairs_bus`` [[bus, bus], ...], ``caps_mw`` one per pair, ``trade_cost_cny_per_mw2h``,
-    default 1) are optional. ``price_rules`` may give each hour's own
+    default 10) are optional. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
     (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
     replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``). A missing section or
@@ -748,7 +749,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
         grid = Grid(import_limit=grid.get("import_limit_mw"), export_limit=grid.get("export_limit_mw"))
         p2p = sections["p2p"]
         sharing = None if not p2p else Sharing.from_pairs(prosumers.bus, p2p["pairs_bus"], p2p["caps_mw"],
-                                                         p2p.get("trade_cost_cny_per_mw2h", 1.0))
+                                                         p2p.get("trade_cost_cny_per_mw2h", 10.0))
         price_rules = PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
                                  lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh"))
         profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}

@@ -81,7 +81,7 @@ class StackelbergMOPEnv(gym.Env):
     the reward only. failure_reward: the reward of a failed solve. hv_prices: "day" (the day's HV
     tariff) or "sampled" (each reset draws the HV buy price around it, seeds/001's uncertainty).
     price_per_prosumer: one price row per prosumer (action N·24 prices, each row mapped and projected
-    like the single row). p2p: False, True (`market.p2p.p2p_market(case)`: 0.2 MW between every pair)
+    like the single row). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
     or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
     sharing market's exchange and costs are scored (seeds/003). Trades only pay when prices differ
     between prosumers, so p2p goes with price_per_prosumer=True.

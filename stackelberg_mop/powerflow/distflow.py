@@ -565,7 +565,7 @@ class DispatchModel:
             result.mop_loss / s, case.mop.loss_coefficient[:, None] * np.hypot(pm, qm)))
         gen = case.generators
         dg = np.clip(result.dg_p / gen.p_max[:, None], (gen.p_min / gen.p_max)[:, None], 1.0)
-        values.update(dg_p=dg, dg_q=result.dg_q / s, dg_epi=dg**2)
+        values.update(dg_p=dg, dg_q=np.clip(result.dg_q, gen.q_min[:, None], gen.q_max[:, None]) / s, dg_epi=dg**2)
         missing = [var.name() for var in self.problem.variables() if var.name() not in values]
         if missing:
             raise ValueError(f"variable_values: no value for the variables {missing} from a DispatchResult")

@@ -126,9 +126,9 @@ def conic_hours(case: Case, day: Day, mop: str, voltage_limits: str) -> ConicHou
 def _ranges(case: Case, day: Day, followers: list, mop: bool, hard: bool) -> dict:
     """Bounds (lower, upper) of the dispatch model's variables by name, per unit: flows from the
     largest demand and generation below each branch with a 50 % margin for losses (checked at the
-    solution), voltages from the limits (hard) or a wide physical range, DGs from their ratings (output
-    per rating p̃ and its epigraph e = p̃² in [p_min/p_max, 1] and its square); SCIP's branching wants
-    them finite."""
+    solution), voltages from the limits (hard) or a wide physical range, DGs from their ratings
+    (p̃ = P/P_max ∈ [p_min/p_max, 1], its epigraph e ∈ [(p_min/p_max)², 1], Q in its range); SCIP's
+    branching wants them finite."""
     fd, s, mop_dev = feeder(case), case.s_base, case.mop
     v_lo, v_hi = (case.v_min**2, case.v_max**2) if hard else (0.49, 1.69)
     pos = case.bus_position(case.prosumers.bus)
