@@ -257,3 +257,19 @@ def test_algorithm1_as_written(case3):
     assert slower.iterations > res.iterations  # the stop is the balance tolerance
     with pytest.raises(ValueError, match="rule"):
         solve_admm(case3, day, prices, market, rule="fast")
+
+
+def test_algorithm2_without_sharing_is_an_exact_equilibrium(case3):
+    """Without sharing, the bids at the fixed point are the exact best response to its prices, and
+    the prices are the LMPs of those bids' dispatch (to the stopping tolerance), within 20 iterations."""
+    from stackelberg_mop.baselines.seed003 import algorithm2
+    from stackelberg_mop.powerflow import dispatch_model
+
+    day = sm.reference_day(case3)
+    res = algorithm2(case3, day, None)
+    assert res.status == "converged" and res.iterations <= 20
+    response = sm.best_response(case3, day, res.prices)
+    assert max(kkt_residuals(case3, day, response).values()) < 1e-6
+    np.testing.assert_allclose(response.exchange_power, res.exchange_power, atol=1e-3)
+    lmp = dispatch_model(case3).solve(day, response.exchange_power).lmp[case3.bus_position(case3.prosumers.bus)]
+    assert np.abs(lmp - res.prices).max() <= 0.5
