@@ -172,6 +172,26 @@ def test_lindistflow_is_the_same_problem_without_losses(case, day, tariff_respon
     assert lin.grid_power.sum() < opf.grid_power.sum()  # no line losses to buy
 
 
+@pytest.mark.parametrize("formulation", ["socp", "lindistflow"])
+def test_both_formulations_keep_a_line_rating(case, day, tariff_response, formulation):
+    """A 2 MVA rating on line 1–2 (seeds/001's line case) holds in either formulation (SOCP: ℓ <= I²;
+    LinDistFlow: ||(P, Q)|| <= I at 1 p.u.), where the unlimited dispatch exceeds it."""
+    from stackelberg_mop.cases.variants import line_limited_case
+    from stackelberg_mop.powerflow import feeder
+
+    limited = line_limited_case(case, 2.0)
+    b = int(np.flatnonzero(np.isfinite(feeder(limited).i_max))[0])
+    flow = lambda r: float(np.hypot(r.branch_p[b], r.branch_q[b]).max())  # MVA at the sending end
+    free = dispatch(case, day, tariff_response.exchange_power, formulation=formulation)
+    held = dispatch(limited, day, tariff_response.exchange_power, formulation=formulation)
+    assert free.status == held.status == "optimal" and flow(free) > 2.1
+    v = held.v[feeder(limited).from_pos[b]]
+    if formulation == "socp":  # |S| = |I|·|V| <= I_max |V|
+        assert np.all(np.hypot(held.branch_p[b], held.branch_q[b]) <= 2.0 * np.sqrt(v) + 1e-5)
+    else:
+        assert flow(held) <= 2.0 + 1e-5
+
+
 def test_set_point_scoring_reproduces_the_dispatch(case, day, scenarios):
     full = scenarios["full strategy"]
     fixed = sm.evaluate(case, day, case.tariff.buy_price, mop=np.stack([full.mop_p, full.mop_q]))

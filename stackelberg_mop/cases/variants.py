@@ -19,7 +19,8 @@ def line_limited_case(case: Case, limit_mva: float = DEFAULT_LIMIT_MVA, line: tu
     """A copy of `case` whose branch `line` (pandapower buses, either order) carries at most `limit_mva`.
 
     The limit is written as the line's current rating, max_i_ka = S / (√3 · V_n), which the network
-    models read (the branch's ℓ <= I_max² at 1 p.u. voltage). The original case is not modified.
+    models read (SOCP: the branch's ℓ <= I_max²; LinDistFlow: its apparent flow <= I_max at 1 p.u.
+    voltage). The original case is not modified.
     """
     if not limit_mva > 0:
         raise ValueError(f"limit_mva: must be > 0, got {limit_mva}")

@@ -78,6 +78,10 @@ class SOCP:
         lhs = flat(current + v_from)
         return [cp.SOC(lhs, cp.vstack([flat(2 * p), flat(2 * q), flat(current - v_from)]), axis=0)]
 
+    def branch_limits(self, p, q, current, limited: np.ndarray, i_max: np.ndarray) -> list:
+        """The current ratings (p.u.) of the branches `limited`: ℓ <= I_max²."""
+        return [current[limited] <= (i_max[limited] ** 2)[:, None]]
+
 
 class LinDistFlow:
     """Linearised DistFlow: lossless branches (ℓ = 0), voltage drop linear in the flows."""
@@ -89,6 +93,14 @@ class LinDistFlow:
 
     def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
         return []
+
+    def branch_limits(self, p, q, current, limited: np.ndarray, i_max: np.ndarray) -> list:
+        """The current ratings (p.u.) of the branches `limited` at 1 p.u. voltage (LinDistFlow's own
+        approximation): the apparent flow ||(P, Q)|| <= I_max, one cone per branch-hour."""
+        hours = p.shape[1]
+        flat = lambda e: cp.reshape(e, (e.size,), order="F")
+        bound = np.repeat(i_max[limited][:, None], hours, axis=1)
+        return [cp.SOC(flat(cp.Constant(bound)), cp.vstack([flat(p[limited]), flat(q[limited])]), axis=0)]
 
 
 FORMULATIONS = {"socp": SOCP, "lindistflow": LinDistFlow}
@@ -341,7 +353,8 @@ class DispatchModel:
     formulation: "socp" (default) or "lindistflow". mop: "opf" (the MOP is dispatched) or "off" (idle).
     voltage_limits: "hard" (V_min <= |V| <= V_max), "soft" (violations allowed at
     SOFT_VOLTAGE_PENALTY ¥ per p.u. per bus-hour, reported apart from the objective) or "none".
-    Branch current limits come from the network's ``line.max_i_ka`` (values >= 1000 kA mean none).
+    Branch current limits come from the network's ``line.max_i_ka`` (values >= 1000 kA mean none), each
+    formulation's `branch_limits` hook writing them (SOCP: ℓ <= I²; LinDistFlow: ||(P, Q)|| <= I at 1 p.u.).
     direct: re-solve by driving Clarabel directly (`_DirectClarabel`, checked against cvxpy at the first
     solve; about 20 % faster; a model of several hours is solved hour by hour with the one-hour
     model's solver, `_HourlyClarabel`); False keeps cvxpy's own path. After `solve`, ``objective.value`` and the
@@ -387,8 +400,8 @@ class DispatchModel:
         cons = self._distflow(demand_p) + [buying >= pg, buying >= 0] + generator_cons + self._grid_limits(pg)
         cons += self.formulation.constraints(fd, v[fd.from_pos], p, q, current) + mop_cons
         limited = np.flatnonzero(np.isfinite(fd.i_max))
-        if current is not None and limited.size:
-            cons += [current[limited] <= (fd.i_max[limited] ** 2)[:, None]]
+        if limited.size:
+            cons += self.formulation.branch_limits(p, q, current, limited, fd.i_max)
 
         voltage_cons, deviation, penalty = self._voltages(v, voltage_limits)
         cons += voltage_cons
