@@ -6,6 +6,7 @@ from .case import (
     Batteries,
     Case,
     CaseError,
+    DSAMarket,
     Generators,
     Grid,
     Objective,
@@ -18,5 +19,5 @@ from .case import (
     load_case,
 )
 
-__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Sharing", "Tariff",
+__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "DSAMarket", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Sharing", "Tariff",
            "available_cases", "case_from_dict", "load_case"]

@@ -326,6 +326,38 @@ class Sharing:
 
 
 @dataclass(frozen=True, eq=False)
+class DSAMarket:
+    """seeds/001's market of distribution substation areas (DSAs), optional: the prosumers are the DSAs
+    (their loads, PV/wind, shiftable load and batteries), each trading with the network at the tariff
+    and, cooperating, with the others over the `Sharing` platform's pairs (`market.dsa`). Arrays of N.
+
+    comfort_cost: ¥/MWh on |shifted load| (demand response's comfort penalty, seeds/001 Eq. 1k).
+    import_max, export_max: MW, each DSA's purchase and sale limits with the network (Eqs. 1c–1d).
+    curtailable: whether its renewables may be curtailed at no cost. admm_penalty: ρ_n, ¥/(MW²h), > 0,
+    each DSA's own penalty in the decentralised ADMM (Algorithm 1).
+    """
+
+    comfort_cost: np.ndarray
+    import_max: np.ndarray
+    export_max: np.ndarray
+    curtailable: np.ndarray
+    admm_penalty: np.ndarray
+
+    def __post_init__(self):  # lengths are the case's to check (one value per DSA)
+        for name in ("comfort_cost", "import_max", "export_max", "admm_penalty"):
+            value = _values(f"dsa.{name}", getattr(self, name))
+            object.__setattr__(self, name, value)
+            _require(value > 0 if name == "admm_penalty" else value >= 0, f"dsa.{name}",
+                     "must be > 0 ¥/(MW²h)" if name == "admm_penalty" else "must be >= 0", value)
+        curtail = np.asarray(self.curtailable)
+        if curtail.ndim != 1 or not (curtail.dtype == bool or np.isin(curtail, (0, 1)).all()):
+            raise CaseError(f"dsa.curtailable: expected values true or false, got {curtail.tolist()}")
+        curtail = curtail.astype(bool)
+        curtail.setflags(write=False)
+        object.__setattr__(self, "curtailable", curtail)
+
+
+@dataclass(frozen=True, eq=False)
 class Grid:
     """The substation's exchange with the HV grid: import_limit, export_limit MW (>= 0; inf = none, the
     default). A finite import limit (a contract or transformer capacity) makes the DGs marginal in the
@@ -517,6 +549,7 @@ class Case:
     generators: Generators = field(default_factory=Generators)
     grid: Grid = field(default_factory=Grid)
     sharing: Sharing | None = None
+    dsa: DSAMarket | None = None
     s_base: float = 10.0
     v_min: float = 0.95
     v_max: float = 1.05
@@ -533,6 +566,15 @@ class Case:
             raise CaseError(f"case.sharing: expected a Sharing or None, got {type(self.sharing).__name__}")
         if self.sharing is not None and self.sharing.cap.shape != (len(self.prosumers),) * 2:
             raise CaseError(f"sharing.cap: shape {self.sharing.cap.shape} does not fit {len(self.prosumers)} prosumers")
+        if self.dsa is not None:
+            if not isinstance(self.dsa, DSAMarket):
+                raise CaseError(f"case.dsa: expected a DSAMarket or None, got {type(self.dsa).__name__}")
+            for f in dataclasses.fields(self.dsa):
+                size = np.size(getattr(self.dsa, f.name))
+                if size != len(self.prosumers):
+                    raise CaseError(f"dsa.{f.name}: expected {len(self.prosumers)} values (one per DSA), got {size}")
+            if self.sharing is None:
+                raise CaseError("dsa: needs the section p2p (the pairs that may trade and their fee)")
         for name, kind in parts.items():
             if not isinstance(getattr(self, name), kind):
                 raise CaseError(f"case.{name}: expected a {kind.__name__}, got {type(getattr(self, name)).__name__}")
@@ -611,6 +653,8 @@ class Case:
             parts["reference"].append(self.reference_wind.tolist())
         if self.sharing is not None:
             parts["sharing"] = [self.sharing.cap.tolist(), self.sharing.trade_cost]
+        if self.dsa is not None:
+            parts["dsa"] = {f.name: _plain(getattr(self.dsa, f.name)) for f in dataclasses.fields(self.dsa)}
         for name in ("prosumers", "batteries", "mop", "tariff", "price_rules", "objective", "generators", "grid"):
             part = getattr(self, name)
             if name in ("generators", "grid") and not (len(part) if name == "generators" else part.limited):
@@ -692,7 +736,9 @@ def case_from_dict(spec: dict, net=None) -> Case:
     ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
     ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) and ``p2p`` (the sharing
     platform: ``pairs_bus`` [[bus, bus], ...], ``caps_mw`` one per pair, ``trade_cost_cny_per_mw2h``,
-    default 10) are optional. ``price_rules`` may give each hour's own
+    default 10), ``dsa`` (seeds/001's substation areas, `DSAMarket`: ``comfort_cost_cny_per_mwh``,
+    ``import_max_mw``, ``export_max_mw``, ``curtailable``, ``admm_penalty_cny_per_mw2h``; needs ``p2p``)
+    are optional. ``network.load_scale`` (default 1) scales the network's own loads. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
     (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
     replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``). A missing section or
@@ -702,9 +748,10 @@ def case_from_dict(spec: dict, net=None) -> Case:
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     spec = _resolve_extends(spec)
     try:
-        sections = {k: _section(spec, k, optional=k in ("batteries", "mop", "generators", "grid", "p2p"))
+        optional = ("batteries", "mop", "generators", "grid", "p2p", "dsa")
+        sections = {k: _section(spec, k, optional=k in optional)
                     for k in ("network", "prosumers", "batteries", "mop", "tariff", "price_rules", "objective",
-                              "voltage", "reference_profiles", "generators", "grid", "p2p")}
+                              "voltage", "reference_profiles", *optional[2:])}
         pros, bat, mop = sections["prosumers"], sections["batteries"], sections["mop"]
         shift = pros["shift_fraction"]
         kappa = pros.get("kappa_cny_per_mw2h")
@@ -750,6 +797,11 @@ def case_from_dict(spec: dict, net=None) -> Case:
         p2p = sections["p2p"]
         sharing = None if not p2p else Sharing.from_pairs(prosumers.bus, p2p["pairs_bus"], p2p["caps_mw"],
                                                          p2p.get("trade_cost_cny_per_mw2h", 10.0))
+        dsa = sections["dsa"]
+        dsa = None if not dsa else DSAMarket(
+            comfort_cost=dsa["comfort_cost_cny_per_mwh"], import_max=dsa["import_max_mw"],
+            export_max=dsa["export_max_mw"], curtailable=dsa.get("curtailable", [False] * len(prosumers)),
+            admm_penalty=dsa["admm_penalty_cny_per_mw2h"])
         price_rules = PriceRules(rules["price_min_cny_per_mwh"], rules["price_max_cny_per_mwh"], cap,
                                  lower=rules.get("lower_cny_per_mwh"), upper=rules.get("upper_cny_per_mwh"))
         profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}
@@ -757,11 +809,15 @@ def case_from_dict(spec: dict, net=None) -> Case:
             profiles["reference_wind"] = _values("reference_profiles.wind", ref["wind"])
         limits = {f"v_{k}": _number(f"voltage.v_{k}_pu", volt[f"v_{k}_pu"]) for k in ("min", "max", "slack")}
         s_base = _number("network.s_base_mva", sections["network"].get("s_base_mva", 10.0))
+        load_scale = _number("network.load_scale", sections["network"].get("load_scale", 1.0), lo=0)
         if net is None:  # last: the other fields are checked without building the network
             net = _pandapower_network(sections["network"].get("pandapower_case"))
+        if load_scale != 1.0:  # the network's own loads scaled (0: a feeder that carries only the case's parties)
+            net = copy.deepcopy(net)
+            net.load["scaling"] = net.load["scaling"] * load_scale
         return Case(name=spec.get("name"), net=net, prosumers=prosumers, batteries=batteries, mop=mop, tariff=tariff,
                     price_rules=price_rules, objective=objective, generators=generators, grid=grid, sharing=sharing,
-                    s_base=s_base,
+                    dsa=dsa, s_base=s_base,
                     **profiles, **limits)
     except _MissingField as err:
         raise CaseError(f"{err.args[0]}: missing field {err.args[1]!r}") from None

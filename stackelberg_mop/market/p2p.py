@@ -38,6 +38,7 @@ from .. import checks
 from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
+from ._solve import solve_reported
 from .admm_rule import ResidualLog
 from .follower import best_response, check_prices
 from .prosumer_model import ProsumerBlock, own_costs
@@ -256,13 +257,7 @@ class _CentralModel:
             rho, target = proximal
             self.rho.value = rho
             self.prices.value = lam + rho * (np.array([b.h.value for b in self.blocks]) - target)
-        start = time.perf_counter()
-        try:
-            self.problem.solve(solver="CLARABEL")
-            status = self.problem.status
-        except cp.SolverError as err:
-            status = f"solver_error: {err}"
-        elapsed = time.perf_counter() - start
+        status, elapsed = solve_reported(self.problem)
         trades = np.zeros((n, n, HOURS))
         sharing = np.zeros((n, n, HOURS))
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):

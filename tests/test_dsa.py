@@ -1,0 +1,117 @@
+"""seeds/001's DSA market (`market.dsa`) on the case `seed001-dsa`: individual and cooperative operation."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import stackelberg_mop as sm
+from stackelberg_mop.cases.variants import line_limited_case
+from stackelberg_mop.market.dsa import operate
+from stackelberg_mop.powerflow import feeder
+
+
+@pytest.fixture(scope="module")
+def dsa_case():
+    return sm.load_case("seed001-dsa")
+
+
+def test_the_case_is_the_papers_system(dsa_case):
+    """DSAs at the paper's buses 11, 23, 29 (1-based) with PV, wind, PV, a battery each and demand
+    response; the feeder carries only them; the three pairs may trade."""
+    c = dsa_case
+    np.testing.assert_array_equal(c.prosumers.bus + 1, [11, 23, 29])
+    assert c.nominal_load[0].sum() == 0 and len(c.batteries) == 3 and (c.prosumers.shift_fraction > 0).all()
+    assert (c.sharing.cap > 0).sum() == 6 and c.dsa.curtailable.all()
+
+
+@settings(max_examples=6, deadline=None)
+@given(prices=arrays(np.float64, 24, elements=st.floats(400.0, 1500.0)), dr=st.booleans())
+def test_cooperation_never_costs_more(dsa_case, prices, dr):
+    """Individual operation is feasible for the cooperative problem (the feeder's set is the same), so
+    the coalition's cost is never higher, for any tariff scenario; the books balance per DSA and hour."""
+    day = sm.reference_day(dsa_case)
+    ind = operate(dsa_case, day, "individual", dr, buy_price=prices)
+    coop = operate(dsa_case, day, "cooperative", dr, buy_price=prices)
+    assert ind.status == coop.status == "optimal"
+    scale = abs(ind.cost).sum()
+    assert coop.total_cost <= ind.total_cost + 1e-6 * scale
+    for op in (ind, coop):
+        np.testing.assert_allclose(op.buy - op.sell, op.net - op.trades.sum(1), atol=1e-6)
+    assert not ind.trades.any()
+    np.testing.assert_allclose(coop.trades, -coop.trades.transpose(1, 0, 2), atol=1e-7)
+    assert np.all(np.abs(coop.trades) <= dsa_case.sharing.cap[:, :, None] + 1e-7)
+    if not dr:
+        assert np.abs(ind.shift).max() < 1e-7 and np.abs(coop.shift).max() < 1e-7
+
+
+def test_demand_response_and_cooperation_on_the_reference_day(dsa_case):
+    """Demand response lowers both costs; cooperation buys and sells less with the network; the
+    feeder stays within its voltage limits."""
+    day = sm.reference_day(dsa_case)
+    runs = {(m, dr): operate(dsa_case, day, m, dr) for m in ("individual", "cooperative") for dr in (False, True)}
+    for m in ("individual", "cooperative"):
+        assert runs[m, True].total_cost < runs[m, False].total_cost - 1
+    ind, coop = runs["individual", False], runs["cooperative", False]
+    assert coop.buy.sum() < ind.buy.sum() and coop.sell.sum() < ind.sell.sum()
+    v = np.sqrt(coop.v)
+    assert v.min() >= dsa_case.v_min - 1e-6 and v.max() <= dsa_case.v_max + 1e-6
+
+
+def test_the_100_kw_line_binds_and_holds(dsa_case):
+    """seeds/001's congested case: 100 kW on the line between the paper's buses 2 and 3 holds (and would
+    be broken without it); cooperation still costs less than individual operation."""
+    formulation = "lindistflow"
+    limited = line_limited_case(dsa_case, 0.1)
+    day = sm.reference_day(limited)
+    b = int(np.flatnonzero(np.isfinite(feeder(limited).i_max))[0])
+    free = operate(dsa_case, day, "individual", False, formulation=formulation)
+    ind = operate(limited, day, "individual", False, formulation=formulation)
+    coop = operate(limited, day, "cooperative", False, formulation=formulation)
+    assert ind.status == coop.status == "optimal"
+    assert np.abs(free.branch_p[b]).max() > 0.1 + 1e-3  # the limit would be broken without it
+    assert np.abs(ind.branch_p[b]).max() <= 0.1 + 1e-5 and np.abs(coop.branch_p[b]).max() <= 0.1 + 1e-5
+    assert coop.total_cost < ind.total_cost
+
+
+def test_bad_input_is_named(dsa_case):
+    day = sm.reference_day(dsa_case)
+    with pytest.raises(ValueError, match="has no DSA market"):
+        operate(sm.load_case(), sm.reference_day(sm.load_case()))
+    with pytest.raises(ValueError, match="mode"):
+        operate(dsa_case, day, "together")
+    with pytest.raises(ValueError, match="the DSA market uses 'lindistflow'"):
+        operate(dsa_case, day, formulation="socp")
+    with pytest.raises(ValueError, match="buy_price: expected 24"):
+        operate(dsa_case, day, buy_price=np.ones(5))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["network"].__setitem__("load_scale", -1), r"network\.load_scale"),
+    (lambda s: s["dsa"].__setitem__("admm_penalty_cny_per_mw2h", [500, 0, 500]), r"dsa\.admm_penalty: must be > 0"),
+    (lambda s: s["dsa"].__setitem__("comfort_cost_cny_per_mwh", [50, 50]), r"dsa\.comfort_cost: expected 3 values"),
+    (lambda s: s["dsa"].__setitem__("curtailable", [True, "no", True]), r"dsa\.curtailable"),
+    (lambda s: s["dsa"].__setitem__("import_max_mw", [1, -1, 1]), r"dsa\.import_max: must be >= 0"),
+    (lambda s: s.pop("p2p"), r"dsa: needs the section p2p"),
+])
+def test_dsa_fields_are_validated(edit, message):
+    import json
+    from importlib import resources
+
+    from stackelberg_mop.cases import CaseError, case_from_dict
+
+    spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("seed001-dsa.json").read_text())
+    edit(spec)
+    with pytest.raises(CaseError, match=message):
+        case_from_dict(spec)
+
+
+def test_load_scale_scales_the_networks_own_loads(dsa_case):
+    from stackelberg_mop.cases import case_from_dict
+
+    half = case_from_dict({"extends": "ieee33-mop", "name": "half", "network": {"pandapower_case": "case33bw",
+                                                                              "load_scale": 0.5}})
+    full = sm.load_case()
+    np.testing.assert_allclose(half.nominal_load[0], 0.5 * full.nominal_load[0])
+    assert half.fingerprint != full.fingerprint and dsa_case.nominal_load[0].sum() == 0
