@@ -115,3 +115,37 @@ def test_load_scale_scales_the_networks_own_loads(dsa_case):
     full = sm.load_case()
     np.testing.assert_allclose(half.nominal_load[0], 0.5 * full.nominal_load[0])
     assert half.fingerprint != full.fingerprint and dsa_case.nominal_load[0].sum() == 0
+
+
+def test_nash_bargaining_splits_the_savings_by_traded_energy(dsa_case):
+    """Payments sum to zero, every DSA ends no worse off than alone, and each keeps its weight's share
+    of the savings (B_n = w_n S, the log-form bargaining's solution), w_n its share of net energy traded."""
+    from stackelberg_mop.baselines import seed001
+
+    day = sm.reference_day(dsa_case)
+    ind, coop = operate(dsa_case, day, "individual", True), operate(dsa_case, day, "cooperative", True)
+    b = seed001.bargain(ind, coop)
+    assert b.savings > 0 and abs(b.payment.sum()) <= 1e-6 * b.savings and b.individually_rational
+    np.testing.assert_allclose(b.alone - b.final, b.weight * b.savings, rtol=1e-3, atol=1e-2)  # exp-cone accuracy
+    traded = np.abs(coop.trades.sum(axis=1)).sum(axis=-1)
+    np.testing.assert_allclose(b.weight, traded / traded.sum())
+
+
+def test_uncertain_prices_cannot_raise_the_expected_optimum(dsa_case):
+    """Operated scenario by scenario, the expected cost is at most the cost at the scenarios' mean price
+    (concave in the prices; k-means keeps the mean), in both modes; cooperation saves in every scenario."""
+    from stackelberg_mop.baselines import seed001
+    from stackelberg_mop.data.hv_prices import hv_price_scenarios
+
+    day = sm.reference_day(dsa_case)
+    scenarios = hv_price_scenarios(day, n_samples=200, n_scenarios=5)
+    mean_day = scenarios.expected_day(day)
+    for mode in ("individual", "cooperative"):
+        exp = seed001.expected_operation(dsa_case, day, scenarios, mode, dr=False)
+        at_mean = operate(dsa_case, mean_day, mode, False)
+        assert exp.total_cost <= at_mean.total_cost + 1e-6 * abs(at_mean.cost).sum()
+    ind = seed001.expected_operation(dsa_case, day, scenarios, "individual", dr=False)
+    coop = seed001.expected_operation(dsa_case, day, scenarios, "cooperative", dr=False)
+    assert all(i.total_cost >= c.total_cost - 1e-6 for i, c in zip(ind.operations, coop.operations))
+    b = seed001.bargain_expected(ind, coop)
+    assert b.individually_rational and abs(b.payment.sum()) <= 1e-6 * b.savings

@@ -299,7 +299,8 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
 # --- generalised Nash bargaining over the savings ---------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Bargain:
-    """The split of the cooperation's savings. Parties: the DNO (index 0) then the N prosumers. ¥.
+    """The split of the cooperation's savings, ¥. Parties: `bargain`'s are the DNO (index 0) then the N
+    prosumers; `baselines.seed001`'s are the DSAs.
 
     alone: stand-alone cost of each party (the HV tariff passed through as the clearing price; the DNO's
     cost is F/ω_1 with its revenue). cooperative: cost at the ADMM clearing (prices y, before payments).

@@ -1,0 +1,91 @@
+"""seeds/001's benefit allocation and stochastic prices on its own system (the case `seed001-dsa`).
+
+**Generalised Nash bargaining** (seeds/001 Eqs. 4–7): the coalition's savings S = Σ_n C^ind_n − Σ_n
+C^coop_n are split by max Σ_n w_n ln B_n with Σ_n pay_n = 0, B_n = C^ind_n − C^coop_n − pay_n, whose
+solution is B_n = w_n S (`admm.nash_payments`, solved as written and checked against that closed form).
+The bargaining power w_n is DSA n's share of the net energy it trades, e_n = Σ_t |Σ_m p_nm,t| (MWh;
+hour by hour, since a DSA's buying and selling over the day can cancel). Every DSA ends no worse off
+than alone because S >= 0 (`market.dsa`).
+
+**Stochastic prices** (seeds/001 §4): the buy price is uncertain, 1,000 Gaussian samples reduced by
+k-means to 10 scenarios (`data.hv_prices.hv_price_scenarios`); every scenario is operated on its own
+(decisions respond to the scenario) and the result is the probability-weighted expectation. The
+optimal cost is concave in the prices, and the scenarios keep the samples' mean, so the expected cost
+is at most the cost at the scenarios' mean price (Jensen): uncertainty cannot raise it, except
+through the samples' truncation at the sell price, which lifts the mean price itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cases import Case
+from ..data import Day
+from ..market.dsa import DSAOperation, operate
+from .admm import Bargain, nash_payments
+
+
+def bargaining_power(coop: DSAOperation) -> np.ndarray:
+    """(N,) w_n = e_n / Σ e, e_n = Σ_t |Σ_m p_nm,t| (MWh); equal shares when nothing is traded."""
+    traded = np.abs(coop.trades.sum(axis=1)).sum(axis=-1)
+    return traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
+
+
+def split(alone: np.ndarray, cooperative: np.ndarray, weight: np.ndarray) -> Bargain:
+    """The Nash bargaining split of the savings between the DSAs (¥; `admm.Bargain`, parties = DSAs).
+    Savings within 1e-9 of the costs' scale count as none: no payments."""
+    alone, coop, w = (np.asarray(a, float) for a in (alone, cooperative, weight))
+    savings = float(alone.sum() - coop.sum())
+    if savings <= 1e-9 * max(1.0, float(np.abs(alone).sum())):
+        pay = np.zeros_like(alone)
+    else:
+        pay = nash_payments(alone, coop, w)
+    final = coop + pay
+    return Bargain(alone=alone, cooperative=coop, weight=w, payment=pay, final=final, savings=savings,
+                   individually_rational=bool(np.all(final <= alone + 1e-6)))
+
+
+def bargain(individual: DSAOperation, cooperative: DSAOperation) -> Bargain:
+    """Split one day's cooperative savings (module docstring)."""
+    return split(individual.cost, cooperative.cost, bargaining_power(cooperative))
+
+
+@dataclass(frozen=True, eq=False)
+class Expected:
+    """Operation over price scenarios: cost (N,) ¥ and buy, sell (N,) MWh, probability-weighted;
+    weight (S,); operations: the S scenario operations."""
+
+    mode: str
+    cost: np.ndarray
+    buy: np.ndarray
+    sell: np.ndarray
+    weight: np.ndarray
+    operations: list
+
+    @property
+    def total_cost(self) -> float:
+        return float(self.cost.sum())
+
+
+def expected_operation(case: Case, day: Day, scenarios, mode: str = "cooperative", dr: bool = True) -> Expected:
+    """`market.dsa.operate` in every scenario of `scenarios` (`data.hv_prices.PriceScenarios`), weighted.
+    A scenario without an optimal operation makes the expectation fail (RuntimeError naming it)."""
+    ops = [operate(case, d, mode, dr) for d in scenarios.days(day)]
+    bad = [k for k, op in enumerate(ops) if not op.status.startswith("optimal")]
+    if bad:
+        raise RuntimeError(f"the {mode} operation failed in scenario(s) {bad}: {ops[bad[0]].status}")
+    w = np.asarray(scenarios.weight, float)
+    avg = lambda f: np.tensordot(w, np.array([f(op) for op in ops]), axes=1)
+    return Expected(mode=mode, cost=avg(lambda op: op.cost), buy=avg(lambda op: op.buy.sum(-1)),
+                    sell=avg(lambda op: op.sell.sum(-1)), weight=w, operations=ops)
+
+
+def bargain_expected(individual: Expected, cooperative: Expected) -> Bargain:
+    """The split agreed before the price is known: on the expected costs, with the expected trades'
+    bargaining power."""
+    traded = sum(w * np.abs(op.trades.sum(axis=1)).sum(axis=-1)
+                 for w, op in zip(cooperative.weight, cooperative.operations))
+    weight = traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
+    return split(individual.cost, cooperative.cost, weight)
