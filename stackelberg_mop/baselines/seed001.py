@@ -54,19 +54,16 @@ def bargain(individual: DSAOperation, cooperative: DSAOperation) -> Bargain:
 
 @dataclass(frozen=True, eq=False)
 class Expected:
-    """Operation over price scenarios: cost (N,) ¥ and buy, sell (N,) MWh, probability-weighted;
-    weight (S,); operations: the S scenario operations."""
+    """Operation over price scenarios: cost (N,) ¥ and buy, sell (N,) MWh, probability-weighted, and
+    total_cost = Σ cost; weight (S,); operations: the S scenario operations."""
 
     mode: str
     cost: np.ndarray
+    total_cost: float
     buy: np.ndarray
     sell: np.ndarray
     weight: np.ndarray
     operations: list
-
-    @property
-    def total_cost(self) -> float:
-        return float(self.cost.sum())
 
 
 def expected_operation(case: Case, day: Day, scenarios, mode: str = "cooperative", dr: bool = True) -> Expected:
@@ -78,7 +75,8 @@ def expected_operation(case: Case, day: Day, scenarios, mode: str = "cooperative
         raise RuntimeError(f"the {mode} operation failed in scenario(s) {bad}: {ops[bad[0]].status}")
     w = np.asarray(scenarios.weight, float)
     avg = lambda f: np.tensordot(w, np.array([f(op) for op in ops]), axes=1)
-    return Expected(mode=mode, cost=avg(lambda op: op.cost), buy=avg(lambda op: op.buy.sum(-1)),
+    cost = avg(lambda op: op.cost)
+    return Expected(mode=mode, cost=cost, total_cost=float(cost.sum()), buy=avg(lambda op: op.buy.sum(-1)),
                     sell=avg(lambda op: op.sell.sum(-1)), weight=w, operations=ops)
 
 

@@ -70,6 +70,78 @@ class DSAOperation:
         return float(self.cost.sum())
 
 
+class _Tariff:
+    """The day's data every DSA's problem reads, as Parameters (DPP): tariff, renewables, the DR switch."""
+
+    def __init__(self, n: int):
+        self.buy_price = cp.Parameter(HOURS, name="dsa_buy_price")
+        self.sell_price = cp.Parameter(HOURS, name="dsa_sell_price")
+        self.renewables = cp.Parameter((n, HOURS), nonneg=True, name="dsa_renewables")
+        self.dr = cp.Parameter(nonneg=True, name="dsa_dr")  # 1: shift allowed, 0: fixed at 0
+
+    def load(self, day: Day, dr: bool, buy_price) -> None:
+        self.buy_price.value, self.sell_price.value = np.asarray(buy_price, float), day.sell_price
+        self.renewables.value = day.renewables
+        self.dr.value = 1.0 if dr else 0.0
+
+
+class DSAPart:
+    """DSA n's own variables, constraints (seeds/001 Eq. 1) and cost C_n (¥) given its trades `bought`
+    (a (24,) expression: Σ_m p_nm, MW), written once for the centralised model and for Algorithm 1."""
+
+    def __init__(self, case: Case, day: Day, n: int, tariff: _Tariff, trades: dict):
+        dsa, share = case.dsa, case.sharing
+        self.block = b = ProsumerBlock(case, n, day)
+        self.buy = cp.Variable(HOURS, nonneg=True, name=f"dsa_buy_{n}")
+        self.sell = cp.Variable(HOURS, nonneg=True, name=f"dsa_sell_{n}")
+        self.curtailed = cp.Variable(HOURS, nonneg=True, name=f"dsa_curtailed_{n}")
+        comfort = cp.Variable(HOURS, nonneg=True, name=f"dsa_comfort_{n}")
+        self.shift = b.x[:HOURS]  # the standard form's P^tr (`market.kkt.follower_qp`)
+        self.net = b.exchange + self.curtailed
+        self.flex = b.shift + self.curtailed  # net − the day's net load h: parameter-free (DPP)
+        bought = sum(trades.values(), start=cp.Constant(np.zeros(HOURS)))
+        self.constraints = b.constraints + [
+            comfort >= self.shift, comfort >= -self.shift, cp.abs(self.shift) <= 1e3 * tariff.dr,
+            self.buy - self.sell == self.net - bought, self.buy <= dsa.import_max[n], self.sell <= dsa.export_max[n],
+            self.curtailed <= (tariff.renewables[n] if dsa.curtailable[n] else 0)]
+        self.constraints += [cp.abs(p) <= share.cap[n, m] for m, p in trades.items()]
+        fee = 0.5 * share.trade_cost * sum((cp.sum_squares(p) for p in trades.values()), start=cp.Constant(0.0))
+        self.cost = (tariff.buy_price @ self.buy - tariff.sell_price @ self.sell + b.own_cost
+                     + dsa.comfort_cost[n] * cp.sum(comfort) + fee)
+
+    def schedule(self) -> dict:
+        """The solved schedule: buy, sell, net, shift, charge, discharge, curtailed (24,) each."""
+        x = self.block.x.value
+        part = lambda k: x[k * HOURS:(k + 1) * HOURS] if x.size > k * HOURS else np.zeros(HOURS)
+        return {"buy": self.buy.value, "sell": self.sell.value, "net": self.net.value, "shift": part(0),
+                "charge": part(1), "discharge": part(2), "curtailed": self.curtailed.value}
+
+
+def trading_pairs(case: Case, mode: str) -> list[tuple[int, int]]:
+    """The pairs (n < m) that may trade: the `Sharing` platform's, none in individual mode."""
+    n = len(case.prosumers)
+    return [] if mode == "individual" else [(i, j) for i in range(n) for j in range(i + 1, n) if case.sharing.cap[i, j] > 0]
+
+
+def operation(mode: str, dr: bool, status: str, parts: list, trades, trade_price, network, case: Case,
+              elapsed: float) -> DSAOperation:
+    """A `DSAOperation` from solved `DSAPart`s and the network model (NaN arrays unless optimal)."""
+    n, fd = len(parts), network.feeder
+    if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, "optimal", "optimal_inaccurate"):
+        nan = lambda *shape: np.full(shape, np.nan)
+        return DSAOperation(mode, dr, str(status), nan(n), *(nan(n, HOURS) for _ in range(3)),
+                            nan(n, n, HOURS), nan(n, n, HOURS), *(nan(n, HOURS) for _ in range(4)),
+                            nan(fd.n_bus, HOURS), nan(fd.n_branch, HOURS), elapsed)
+    sched = [p.schedule() for p in parts]
+    stack = lambda k: np.array([s[k] for s in sched])
+    return DSAOperation(
+        mode=mode, dr=dr, status="optimal" if status in (cp.OPTIMAL, "optimal") else "optimal_inaccurate",
+        cost=np.array([float(p.cost.value) for p in parts]), buy=stack("buy"), sell=stack("sell"), net=stack("net"),
+        trades=trades, trade_price=trade_price, shift=stack("shift"), charge=stack("charge"),
+        discharge=stack("discharge"), curtailed=stack("curtailed"), v=network.vars["v"].value,
+        branch_p=network.vars["p"].value * case.s_base, solve_time=elapsed)
+
+
 class _Model:
     """The DSAs and the network as one cvxpy problem (DPP: the day's data and the tariff are Parameters),
     built once per case, mode, formulation and voltage mode."""
@@ -77,75 +149,37 @@ class _Model:
     def __init__(self, case: Case, day: Day, mode: str, formulation: str, voltage_limits: str):
         from ..powerflow.distflow import DispatchModel
 
-        n, dsa, share = len(case.prosumers), case.dsa, case.sharing
+        n = len(case.prosumers)
         self.case, self.mode = case, mode
         self.network = DispatchModel(case, formulation, "off", voltage_limits, exchange="variable")
-        self.blocks = [ProsumerBlock(case, i, day) for i in range(n)]
-        self.buy_price = cp.Parameter(HOURS, name="dsa_buy_price")
-        self.sell_price = cp.Parameter(HOURS, name="dsa_sell_price")
-        self.renewables = cp.Parameter((n, HOURS), nonneg=True, name="dsa_renewables")
-        self.dr = cp.Parameter(nonneg=True, name="dsa_dr")  # 1: shift allowed, 0: fixed at 0
-        self.buy = cp.Variable((n, HOURS), nonneg=True, name="dsa_buy")
-        self.sell = cp.Variable((n, HOURS), nonneg=True, name="dsa_sell")
-        self.curtailed = cp.Variable((n, HOURS), nonneg=True, name="dsa_curtailed")
-        self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if share.cap[i, j] > 0]
+        self.tariff = _Tariff(n)
         self.trade = {}
-        cons = list(self.network.constraints)
-        if mode == "cooperative":
-            for i, j in self.pairs:
-                self.trade[i, j] = cp.Variable(HOURS, name=f"dsa_p_{i}{j}")
-                self.trade[j, i] = cp.Variable(HOURS, name=f"dsa_p_{j}{i}")
-                cons += [cp.abs(self.trade[i, j]) <= share.cap[i, j]]
-        self.balance = {(i, j): self.trade[i, j] + self.trade[j, i] == 0 for i, j in self.pairs if (i, j) in self.trade}
-        cons += list(self.balance.values())
-        self.costs, self.nets, self.shifts = [], [], []
-        for i, b in enumerate(self.blocks):
-            shift = b.x[:HOURS]  # the standard form's P^tr (`market.kkt.follower_qp`)
-            comfort = cp.Variable(HOURS, nonneg=True, name=f"dsa_comfort_{i}")
-            net = b.exchange + self.curtailed[i]
-            bought = sum((self.trade[i, j] for j in range(n) if (i, j) in self.trade), start=cp.Constant(np.zeros(HOURS)))
-            cons += b.constraints + [comfort >= shift, comfort >= -shift, cp.abs(shift) <= 1e3 * self.dr,
-                                     self.buy[i] - self.sell[i] == net - bought, self.buy[i] <= dsa.import_max[i],
-                                     self.sell[i] <= dsa.export_max[i],
-                                     self.curtailed[i] <= (self.renewables[i] if dsa.curtailable[i] else 0)]
-            fee = 0.5 * share.trade_cost * sum((cp.sum_squares(self.trade[i, j]) for j in range(n) if (i, j) in self.trade),
-                                               start=cp.Constant(0.0))
-            self.costs.append(self.buy_price @ self.buy[i] - self.sell_price @ self.sell[i] + b.own_cost
-                              + dsa.comfort_cost[i] * cp.sum(comfort) + fee)
-            self.nets.append(net)
-            self.shifts.append(shift)
-        cons += [self.network.exchange == cp.vstack(self.nets)]
-        self.problem = cp.Problem(cp.Minimize(sum(self.costs)), cons)
+        for i, j in trading_pairs(case, mode):
+            self.trade[i, j] = cp.Variable(HOURS, name=f"dsa_p_{i}{j}")
+            self.trade[j, i] = cp.Variable(HOURS, name=f"dsa_p_{j}{i}")
+        self.balance = {(i, j): self.trade[i, j] + self.trade[j, i] == 0 for i, j in trading_pairs(case, mode)}
+        self.parts = [DSAPart(case, day, i, self.tariff, {m: p for (k, m), p in self.trade.items() if k == i})
+                      for i in range(n)]
+        cons = list(self.network.constraints) + list(self.balance.values())
+        cons += [c for part in self.parts for c in part.constraints]
+        cons += [self.network.exchange == cp.vstack([part.net for part in self.parts])]
+        self.problem = cp.Problem(cp.Minimize(sum(part.cost for part in self.parts)), cons)
         assert self.problem.is_dcp(dpp=True)
 
     def solve(self, day: Day, dr: bool, buy_price) -> DSAOperation:
-        case, n = self.case, len(self.blocks)
+        n = len(self.parts)
         self.network.set_day(day)
-        for b in self.blocks:
-            b.set_day(day)
-        self.buy_price.value, self.sell_price.value = np.asarray(buy_price, float), day.sell_price
-        self.renewables.value = day.renewables
-        self.dr.value = 1.0 if dr else 0.0
+        for part in self.parts:
+            part.block.set_day(day)
+        self.tariff.load(day, dr, buy_price)
         status, elapsed = solve_reported(self.problem)
-        nb, nbus = self.network.feeder.n_branch, self.network.feeder.n_bus
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            nan = lambda *shape: np.full(shape, np.nan)
-            return DSAOperation(self.mode, dr, str(status), nan(n), *(nan(n, HOURS) for _ in range(3)),
-                                nan(n, n, HOURS), nan(n, n, HOURS), *(nan(n, HOURS) for _ in range(4)),
-                                nan(nbus, HOURS), nan(nb, HOURS), elapsed)
         trades, price = np.zeros((n, n, HOURS)), np.zeros((n, n, HOURS))
-        for (i, j), var in self.trade.items():
-            trades[i, j] = var.value
-        for (i, j), con in self.balance.items():
-            price[i, j] = price[j, i] = con.dual_value
-        pick = lambda k: np.array([b.x.value[k * HOURS:(k + 1) * HOURS] if b.x.size > k * HOURS else np.zeros(HOURS)
-                                   for b in self.blocks])
-        return DSAOperation(
-            mode=self.mode, dr=dr, status="optimal" if status == cp.OPTIMAL else "optimal_inaccurate",
-            cost=np.array([float(c.value) for c in self.costs]), buy=self.buy.value, sell=self.sell.value,
-            net=np.array([x.value for x in self.nets]), trades=trades, trade_price=price, shift=pick(0),
-            charge=pick(1), discharge=pick(2), curtailed=self.curtailed.value, v=self.network.vars["v"].value,
-            branch_p=self.network.vars["p"].value * case.s_base, solve_time=elapsed)
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            for (i, j), var in self.trade.items():
+                trades[i, j] = var.value
+            for (i, j), con in self.balance.items():
+                price[i, j] = price[j, i] = con.dual_value
+        return operation(self.mode, dr, status, self.parts, trades, price, self.network, self.case, elapsed)
 
 
 def operate(case: Case, day: Day, mode: str = "cooperative", dr: bool = True, buy_price=None,
