@@ -1,4 +1,8 @@
-"""Welfare-maximising market clearing by ADMM, and the Nash-bargaining split of its savings (seeds/001).
+"""Welfare-maximising market clearing by ADMM, and the Nash-bargaining split of its savings.
+
+This is seeds/000's game (the DNO and its prosumers) cleared as a welfare baseline with seeds/001's
+tools (ADMM, Nash bargaining); seeds/001's own system (distribution substation areas trading with each
+other) is `market.dsa`, `market.dsa_admm` and `baselines.seed001` on the case `seed001-dsa`.
 
 The DNO and the prosumers jointly minimise the total cost (¥ per day)
 

@@ -87,3 +87,53 @@ def bargain_expected(individual: Expected, cooperative: Expected) -> Bargain:
                  for w, op in zip(cooperative.weight, cooperative.operations))
     weight = traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
     return split(individual.cost, cooperative.cost, weight)
+
+
+#: seeds/001's congested case: 100 kW on the line between its (1-based) buses 2 and 3
+LINE_LIMIT_MVA = 0.1
+
+
+def _row(ind: DSAOperation | Expected, coop: DSAOperation | Expected, bargain_: Bargain) -> dict:
+    saving = ind.total_cost - coop.total_cost
+    return {"individual": ind.cost.tolist(), "cooperative": coop.cost.tolist(), "final": bargain_.final.tolist(),
+            "individual_total": ind.total_cost, "cooperative_total": coop.total_cost,
+            "saving_pct": 100 * saving / abs(ind.total_cost), "weight": bargain_.weight.tolist()}
+
+
+def reproduce(case: Case, day: Day, scenarios=None) -> dict:
+    """seeds/001's Tables 1–3 in kind on `day` (docs/plans/seed001-dsa.md §3): {"tables": {(prices,
+    demand response, line): row}, "table3", "voltage", "throughput", "coalition", "admm"}. scenarios:
+    the HV price scenarios of the stochastic rows (default `hv_price_scenarios(day)`: 1,000 samples, 10)."""
+    from ..cases.variants import line_limited_case
+    from ..data.hv_prices import hv_price_scenarios
+    from ..market.dsa_admm import algorithm1
+
+    scenarios = hv_price_scenarios(day) if scenarios is None else scenarios
+    limited = line_limited_case(case, LINE_LIMIT_MVA)
+    tables, ops = {}, {}
+    for line, c in (("normal", case), ("100 kW", limited)):
+        for dr in (False, True):
+            ind, coop = operate(c, day, "individual", dr), operate(c, day, "cooperative", dr)
+            ops[line, dr] = (ind, coop)
+            tables["deterministic", dr, line] = _row(ind, coop, bargain(ind, coop))
+            e_ind, e_coop = (expected_operation(c, day, scenarios, m, dr) for m in ("individual", "cooperative"))
+            tables["stochastic", dr, line] = _row(e_ind, e_coop, bargain_expected(e_ind, e_coop))
+    ind, coop = ops["normal", False]
+    traded = lambda op: np.abs(op.trades).sum(axis=(1, 2))
+    table3 = {"buy": (ind.buy.sum(1).tolist(), coop.buy.sum(1).tolist()),
+              "sell": (ind.sell.sum(1).tolist(), coop.sell.sum(1).tolist()),
+              "traded": (traded(ind).tolist(), traded(coop).tolist())}
+    pos = case.bus_position(case.prosumers.bus)
+    volt = {mode: [(float(np.sqrt(op.v[p]).min()), float(np.sqrt(op.v[p]).max())) for p in pos]
+            for mode, op in (("individual", ind), ("cooperative", coop))}
+    throughput = {key: {m: float((op.charge + op.discharge).sum()) for m, op in zip(("individual", "cooperative"), pair)}
+                  for key, pair in ((f"{line}, DR" if dr else line, ops[line, dr]) for line, dr in ops)}
+    grid = (coop.buy - coop.sell).sum(0)
+    admm = algorithm1(case, day, "cooperative", True)
+    central = ops["normal", True][1]
+    savings = ops["normal", True][0].total_cost - central.total_cost
+    return {"tables": tables, "table3": table3, "voltage": volt, "throughput": throughput,
+            "coalition": {"night_buy": float(grid[np.r_[0:6, 20:24]].sum()), "midday_net": float(grid[10:16].sum())},
+            "admm": {"status": admm.status, "iterations": admm.iterations,
+                     "gap_of_savings": (admm.operation.total_cost - central.total_cost) / savings,
+                     "trade_difference": float(np.abs(admm.operation.trades - central.trades).max())}}
