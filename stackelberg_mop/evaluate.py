@@ -172,9 +172,10 @@ def economic_costs(hourly: np.ndarray) -> np.ndarray:
 
 def network_costs(case: Case, day: Day, grid_power, line_loss, mop_loss, v, dg_p=None) -> dict[str, float]:
     """The day's costs in ¥ by `COST_ROWS` name (grid, line_loss, mop_loss, voltage_deviation, dg):
-    `hourly_network_costs` summed."""
-    total = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p).sum(axis=1)
-    return {name: float(x) for name, x in zip(COST_ROWS, total)}
+    `hourly_network_costs` summed; and "economic", their operating part (`economic_costs`)."""
+    hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p)
+    costs = {name: float(x) for name, x in zip(COST_ROWS, hourly.sum(axis=1))}
+    return {**costs, "economic": float(economic_costs(hourly).sum())}
 
 
 def _response(case: Case, day: Day, lam: np.ndarray, response):

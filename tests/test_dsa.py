@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
 from stackelberg_mop.cases.variants import line_limited_case
-from stackelberg_mop.market.dsa import operate
+from stackelberg_mop.market.dsa import operate, score
 from stackelberg_mop.powerflow import feeder
 
 
@@ -30,7 +30,10 @@ def test_the_case_is_the_papers_system(dsa_case):
 @given(prices=arrays(np.float64, 24, elements=st.floats(400.0, 1500.0)), dr=st.booleans())
 def test_cooperation_never_costs_more(dsa_case, prices, dr):
     """Individual operation is feasible for the cooperative problem (the feeder's set is the same), so
-    the coalition's cost is never higher, for any tariff scenario; the books balance per DSA and hour."""
+    the coalition's cost is never higher, for any tariff scenario. Each operation re-scored from its
+    reported quantities alone (`dsa.score`): the costs are the model's, the books balance per DSA and
+    hour, and the AC power flow of the withdrawals keeps the voltage limits, within 1e-3 p.u. of
+    LinDistFlow's voltages."""
     day = sm.reference_day(dsa_case)
     ind = operate(dsa_case, day, "individual", dr, buy_price=prices)
     coop = operate(dsa_case, day, "cooperative", dr, buy_price=prices)
@@ -38,7 +41,12 @@ def test_cooperation_never_costs_more(dsa_case, prices, dr):
     scale = abs(ind.cost).sum()
     assert coop.total_cost <= ind.total_cost + 1e-6 * scale
     for op in (ind, coop):
-        np.testing.assert_allclose(op.buy - op.sell, op.net - op.trades.sum(1), atol=1e-6)
+        rescored = score(dsa_case, day, op, buy_price=prices)
+        np.testing.assert_allclose(rescored["cost"], op.cost, rtol=0, atol=1e-6 * scale)
+        assert rescored["balance"] <= 1e-6 and rescored["ac_converged"]
+        vm = rescored["vm"][1:]
+        assert vm.min() >= dsa_case.v_min - 1e-6 and vm.max() <= dsa_case.v_max + 1e-6
+        assert np.abs(rescored["vm"] - np.sqrt(op.v)).max() <= 1e-3
     assert not ind.trades.any()
     np.testing.assert_allclose(coop.trades, -coop.trades.transpose(1, 0, 2), atol=1e-7)
     assert np.all(np.abs(coop.trades) <= dsa_case.sharing.cap[:, :, None] + 1e-7)
@@ -164,6 +172,8 @@ def test_algorithm1_reaches_the_centralised_optimum(dsa_case):
     assert res.status == "optimal" and res.primal[-1] <= 1 and res.dual[-1] <= 1 and res.primal[0] > 1
     op = res.operation
     assert abs(op.total_cost - central.total_cost) <= 0.01 * savings
+    rescored = score(dsa_case, day, op)  # the agreed trades against each DSA's own: the residuals' size
+    assert np.abs(rescored["cost"] - op.cost).max() <= 1e-4 * savings and rescored["balance"] <= 1e-3
     assert np.abs(op.trades - central.trades).max() <= 0.02
     np.testing.assert_allclose(op.trades, -op.trades.transpose(1, 0, 2), atol=1e-12)
     tight = algorithm1(dsa_case, day, "cooperative", True, eps_pri=1e-6, eps_dual=1e-3)

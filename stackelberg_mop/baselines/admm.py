@@ -85,7 +85,7 @@ class DNOModel:
         gen = self.case.generators
         dg_p = var["dg_p"].value * gen.p_max[:, None] if len(gen) else None
         costs = network_costs(self.case, day, var["pg"].value * s, (fd.r @ cur) * s, ploss, var["v"].value, dg_p)
-        obj, economic = self.case.objective, costs["grid"] + costs["line_loss"] + costs["mop_loss"] + costs["dg"]
+        obj, economic = self.case.objective, costs["economic"]
         return {"grid_power": var["pg"].value * s, "v": var["v"].value, "grid_cost": costs["grid"],
                 "line_loss_cost": costs["line_loss"], "mop_loss_cost": costs["mop_loss"], "dg_cost": costs["dg"],
                 "voltage_deviation_cost": costs["voltage_deviation"],

@@ -23,14 +23,23 @@ import numpy as np
 
 from ..cases import Case
 from ..data import Day
-from ..market.dsa import DSAOperation, operate
+from ..market.dsa import DSAOperation, operate, score
 from .admm import Bargain, nash_payments
+
+
+def _traded(coop: DSAOperation) -> np.ndarray:
+    """(N,) e_n = Σ_t |Σ_m p_nm,t|, MWh: the net energy each DSA trades, hour by hour."""
+    return np.abs(coop.trades.sum(axis=1)).sum(axis=-1)
+
+
+def _shares(traded: np.ndarray) -> np.ndarray:
+    """Bargaining power w_n = e_n / Σ e; equal shares when nothing is traded."""
+    return traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
 
 
 def bargaining_power(coop: DSAOperation) -> np.ndarray:
     """(N,) w_n = e_n / Σ e, e_n = Σ_t |Σ_m p_nm,t| (MWh); equal shares when nothing is traded."""
-    traded = np.abs(coop.trades.sum(axis=1)).sum(axis=-1)
-    return traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
+    return _shares(_traded(coop))
 
 
 def split(alone: np.ndarray, cooperative: np.ndarray, weight: np.ndarray) -> Bargain:
@@ -83,14 +92,28 @@ def expected_operation(case: Case, day: Day, scenarios, mode: str = "cooperative
 def bargain_expected(individual: Expected, cooperative: Expected) -> Bargain:
     """The split agreed before the price is known: on the expected costs, with the expected trades'
     bargaining power."""
-    traded = sum(w * np.abs(op.trades.sum(axis=1)).sum(axis=-1)
-                 for w, op in zip(cooperative.weight, cooperative.operations))
-    weight = traded / traded.sum() if traded.sum() > 0 else np.full(traded.size, 1.0 / traded.size)
-    return split(individual.cost, cooperative.cost, weight)
+    traded = sum(w * _traded(op) for w, op in zip(cooperative.weight, cooperative.operations))
+    return split(individual.cost, cooperative.cost, _shares(traded))
 
 
 #: seeds/001's congested case: 100 kW on the line between its (1-based) buses 2 and 3
 LINE_LIMIT_MVA = 0.1
+
+
+def _verified(case: Case, day: Day, op: DSAOperation) -> DSAOperation:
+    """`op` after re-scoring it from its reported quantities (`market.dsa.score`); RuntimeError if its
+    costs, books or AC voltages disagree with the model's (1e-6 of the costs' scale, 1e-6 MW, limits)."""
+    if not op.status.startswith("optimal"):
+        raise RuntimeError(f"the {op.mode} operation ended {op.status!r}")
+    s = score(case, day, op)
+    scale = max(1.0, float(np.abs(op.cost).sum()))
+    vm = s["vm"][np.arange(case.buses.size) != case.bus_position(case.slack_bus)]
+    if (np.abs(s["cost"] - op.cost).max() > 1e-6 * scale or s["balance"] > 1e-6 or not s["ac_converged"]
+            or vm.min() < case.v_min - 1e-6 or vm.max() > case.v_max + 1e-6):
+        raise RuntimeError(f"the {op.mode} operation does not re-score: cost error "
+                           f"{np.abs(s['cost'] - op.cost).max():.3g} ¥, balance {s['balance']:.3g} MW, AC voltages "
+                           f"{vm.min():.4f}–{vm.max():.4f} p.u.")
+    return op
 
 
 def _row(ind: DSAOperation | Expected, coop: DSAOperation | Expected, bargain_: Bargain) -> dict:
@@ -101,7 +124,8 @@ def _row(ind: DSAOperation | Expected, coop: DSAOperation | Expected, bargain_: 
 
 
 def reproduce(case: Case, day: Day, scenarios=None) -> dict:
-    """seeds/001's Tables 1–3 in kind on `day` (docs/plans/seed001-dsa.md §3): {"tables": {(prices,
+    """seeds/001's Tables 1–3 in kind on `day` (docs/plans/seed001-dsa.md §3), every deterministic
+    operation re-scored (`_verified`): {"tables": {(prices,
     demand response, line): row}, "table3", "voltage", "throughput", "coalition", "admm"}. scenarios:
     the HV price scenarios of the stochastic rows (default `hv_price_scenarios(day)`: 1,000 samples, 10)."""
     from ..cases.variants import line_limited_case
@@ -113,7 +137,7 @@ def reproduce(case: Case, day: Day, scenarios=None) -> dict:
     tables, ops = {}, {}
     for line, c in (("normal", case), ("100 kW", limited)):
         for dr in (False, True):
-            ind, coop = operate(c, day, "individual", dr), operate(c, day, "cooperative", dr)
+            ind, coop = (_verified(c, day, operate(c, day, m, dr)) for m in ("individual", "cooperative"))
             ops[line, dr] = (ind, coop)
             tables["deterministic", dr, line] = _row(ind, coop, bargain(ind, coop))
             e_ind, e_coop = (expected_operation(c, day, scenarios, m, dr) for m in ("individual", "cooperative"))

@@ -63,6 +63,19 @@ def _number(label: str, value, **limits) -> float:
         raise CaseError(str(err)) from None
 
 
+def _flags(label: str, raw, length: int | None = None) -> np.ndarray:
+    """`raw` as a read-only bool array (of `length` if given) from true/false or 0/1 values; CaseError
+    naming the field otherwise."""
+    value = np.asarray(raw)
+    shape_ok = value.ndim == 1 and (length is None or value.shape == (length,))
+    if not shape_ok or not (value.dtype == bool or np.isin(value, (0, 1)).all()):
+        want = f"{length} values" if length is not None else "values"
+        raise CaseError(f"{label}: expected {want} true or false, got {value.tolist()}")
+    value = value.astype(bool)
+    value.setflags(write=False)
+    return value
+
+
 def _require(ok, label: str, what: str, value) -> None:
     if not np.all(ok):
         raise CaseError(f"{label}: {what}, got {np.asarray(value).tolist()}")
@@ -112,12 +125,8 @@ class Prosumers:
         _require(_array(self, "kappa", length=n) > 0, "prosumers.kappa", "must be > 0 ¥/(MW²h)", self.kappa)
         frac = _array(self, "shift_fraction", length=n)
         _require((frac >= 0) & (frac <= 1), "prosumers.shift_fraction", "must lie in [0, 1]", frac)
-        curtail = np.zeros(n, dtype=bool) if self.curtailable is None else np.asarray(self.curtailable)
-        if curtail.shape != (n,) or not (curtail.dtype == bool or np.isin(curtail, (0, 1)).all()):
-            raise CaseError(f"prosumers.curtailable: expected {n} values true or false, got {np.asarray(curtail).tolist()}")
-        curtail = curtail.astype(bool)
-        curtail.setflags(write=False)
-        object.__setattr__(self, "curtailable", curtail)
+        object.__setattr__(self, "curtailable", _flags("prosumers.curtailable", np.zeros(n, dtype=bool)
+                                                       if self.curtailable is None else self.curtailable, n))
         defaults = {"wind_capacity": 0.0, "elastic_max": 0.0, "utility_quadratic": 1.0, "utility_linear": 0.0}
         for name, default in defaults.items():
             if getattr(self, name) is None:
@@ -148,6 +157,11 @@ class Prosumers:
         """(N,) bool: the prosumers with an elastic load, a bid limit or curtailment (seeds/003's kind),
         whose problem separates by hour."""
         return ((self.elastic_max > 0) | np.isfinite(self.bid_min) | np.isfinite(self.bid_max) | self.curtailable)
+
+    @property
+    def bid_limited(self) -> bool:
+        """Whether any prosumer has a finite bid limit."""
+        return bool(np.isfinite(self.bid_min).any() or np.isfinite(self.bid_max).any())
 
     @property
     def extended(self) -> bool:
@@ -349,12 +363,7 @@ class DSAMarket:
             object.__setattr__(self, name, value)
             _require(value > 0 if name == "admm_penalty" else value >= 0, f"dsa.{name}",
                      "must be > 0 ¥/(MW²h)" if name == "admm_penalty" else "must be >= 0", value)
-        curtail = np.asarray(self.curtailable)
-        if curtail.ndim != 1 or not (curtail.dtype == bool or np.isin(curtail, (0, 1)).all()):
-            raise CaseError(f"dsa.curtailable: expected values true or false, got {curtail.tolist()}")
-        curtail = curtail.astype(bool)
-        curtail.setflags(write=False)
-        object.__setattr__(self, "curtailable", curtail)
+        object.__setattr__(self, "curtailable", _flags("dsa.curtailable", self.curtailable))
 
 
 @dataclass(frozen=True, eq=False)
@@ -634,6 +643,14 @@ class Case:
     def bus_position(self, bus) -> np.ndarray:
         """Row of each pandapower bus index in bus-indexed arrays."""
         return np.searchsorted(self.buses, np.asarray(bus))
+
+    def placement(self, bus) -> np.ndarray:
+        """(B, K) 0/1 matrix placing K devices at their pandapower buses `bus` (rows in ``buses`` order):
+        bus-indexed = placement @ device-indexed."""
+        bus = np.asarray(bus)
+        out = np.zeros((self.buses.size, bus.size))
+        out[self.bus_position(bus), np.arange(bus.size)] = 1.0
+        return out
 
     @cached_property
     def battery_of(self) -> np.ndarray:

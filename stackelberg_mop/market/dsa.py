@@ -32,7 +32,7 @@ from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from ._solve import solve_reported
-from .prosumer_model import ProsumerBlock
+from .prosumer_model import ProsumerBlock, own_costs
 
 MODES = ("individual", "cooperative")
 
@@ -182,13 +182,31 @@ class _Model:
         return operation(self.mode, dr, status, self.parts, trades, price, self.network, self.case, elapsed)
 
 
-def operate(case: Case, day: Day, mode: str = "cooperative", dr: bool = True, buy_price=None,
-            formulation: str = "lindistflow", voltage_limits: str = "hard") -> DSAOperation:
-    """The DSAs' operation on `day` (module docstring). mode: "individual" or "cooperative"; dr: demand
-    response allowed (else the shift is fixed at 0); buy_price: (24,) ¥/MWh, a price scenario (default
-    the day's tariff); formulation: the network model, "lindistflow" (the paper's; the SOC relaxation
-    is not offered: nobody here pays the substation's purchase, so nothing keeps the relaxation tight,
-    and Clarabel ends it inaccurate)."""
+def score(case: Case, day: Day, op: DSAOperation, buy_price=None) -> dict:
+    """Re-score an operation from its reported quantities alone, without the model that produced it:
+    {"cost": (N,) ¥, each DSA's C_n recomputed (tariff payments, the prosumers' own costs by
+    `prosumer_model.own_costs`, the comfort cost, the trade fee); "balance": the largest breach of
+    buy − sell = net − Σ_m p_nm, MW; "vm": (B, 24) the AC voltages of the net withdrawals (backward/
+    forward sweep, `powerflow.ac`); "ac_converged"}."""
+    from types import SimpleNamespace
+
+    from ..powerflow.ac import sweep_power_flow
+
+    price = day.buy_price if buy_price is None else np.asarray(buy_price, float)
+    response = SimpleNamespace(transfer=op.shift, charge=op.charge, discharge=op.discharge,
+                               elastic=np.zeros_like(op.shift))
+    cost = ((price * op.buy - day.sell_price * op.sell).sum(-1) + own_costs(case, response)
+            + case.dsa.comfort_cost * np.abs(op.shift).sum(-1)
+            + 0.5 * case.sharing.trade_cost * (op.trades**2).sum((1, 2)))
+    state = sweep_power_flow(case, day, op.net)
+    return {"cost": cost, "balance": float(np.abs(op.buy - op.sell - op.net + op.trades.sum(1)).max()),
+            "vm": state.vm, "ac_converged": bool(state.converged.all())}
+
+
+def checked_arguments(case: Case, day: Day, mode: str, dr: bool, buy_price, voltage_limits: str,
+                      formulation: str = "lindistflow") -> np.ndarray:
+    """The DSA market's arguments checked where they enter (`operate`, `dsa_admm.algorithm1`); returns
+    the buy price (24,) ¥/MWh (the day's tariff when `buy_price` is None)."""
     checks.case_object(case)
     if case.dsa is None:
         raise ValueError(f"case {case.name!r} has no DSA market (section 'dsa'); e.g. load_case('seed001-dsa')")
@@ -200,6 +218,17 @@ def operate(case: Case, day: Day, mode: str = "cooperative", dr: bool = True, bu
     price = day.buy_price if buy_price is None else checks.array("buy_price", buy_price, "¥/MWh")
     if np.shape(price) != (HOURS,):
         raise ValueError(f"buy_price: expected 24 values in ¥/MWh, got shape {np.shape(price)}")
+    return price
+
+
+def operate(case: Case, day: Day, mode: str = "cooperative", dr: bool = True, buy_price=None,
+            formulation: str = "lindistflow", voltage_limits: str = "hard") -> DSAOperation:
+    """The DSAs' operation on `day` (module docstring). mode: "individual" or "cooperative"; dr: demand
+    response allowed (else the shift is fixed at 0); buy_price: (24,) ¥/MWh, a price scenario (default
+    the day's tariff); formulation: the network model, "lindistflow" (the paper's; the SOC relaxation
+    is not offered: nobody here pays the substation's purchase, so nothing keeps the relaxation tight,
+    and Clarabel ends it inaccurate)."""
+    price = checked_arguments(case, day, mode, dr, buy_price, voltage_limits, formulation)
     models = cached(case, "dsa_models", dict)
     key = (mode, formulation, voltage_limits)
     if key not in models:

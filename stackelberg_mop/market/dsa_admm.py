@@ -31,7 +31,7 @@ from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
 from ._solve import solve_reported
-from .dsa import MODES, DSAOperation, DSAPart, _Tariff, operation, trading_pairs
+from .dsa import DSAOperation, DSAPart, _Tariff, checked_arguments, operation, trading_pairs
 
 
 @dataclass
@@ -80,7 +80,8 @@ class _Network:
 @dataclass(frozen=True, eq=False)
 class ADMMResult:
     """Algorithm 1's answer: `operation` (a `DSAOperation`; trades are the agreed ẑ, trade_price the
-    pairs' λ), status "optimal" or "max_iter" or a solver failure, iterations, and per iteration the
+    pairs' λ; its status "optimal_inaccurate" when the run stopped at max_iter), status "optimal" or
+    "max_iter" or a solver failure, iterations, and per iteration the
     largest r_n/(√m_n ε_pri) and s_n/(√m_n ε_dual) over the DSAs (<= 1 each at the stop)."""
 
     operation: DSAOperation
@@ -96,12 +97,7 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     """seeds/001's Algorithm 1 (module docstring) on `day`. rho: (N,) ¥/(MW²h) each DSA's penalty (default
     the case's `dsa.admm_penalty`); eps_pri MW, eps_dual ¥/MWh per coupled entry; max_iter iterations.
     Same arguments otherwise as `market.dsa.operate`, whose centralised optimum it reaches."""
-    checks.case_object(case)
-    if case.dsa is None:
-        raise ValueError(f"case {case.name!r} has no DSA market (section 'dsa'); e.g. load_case('seed001-dsa')")
-    checks.choice("mode", mode, MODES)
-    checks.flag("dr", dr)
-    checks.market_options(case, day, "off", voltage_limits, "lindistflow")
+    price = checked_arguments(case, day, mode, dr, buy_price, voltage_limits)
     rho = np.asarray(case.dsa.admm_penalty if rho is None else checks.array("rho", rho, "¥/(MW²h)"), float)
     rho = np.broadcast_to(rho, (len(case.prosumers),)).copy()
     if np.any(rho <= 0):
@@ -109,7 +105,6 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     eps_pri = checks.number("eps_pri", eps_pri, lo=0, lo_open=True, unit="MW")
     eps_dual = checks.number("eps_dual", eps_dual, lo=0, lo_open=True, unit="¥/MWh")
     max_iter = checks.integer("max_iter", max_iter, lo=1)
-    price = day.buy_price if buy_price is None else checks.array("buy_price", buy_price, "¥/MWh")
     n, pairs = len(case.prosumers), trading_pairs(case, mode)
     partners = [[m for i, m in pairs if i == k] + [i for i, m in pairs if m == k] for k in range(n)]
     agents = cached(case, "dsa_admm", dict)
@@ -174,8 +169,8 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     for i, j in pairs:
         trades[i, j], trades[j, i] = z[i, j], -z[i, j]
         price_out[i, j] = price_out[j, i] = 0.5 * (lam[i, j] + lam[j, i])
-    done = status in ("optimal", "max_iter")
-    op = operation(mode, dr, "optimal" if done else status, [a.part for a in local], trades, price_out,
-                   network.model, case, elapsed)
+    # stopped at max_iter: the last iterate is reported, as "optimal_inaccurate" (the tolerances not met)
+    reported = {"optimal": "optimal", "max_iter": "optimal_inaccurate"}.get(status, status)
+    op = operation(mode, dr, reported, [a.part for a in local], trades, price_out, network.model, case, elapsed)
     per_iter = lambda log: [max(v for _, v in log[t:t + n]) for t in range(0, len(log), n)]
     return ADMMResult(operation=op, status=status, iterations=it, primal=per_iter(primal), dual=per_iter(dual))

@@ -138,7 +138,7 @@ def p2p_market(case: Case, cap_mw: float | np.ndarray | None = None, trade_cost:
         if limit.shape not in ((), (n,)):
             raise ValueError(f"exchange_limit_mw: expected one value or {n}, got shape {limit.shape}")
         limit = np.broadcast_to(limit, (n,))
-    if limit is None and not (np.isfinite(pros.bid_min).any() or np.isfinite(pros.bid_max).any()):
+    if limit is None and not pros.bid_limited:
         return P2PMarket(cap=cap, trade_cost=trade_cost)
     # the prosumers' own bid limits always bound their exchange after trades (their meter is free)
     lim = np.full(n, np.inf) if limit is None else limit
@@ -420,7 +420,7 @@ def p2p_response(case: Case, day: Day, prices, market: P2PMarket, method: str = 
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     lam = _check(case, prices, market)
-    bid_limited = bool(np.isfinite(case.prosumers.bid_min).any() or np.isfinite(case.prosumers.bid_max).any())
+    bid_limited = case.prosumers.bid_limited
     if method == "auto":
         method = "exact" if not (market.limited or bid_limited) else "centralised"
     if method == "exact":

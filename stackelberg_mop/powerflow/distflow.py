@@ -65,6 +65,11 @@ CLARABEL_OPTIONS = {"warm_start": True, "presolve_enable": False, "iterative_ref
 ACCURATE_OPTIONS = {"warm_start": True, "presolve_enable": False, "iterative_refinement_enable": True}
 
 
+def _flat(e):
+    """A cvxpy expression as a vector, column by column (hour by hour for (·, H) arrays)."""
+    return cp.reshape(e, (e.size,), order="F")
+
+
 class SOCP:
     """Branch flow with the second-order-cone relaxation of ℓ_ij v_i = P_ij² + Q_ij² (exact when gap ≈ 0)."""
 
@@ -74,9 +79,8 @@ class SOCP:
         return cp.Variable((nb, hours), name="current_sq")  # ℓ >= 0 follows from the cone
 
     def constraints(self, fd: Feeder, v_from, p, q, current) -> list:
-        flat = lambda e: cp.reshape(e, (e.size,), order="F")
-        lhs = flat(current + v_from)
-        return [cp.SOC(lhs, cp.vstack([flat(2 * p), flat(2 * q), flat(current - v_from)]), axis=0)]
+        return [cp.SOC(_flat(current + v_from), cp.vstack([_flat(2 * p), _flat(2 * q), _flat(current - v_from)]),
+                       axis=0)]
 
     def branch_limits(self, p, q, current, limited: np.ndarray, i_max: np.ndarray) -> list:
         """The current ratings (p.u.) of the branches `limited`: ℓ <= I_max²."""
@@ -97,10 +101,8 @@ class LinDistFlow:
     def branch_limits(self, p, q, current, limited: np.ndarray, i_max: np.ndarray) -> list:
         """The current ratings (p.u.) of the branches `limited` at 1 p.u. voltage (LinDistFlow's own
         approximation): the apparent flow ||(P, Q)|| <= I_max, one cone per branch-hour."""
-        hours = p.shape[1]
-        flat = lambda e: cp.reshape(e, (e.size,), order="F")
-        bound = np.repeat(i_max[limited][:, None], hours, axis=1)
-        return [cp.SOC(flat(cp.Constant(bound)), cp.vstack([flat(p[limited]), flat(q[limited])]), axis=0)]
+        bound = np.repeat(i_max[limited][:, None], p.shape[1], axis=1)
+        return [cp.SOC(_flat(cp.Constant(bound)), cp.vstack([_flat(p[limited]), _flat(q[limited])]), axis=0)]
 
 
 FORMULATIONS = {"socp": SOCP, "lindistflow": LinDistFlow}
@@ -435,18 +437,13 @@ class DispatchModel:
         n = len(case.prosumers)
         self.base_p = cp.Parameter((nbus, H), name="base_p")
         self.exchange = cp.Variable((n, H), name="exchange")
-        at_bus = np.zeros((nbus, n))
-        at_bus[case.bus_position(case.prosumers.bus), np.arange(n)] = 1.0
-        return self.base_p + at_bus @ self.exchange / case.s_base
+        return self.base_p + case.placement(case.prosumers.bus) @ self.exchange / case.s_base
 
     def _distflow(self, demand_p) -> list:
         """DistFlow on the radial tree: active and reactive balance at every bus (the active one kept
         as ``balance_p``, whose dual gives the LMPs), the voltage drop along every branch, the slack."""
         fd, var = self.feeder, self.vars
         p, q, v, current = var["p"], var["q"], var["v"], var["current"]
-        k = len(self.case.mop)
-        placement = np.zeros((fd.n_bus, k))
-        placement[self.case.bus_position(self.case.mop.bus), np.arange(k)] = 1.0
         root = np.zeros(fd.n_bus)
         root[fd.root] = 1.0
         a_in, a_out = (fd.incidence > 0).astype(float), (fd.incidence < 0).astype(float)
@@ -455,14 +452,14 @@ class DispatchModel:
         inj_p = cp.outer(root, var["pg"]) - demand_p
         inj_q = cp.outer(root, var["qg"]) - self.demand_q
         if "pm" in var:
-            inj_p = inj_p + placement @ var["pm"]
-            inj_q = inj_q + placement @ var["qm"]
+            at_mop = self.case.placement(self.case.mop.bus)
+            inj_p = inj_p + at_mop @ var["pm"]
+            inj_q = inj_q + at_mop @ var["qm"]
         if "dg_p" in var:
             gen = self.case.generators
-            at_bus = np.zeros((fd.n_bus, len(gen)))
-            at_bus[self.case.bus_position(gen.bus), np.arange(len(gen))] = 1.0
-            inj_p = inj_p + (at_bus * (gen.p_max / self.case.s_base)) @ var["dg_p"]
-            inj_q = inj_q + at_bus @ var["dg_q"]
+            at_dg = self.case.placement(gen.bus)
+            inj_p = inj_p + (at_dg * (gen.p_max / self.case.s_base)) @ var["dg_p"]
+            inj_q = inj_q + at_dg @ var["dg_q"]
         self.balance_p = a_in @ delivered_p - a_out @ p + inj_p == 0
         drop = 2 * (cp.multiply(fd.r[:, None], p) + cp.multiply(fd.x[:, None], q))
         if current is not None:
@@ -502,9 +499,8 @@ class DispatchModel:
         p = cp.Variable((g, H), name="dg_p")
         q = cp.Variable((g, H), name="dg_q")
         epi = cp.Variable((g, H), name="dg_epi")
-        flat = lambda e: cp.reshape(e, (e.size,), order="F")
         cons = [p >= (gen.p_min / gen.p_max)[:, None], p <= 1, q >= (gen.q_min / s)[:, None], q <= (gen.q_max / s)[:, None],
-                cp.SOC(flat(epi + 1), cp.vstack([flat(2 * p), flat(epi - 1)]), axis=0)]
+                cp.SOC(_flat(epi + 1), cp.vstack([_flat(2 * p), _flat(epi - 1)]), axis=0)]
         cost = (cp.sum((gen.cost_quadratic * gen.p_max**2) @ epi) + cp.sum((gen.cost_linear * gen.p_max) @ p)
                 + H * float(gen.cost_fixed.sum()))
         self.vars.update(dg_p=p, dg_q=q, dg_epi=epi)

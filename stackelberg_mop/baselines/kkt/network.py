@@ -103,10 +103,8 @@ def conic_hours(case: Case, day: Day, mop: str, voltage_limits: str) -> ConicHou
     col, size = next((col, par.size) for par, col in one.param_columns if par.name() == "demand_p")
     if one.c_map[:, col:col + size].count_nonzero() or one.offset_map[:, col:col + size].count_nonzero():
         raise ValueError("the dispatch model's cost depends on the demand: the master cannot use it")
-    at_bus = np.zeros((size, len(case.prosumers)))
-    at_bus[case.bus_position(case.prosumers.bus), np.arange(len(case.prosumers))] = 1.0 / case.s_base
     exchange_rhs = np.zeros((one.m, len(case.prosumers)))
-    exchange_rhs[one.b_rows] = one.b_map[:, col:col + size] @ at_bus
+    exchange_rhs[one.b_rows] = one.b_map[:, col:col + size] @ (case.placement(case.prosumers.bus) / case.s_base)
     kinds, start, socs = np.empty(one.m, dtype=object), 0, []
     for cone in one.cones:
         kind = type(cone).__name__
