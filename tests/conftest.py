@@ -1,9 +1,18 @@
 import json
+import os
 from importlib import resources
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import stackelberg_mop as sm
+
+# Hypothesis: "dev" (the default) draws new examples on every run, so local runs keep exploring; "ci"
+# (set by .ci/run) draws the same examples on every run, so a CI verdict does not depend on luck. A
+# failure found either way gets an @example that pins it.
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture(scope="session")

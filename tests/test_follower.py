@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -12,8 +12,6 @@ from stackelberg_mop.market.reference import best_response_cvxpy
 
 KEYS = ("transfer", "charge", "discharge", "stored_energy", "exchange_power", "cost")
 price_vectors = arrays(np.float64, 24, elements=st.floats(0.0, 2000.0))
-settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-settings.load_profile("ci")
 
 
 def assert_exact(case, day, response, tol=1e-6):

@@ -69,6 +69,7 @@ def test_generator_cost_is_the_quadratic(dg_case):
 @settings(max_examples=4, deadline=None)
 @given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16), mop=st.sampled_from(["opf", "off"]))
 @example(day_of_year=-1, seed=0, mop="opf")  # the reference day
+@example(day_of_year=188, seed=65536, mop="opf")  # noon ends at Clarabel's reduced accuracy (CI, stop 31)
 def test_dispatch_runs_each_dg_at_its_marginal_cost(dg_case, day_of_year, seed, mop):
     """The dispatch's optimality conditions for each DG i at bus β(i): 2a P + b = LMP_β where the DG
     is inside its range, ≤ at P_max, ≥ at P_min; the epigraph is tight (e = p̃²) so that the reported
@@ -81,7 +82,9 @@ def test_dispatch_runs_each_dg_at_its_marginal_cost(dg_case, day_of_year, seed, 
     exchange = sm.best_response(case, day, prices).exchange_power
     model = dispatch_model(case, "socp", mop)
     res = model.solve(day, exchange)
-    assert res.status == "optimal" and model.direct_solver() is not None
+    # "optimal_inaccurate": some hour reached only Clarabel's reduced accuracy (residuals ~1e-7, four
+    # DGs idle at the cone's boundary); the optimality conditions below still hold to TOL_LMP
+    assert res.status in ("optimal", "optimal_inaccurate") and model.direct_solver() is not None
     gen = case.generators
     p, lmp = res.dg_p, res.lmp[case.bus_position(gen.bus)]
     marginal = 2 * gen.cost_quadratic[:, None] * p + gen.cost_linear[:, None]
