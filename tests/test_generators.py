@@ -69,7 +69,7 @@ def test_generator_cost_is_the_quadratic(dg_case):
 @settings(max_examples=4, deadline=None)
 @given(day_of_year=st.integers(0, 365), seed=st.integers(0, 2**16), mop=st.sampled_from(["opf", "off"]))
 @example(day_of_year=-1, seed=0, mop="opf")  # the reference day
-@example(day_of_year=188, seed=65536, mop="opf")  # noon ends at Clarabel's reduced accuracy (CI, stop 31)
+@example(day_of_year=188, seed=65536, mop="opf")  # noon ends at Clarabel's reduced accuracy (2016-07-07; found by CI)
 def test_dispatch_runs_each_dg_at_its_marginal_cost(dg_case, day_of_year, seed, mop):
     """The dispatch's optimality conditions for each DG i at bus β(i): 2a P + b = LMP_β where the DG
     is inside its range, ≤ at P_max, ≥ at P_min; the epigraph is tight (e = p̃²) so that the reported
