@@ -1,13 +1,15 @@
 """SCIP settings for the KKT master under the paper's price rule: time to a proven gap, day by day.
 
     python benchmarks/kkt_params.py [--time-limit 150] [--workers 2] [--seeds 0]
-                                    [--days reference 2016-01-22 ...] [--variants package no-restart ...]
+                                    [--days reference 2016-01-22 ... | hard] [--variants package ...]
                                     [--out results/kkt_params]
 
 Each variant is a set of SCIP parameters passed to `kkt.solve(..., scip_params=...)` (one thread,
 gap 1e-4); the package's `kkt.SCIP_PARAMS` ("package", without SCIP's restarts since #49) is
-compared with SCIP's restarts ("restarts", the package's setting before #49) and with SCIP's
-heuristics switched off. Every (day, variant, seed) is one
+compared with SCIP's restarts ("restarts", the package's setting before #49), with SCIP's
+heuristics switched off, and, for the bound on the hard days, with what the package's settings
+cut back given back one at a time (separation in the tree, SCIP's strong branching, SCIP's
+"optimality" emphasis). Every (day, variant, seed) is one
 whole solve, heuristics and local search included, so the times are what a user waits for. The
 seed shifts SCIP's random seeds (`randomization/randomseedshift`): a branch-and-bound tree's time
 varies from seed to seed, and a setting is better only if it wins across days and seeds. Rows are
@@ -27,28 +29,38 @@ import numpy as np
 
 #: the test days measured by default: two winter days, three from spring to autumn
 DEFAULT_DAYS = ("reference", "2016-01-22", "2016-03-21", "2016-05-15", "2016-09-07", "2016-12-24")
+#: `--days hard`: the test days furthest from 1e-4 after 300 s (benchmarks/README #58)
+HARD_DAYS = ("2016-07-09", "2016-09-04", "2016-05-17", "2016-03-19")
 
 
-def _heuristics_off() -> dict:
-    """The parameters that SCIP's own "heuristics off" setting changes, as a dict."""
-    from pyscipopt import SCIP_PARAMSETTING, Model
+def _scip_setting(apply) -> dict:
+    """The parameters that one of SCIP's own settings (applied by `apply(model)`) changes, as a dict."""
+    from pyscipopt import Model
 
     m = Model()
     m.hideOutput()
     before = m.getParams()
-    m.setHeuristics(SCIP_PARAMSETTING.OFF)
+    apply(m)
     return {k: v for k, v in m.getParams().items() if before.get(k) != v}
 
 
 @functools.cache
 def variants() -> dict[str, dict]:
+    from pyscipopt import SCIP_PARAMEMPHASIS, SCIP_PARAMSETTING
+
     from stackelberg_mop.baselines import kkt
 
     base = dict(kkt.SCIP_PARAMS)
     restarts = {**base, "presolving/maxrestarts": -1}  # SCIP's default: restart after root fixings
-    quiet = {**base, **_heuristics_off()}
+    quiet = {**base, **_scip_setting(lambda m: m.setHeuristics(SCIP_PARAMSETTING.OFF))}
+    # for the bound on the hard days: what the package's settings cut back, given back one at a time
+    optimality = _scip_setting(lambda m: m.setEmphasis(SCIP_PARAMEMPHASIS.OPTIMALITY))
     return {"package": base, "restarts": restarts, "heuristics-off": quiet,
-            "heuristics-off-sepa20": {**quiet, "separating/maxroundsroot": 20}}
+            "heuristics-off-sepa20": {**quiet, "separating/maxroundsroot": 20},
+            "tree-separation": {**base, "separating/maxrounds": -1},  # SCIP's default: separate in the tree
+            "strong-branching": {**base, "branching/relpscost/maxreliable": 5.0,  # SCIP's defaults
+                                 "branching/relpscost/sbiterquot": 0.5},
+            "emphasis-optimality": {**optimality, "presolving/maxrestarts": 0}}
 
 
 FIELDS = ["day", "variant", "seed", "status", "objective", "bound", "gap", "J_table", "t_1e-3", "t_1e-4",
@@ -78,11 +90,14 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=150.0, help="seconds per solve")
     parser.add_argument("--workers", type=int, default=2, help="solves at a time (one SCIP thread each)")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0], help="SCIP random seed shifts")
-    parser.add_argument("--days", nargs="*", default=list(DEFAULT_DAYS))
+    parser.add_argument("--days", nargs="*", default=list(DEFAULT_DAYS),
+                        help="test-day names, 'reference', or 'hard' for HARD_DAYS")
     parser.add_argument("--variants", nargs="*", default=None, help=f"default: all of {list(variants())}")
     parser.add_argument("--out", default="results/kkt_params")
     args = parser.parse_args()
     names = args.variants or list(variants())
+    if args.days == ["hard"]:
+        args.days = list(HARD_DAYS)
     unknown = set(names) - set(variants())
     if unknown:
         raise SystemExit(f"--variants: unknown {sorted(unknown)}; choose from {list(variants())}")
@@ -110,14 +125,15 @@ def main() -> None:
     limit = lambda v: args.time_limit if v in ("", "None") else float(v)
     print(f"\nmedian time to a proven gap, s, over {len(args.days)} days x {len(args.seeds)} seeds "
           f"(not reached = {args.time_limit:.0f})")
-    print(f"{'variant':<24}{'to 1e-3':>9}{'to 1e-4':>9}{'reached 1e-4':>14}")
+    print(f"{'variant':<24}{'to 1e-3':>9}{'to 1e-4':>9}{'reached 1e-4':>14}{'gap at end':>12}")
     for v in names:
         mine = [r for r in rows if r["variant"] == v and r["day"] in args.days]
         if mine:
             t3 = np.median([limit(r["t_1e-3"]) for r in mine])
             t4 = np.median([limit(r["t_1e-4"]) for r in mine])
             hit = sum(r["t_1e-4"] not in ("", "None") for r in mine)
-            print(f"{v:<24}{t3:>9.1f}{t4:>9.1f}{hit:>9} of {len(mine)}")
+            gap = np.median([float(r["gap"]) for r in mine])
+            print(f"{v:<24}{t3:>9.1f}{t4:>9.1f}{hit:>9} of {len(mine)}{gap:>12.1e}")
 
 
 if __name__ == "__main__":

@@ -197,6 +197,20 @@ def test_small_case_optimum_beats_every_grid_point(small, grid_scores):
     assert result.objective < sm.evaluate(small[0], small[1], fixed).dno_objective - 1.0
 
 
+def test_one_thread_solve_scores_the_masters_incumbents(small):
+    """With one thread the bound tracker scores the master's incumbents as SCIP finds them (inside its
+    event handler) and stops the master at the certificate: the optimum is the two-thread solve's, it
+    verifies, and the history's upper bounds are exact scores that only fall, the last one λ*'s."""
+    case, day, _, lo, hi, two = small
+    one = kkt.solve(case, day, time_limit=150, gap=1e-6, price_lower=lo, price_upper=hi, threads=1)
+    assert one.status == "optimal" and one.verification.passed, one.verification.messages
+    assert one.objective == pytest.approx(two.objective, rel=2e-6)
+    assert one.best_bound <= two.objective + 1e-6 and two.best_bound <= one.objective + 1e-6
+    ubs = [ub for _, ub, _ in one.history if np.isfinite(ub)]
+    assert ubs == sorted(ubs, reverse=True) and ubs[-1] == pytest.approx(one.objective, rel=1e-9)
+    assert [lb for *_, lb in one.history] == sorted(lb for *_, lb in one.history)
+
+
 def test_misocp_agrees_with_outer_approximation(small):
     """The one-model MISOCP (network inside SCIP) and the outer approximation give the same optimum."""
     case, day, _, lo, hi, oa = small

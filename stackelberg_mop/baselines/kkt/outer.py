@@ -6,9 +6,9 @@ optimum, and the exact score of any price vector (`best_response` + dispatch) an
 
 1. Heuristic prices (`heuristics.start_prices`) and a local search on the surrogate are scored
    exactly; each score adds a cut at its exchange power.
-2. The master is solved (warm-started at the best prices); its best solutions are scored, which adds
-   cuts where the master looked. A new master (or the same one, back in SCIP's problem stage) is
-   solved again until the scored upper bound and the master's bound meet within the gap; SCIP is
+2. The master is solved (warm-started at the best prices); its incumbents are scored as SCIP finds
+   them and its best solutions at the end, which adds cuts where the master looked. A new master (or
+   the same one, back in SCIP's problem stage) is solved again until the scored upper bound and the master's bound meet within the gap; SCIP is
    stopped as soon as they do (`BoundTracker`).
 3. The certificate: the master with the prices fixed at λ* gives the model's own KKT point, whose
    objective (its exact network cost, its revenue by strong duality) `verification.finish` checks.
@@ -34,35 +34,47 @@ def _bound_tracker_class():
     from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
 
     class BoundTracker(Eventhdlr):
-        """Appends (time s, best upper bound, master's dual bound) to a history as the tree grows, and
-        stops the solve once the best scored prices and the master's bound are within `stop_gap`
-        (the master's own gap is measured against its incumbent, which under-estimates the network)."""
+        """Appends (time s, best upper bound, master's dual bound) to a history as the tree grows,
+        scores each new incumbent of the master as SCIP finds it (`on_solution(solution)`: the master's
+        objective under-estimates the network, so only the exact score is an upper bound), and stops
+        the solve once the best scored prices and the master's bound are within `stop_gap`."""
 
-        def __init__(self, history, best, elapsed, stop_gap=None):
+        def __init__(self, history, best, elapsed, stop_gap=None, on_solution=None):
             self.history, self.best, self.elapsed, self.last = history, best, elapsed, -np.inf
-            self.stop_gap = stop_gap
+            self.stop_gap, self.on_solution = stop_gap, on_solution
 
         def eventinit(self):
             self.model.catchEvent(SCIP_EVENTTYPE.NODESOLVED, self)
+            self.model.catchEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
 
         def eventexit(self):
             self.model.dropEvent(SCIP_EVENTTYPE.NODESOLVED, self)
+            self.model.dropEvent(SCIP_EVENTTYPE.BESTSOLFOUND, self)
 
         def eventexec(self, event):
             if self.history is None:  # switched off (the certificate's fixed-price solve)
                 return
-            bound, ub = self.model.getDualbound(), self.best["ub"]
+            if event.getType() == SCIP_EVENTTYPE.BESTSOLFOUND:
+                if self.on_solution is not None:
+                    self.on_solution(self.model.getBestSol())
+                self.check_stop()
+                return
+            bound = self.model.getDualbound()
             if bound > self.last + 1e-9 * max(1.0, abs(bound)):
                 self.last = bound
-                self.history.append((self.elapsed(), ub, bound))
-                if self.stop_gap is not None and ub - bound <= self.stop_gap * abs(ub):
-                    self.model.interruptSolve()
+                self.history.append((self.elapsed(), self.best["ub"], bound))
+                self.check_stop()
+
+        def check_stop(self):
+            ub = self.best["ub"]
+            if self.stop_gap is not None and ub - self.last <= self.stop_gap * abs(ub):
+                self.model.interruptSolve()
 
     return BoundTracker
 
 
-def bound_tracker(history, best, elapsed, stop_gap=None):  # a factory: PySCIPOpt is imported lazily
-    return _bound_tracker_class()(history, best, elapsed, stop_gap)
+def bound_tracker(history, best, elapsed, stop_gap=None, on_solution=None):  # PySCIPOpt is imported lazily
+    return _bound_tracker_class()(history, best, elapsed, stop_gap, on_solution)
 
 
 class OuterApproximation:
@@ -145,8 +157,8 @@ class OuterApproximation:
         model.add_solution(vals, total - self.w1 * float((prices * exch).sum()))
 
     def run(self, model, time_cap: float, rel_gap: float) -> int:
-        """Solve `model` (warm-started at the best prices) and score its best solutions; returns how
-        many of them were new."""
+        """Solve `model` (warm-started at the best prices) and score its best solutions (its incumbents
+        as SCIP finds them, then its five best); returns how many cuts the master has not seen."""
         self.push_cuts(model)
         if self.best["prices"] is not None:
             self.warm_start(model, self.best["prices"])
@@ -155,19 +167,19 @@ class OuterApproximation:
         # the bound tracker (a Python event handler) runs on one thread only: with more, the history
         # holds one point per outer iteration
         if model.threads == 1 and not hasattr(model, "tracker"):
-            model.tracker = bound_tracker(self.history, self.best, self.elapsed, stop_gap=self.gap)
+            model.tracker = bound_tracker(self.history, self.best, self.elapsed, stop_gap=self.gap,
+                                          on_solution=lambda sol: self.score(self.solution_prices(model, sol)))
             model.m.includeEventhdlr(model.tracker, "bound_tracker", "records the bound")
         model.optimize()
-        new = 0
         for sol in model.m.getSols()[:5]:
-            # SCIP's values may sit ~1e-10 outside the price bounds: project, so that λ* keeps the rules
-            # exactly (the certificate fixes the prices in the model)
-            prices = np.array([model.m.getSolVal(sol, v) for v in model.lam])
-            prices = project_prices(self.case, self.day, prices, self.lo, self.hi)
-            if tuple(np.round(prices, 6)) not in self.seen:
-                self.score(prices)
-                new += 1
-        return new
+            self.score(self.solution_prices(model, sol))
+        return len(self.cuts) - model.n_cuts
+
+    def solution_prices(self, model, sol) -> np.ndarray:
+        """The prices of a master solution. SCIP's values may sit ~1e-10 outside the price bounds:
+        projected, so that λ* keeps the rules exactly (the certificate fixes the prices in the model)."""
+        prices = np.array([model.m.getSolVal(sol, v) for v in model.lam])
+        return project_prices(self.case, self.day, prices, self.lo, self.hi)
 
     def polish(self, rounds: int = 3) -> None:
         """Local search on the surrogate from the best prices, each result scored exactly (new cut)."""
