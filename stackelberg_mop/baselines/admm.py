@@ -42,6 +42,7 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, network_costs
 from ..market import best_response
+from ..market._solve import solve_reported
 from ..market.admm_rule import ResidualLog
 from ..market.prosumer_model import ProsumerBlock
 from ..powerflow.distflow import DispatchModel, dispatch_model
@@ -128,12 +129,9 @@ def proximal_responses(models: list[_ProsumerADMM], prices: np.ndarray, rho: flo
     for i, m in enumerate(models):
         m.rho.value = rho
         m.lin.value = prices[i] + rho * (m.block.h.value - target[i])
-        try:
-            m.problem.solve(solver="CLARABEL", warm_start=False)  # history-independent, as in `dno_step`
-        except cp.SolverError as err:
-            return None, f"prosumer {i}: solver_error: {err}"
-        if m.problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            return None, f"prosumer {i}: {m.problem.status}"
+        status, _ = solve_reported(m.problem, warm_start=False)  # history-independent, as in `dno_step`
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return None, f"prosumer {i}: {status}"
         exchange[i] = m.block.exchange.value
     return exchange, None
 
@@ -153,13 +151,9 @@ def dno_step(net: DNOModel, prices: np.ndarray, rho: float, bids: np.ndarray):
     net.rho.value, net.lin.value = rho, prices + rho * bids
     status = "solver_error"
     for options in DNO_SOLVER_ATTEMPTS:
-        try:
-            with warnings.catch_warnings():  # the status is reported
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                net.admm.solve(solver="CLARABEL", **options)
-            status = net.admm.status
-        except cp.SolverError as err:
-            status = f"solver_error: {err}"
+        with warnings.catch_warnings():  # the status is reported
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            status, _ = solve_reported(net.admm, **options)
         if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             return net.exchange.value.copy(), None
     return None, f"dno: {status}"

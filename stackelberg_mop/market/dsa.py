@@ -127,7 +127,7 @@ def operation(mode: str, dr: bool, status: str, parts: list, trades, trade_price
               elapsed: float) -> DSAOperation:
     """A `DSAOperation` from solved `DSAPart`s and the network model (NaN arrays unless optimal)."""
     n, fd = len(parts), network.feeder
-    if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, "optimal", "optimal_inaccurate"):
+    if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):  # cvxpy's statuses are these strings
         nan = lambda *shape: np.full(shape, np.nan)
         return DSAOperation(mode, dr, str(status), nan(n), *(nan(n, HOURS) for _ in range(3)),
                             nan(n, n, HOURS), nan(n, n, HOURS), *(nan(n, HOURS) for _ in range(4)),
@@ -135,7 +135,7 @@ def operation(mode: str, dr: bool, status: str, parts: list, trades, trade_price
     sched = [p.schedule() for p in parts]
     stack = lambda k: np.array([s[k] for s in sched])
     return DSAOperation(
-        mode=mode, dr=dr, status="optimal" if status in (cp.OPTIMAL, "optimal") else "optimal_inaccurate",
+        mode=mode, dr=dr, status=str(status),
         cost=np.array([float(p.cost.value) for p in parts]), buy=stack("buy"), sell=stack("sell"), net=stack("net"),
         trades=trades, trade_price=trade_price, shift=stack("shift"), charge=stack("charge"),
         discharge=stack("discharge"), curtailed=stack("curtailed"), v=network.vars["v"].value,

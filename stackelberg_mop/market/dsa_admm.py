@@ -119,7 +119,8 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     for agent in local:
         agent.part.block.set_day(day)
     z = {pair: np.zeros(HOURS) for pair in pairs}
-    zhat = lambda k, m: z[k, m] if (k, m) in z else -z[m, k]
+    signed = lambda zs, k, m: zs[k, m] if (k, m) in zs else -zs[m, k]  # ẑ_km of the agreed trades zs
+    zhat = lambda k, m: signed(z, k, m)
     lam = {(k, m): np.zeros(HOURS) for k in range(n) for m in partners[k]}
     mu, n_tilde = np.zeros((n, HOURS)), np.zeros((n, HOURS))
     network.rho.value = rho
@@ -146,20 +147,20 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
                 status = f"solver_failed (network: {st})"
                 break
             n_tilde = network.model.exchange.value
+            r_k, s_k = [], []
             for k in range(n):  # 3. the multipliers, 4. each DSA's residuals
                 r2, s2 = float(((net[k] - n_tilde[k]) ** 2).sum()), float(((n_tilde[k] - old_tilde[k]) ** 2).sum())
                 for m in partners[k]:
                     lam[k, m] = lam[k, m] + rho[k] * (p[k, m] - zhat(k, m))
-                    old = old_z[k, m] if (k, m) in old_z else -old_z[m, k]
                     r2 += float(((p[k, m] - zhat(k, m)) ** 2).sum())
-                    s2 += float(((zhat(k, m) - old) ** 2).sum())
+                    s2 += float(((zhat(k, m) - signed(old_z, k, m)) ** 2).sum())
                 mu[k] = mu[k] + rho[k] * (net[k] - n_tilde[k])
                 root = np.sqrt(HOURS * (len(partners[k]) + 1))
-                primal.append((k, np.sqrt(r2) / (root * eps_pri)))
-                dual.append((k, rho[k] * np.sqrt(s2) / (root * eps_dual)))
-            worst_r = max(v for _, v in primal[-n:])
-            worst_s = max(v for _, v in dual[-n:])
-            if worst_r <= 1 and worst_s <= 1:
+                r_k.append(np.sqrt(r2) / (root * eps_pri))
+                s_k.append(rho[k] * np.sqrt(s2) / (root * eps_dual))
+            primal.append(max(r_k))
+            dual.append(max(s_k))
+            if primal[-1] <= 1 and dual[-1] <= 1:
                 status = "optimal"
                 break
             continue
@@ -172,5 +173,4 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     # stopped at max_iter: the last iterate is reported, as "optimal_inaccurate" (the tolerances not met)
     reported = {"optimal": "optimal", "max_iter": "optimal_inaccurate"}.get(status, status)
     op = operation(mode, dr, reported, [a.part for a in local], trades, price_out, network.model, case, elapsed)
-    per_iter = lambda log: [max(v for _, v in log[t:t + n]) for t in range(0, len(log), n)]
-    return ADMMResult(operation=op, status=status, iterations=it, primal=per_iter(primal), dual=per_iter(dual))
+    return ADMMResult(operation=op, status=status, iterations=it, primal=primal, dual=dual)

@@ -138,9 +138,7 @@ def p2p_market(case: Case, cap_mw: float | np.ndarray | None = None, trade_cost:
         if limit.shape not in ((), (n,)):
             raise ValueError(f"exchange_limit_mw: expected one value or {n}, got shape {limit.shape}")
         limit = np.broadcast_to(limit, (n,))
-    if limit is None and not pros.bid_limited:
-        return P2PMarket(cap=cap, trade_cost=trade_cost)
-    # the prosumers' own bid limits always bound their exchange after trades (their meter is free)
+    # the prosumers' own bid limits (±inf: none) always bound their exchange after trades (their meter is free)
     lim = np.full(n, np.inf) if limit is None else limit
     return P2PMarket(cap=cap, trade_cost=trade_cost, exchange_lower=np.maximum(-lim, pros.bid_min),
                      exchange_upper=np.minimum(lim, pros.bid_max))
@@ -323,11 +321,8 @@ class _LocalModel:
         assert self.problem.is_dcp(dpp=True)
 
     def solve(self) -> bool:
-        try:
-            self.problem.solve(solver="CLARABEL")
-        except cp.SolverError:
-            return False
-        return self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+        status, _ = solve_reported(self.problem)
+        return status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
 
 def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 1000.0, eps_abs: float = 1e-5,

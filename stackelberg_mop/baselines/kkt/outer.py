@@ -8,8 +8,8 @@ optimum, and the exact score of any price vector (`best_response` + dispatch) an
    exactly; each score adds a cut at its exchange power.
 2. The master is solved (warm-started at the best prices); its incumbents are scored as SCIP finds
    them and its best solutions at the end, which adds cuts where the master looked. A new master (or
-   the same one, back in SCIP's problem stage) is solved again until the scored upper bound and the master's bound meet within the gap; SCIP is
-   stopped as soon as they do (`BoundTracker`).
+   the same one, back in SCIP's problem stage) is solved again until the scored upper bound and the
+   master's bound meet within the gap; SCIP is stopped as soon as they do (`BoundTracker`).
 3. The certificate: the master with the prices fixed at λ* gives the model's own KKT point, whose
    objective (its exact network cost, its revenue by strong duality) `verification.finish` checks.
 """
