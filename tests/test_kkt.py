@@ -224,6 +224,11 @@ def test_misocp_agrees_with_outer_approximation(small):
     assert mi.status == ("optimal" if mi.gap <= 1e-6 else "time_limit"), (mi.status, mi.gap)
 
 
+#: how far (absolute, on the generated rows scaled to ~1) the dispatch's reported point may miss them:
+#: Clarabel's tolerance, not SCIP's 1e-7 (test_misocp_network_rows_are_the_dispatch_model)
+DISPATCH_POINT_TOL = 1e-6
+
+
 def _network_rows_at(case, day, exchange, mop, limits):
     """The misocp master's network rows alone, at a fixed exchange power (N, 24) MW, in a SCIP model
     with the master's settings: (model, its `SimpleNamespace` stand-in for the master, cost expression)."""
@@ -259,6 +264,7 @@ def _dispatch_point(m, master, cost, result):
        options=st.sampled_from([("opf", "hard"), ("opf", "soft"), ("off", "soft")]), v_slack=st.sampled_from([1.0, 1.02]))
 @example(day_of_year=0, seed=0, options=("off", "soft"), v_slack=1.0)
 @example(day_of_year=97, seed=0, options=("opf", "soft"), v_slack=1.02)
+@example(day_of_year=165, seed=826, options=("opf", "hard"), v_slack=1.0)  # a row 1.02e-7 off (make test)
 def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, options, v_slack):
     """The misocp master's network rows, generated from the one-hour dispatch model's compiled data,
     are the dispatch problem at a fixed exchange power: the dispatch's own point
@@ -283,7 +289,13 @@ def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, opt
     m, master, cost = _network_rows_at(case, day, exchange, mop, limits)
     sol, at_point = _dispatch_point(m, master, cost, res)
     assert at_point == pytest.approx(phi, rel=1e-8)
-    assert m.checkSol(sol)  # every generated row holds at the dispatch's optimum
+    # every generated row holds at the dispatch's optimum, to the accuracy of that point: Clarabel stops
+    # on residuals of its equilibrated data, which left a voltage-drop row 1.02e-7 off in unscaled terms
+    # on 2016-06-14 (12 other draws: 6e-11 to 5e-9), past SCIP's own 1e-7; a wrong row is off by far more
+    feastol = m.getParam("numerics/feastol")
+    m.setParam("numerics/feastol", DISPATCH_POINT_TOL)
+    assert m.checkSol(sol)
+    m.setParam("numerics/feastol", feastol)
     kinds = [c.getConshdlrName() for c in m.getConss()]  # the model as built, before presolve
     m.addSol(sol)
     m.setParam("limits/time", 5)  # the root alone takes minutes: SCIP's cone cuts converge slowly
