@@ -22,6 +22,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 demo: $(VENV)/.installed
 	$(BIN)/stackelberg-mop demo
 
+# the same Hypothesis draws on every run (tests/conftest.py); HYPOTHESIS_PROFILE=dev draws anew
+HYPOTHESIS_PROFILE ?= ci
+export HYPOTHESIS_PROFILE
+
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
