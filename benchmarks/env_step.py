@@ -9,6 +9,7 @@ run `--envs` copies in gymnasium's SyncVectorEnv (one process) and AsyncVectorEn
 and count env-steps per second over all copies. "episodes" counts steps per second over whole days
 (reset included; the hourly game's last step also scores the whole day): the training throughput.
 "first s" is the first reset + step in a new process (imports excluded): what building the models costs.
+STACKELBERG_MOP_THREADS=1 measures the dispatch on one thread (the default is two on two cores).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from _timing import median_seconds
 
 import stackelberg_mop as sm
 from stackelberg_mop.market.reference import best_response_cvxpy
-from stackelberg_mop.powerflow import DispatchModel
+from stackelberg_mop.powerflow import DispatchModel, dispatch_threads
 from stackelberg_mop.powerflow.ac import sweep_power_flow
 
 IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
@@ -112,7 +113,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--envs", type=int, default=2)
     args = parser.parse_args()
-    print(f"median steps/s ({os.cpu_count()} cores; single = one process, one core)")
+    print(f"median steps/s ({os.cpu_count()} cores; single = one process, "
+          f"its dispatch on {dispatch_threads()} thread(s): STACKELBERG_MOP_THREADS)")
     naive = naive_step_seconds(args.steps)
     print(f"{'ID':<26}{'mop':<7}{'single':>10}{'ms/step':>9}{'episodes':>10}{'sync×' + str(args.envs):>10}"
           f"{'async×' + str(args.envs):>10}{'first s':>9}")

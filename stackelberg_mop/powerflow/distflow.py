@@ -19,12 +19,15 @@ builds a model of any window of consecutive hours (``hours``, default the whole 
 model (``hours=1``, solved for hour t with ``solve(..., start=t)``) gives that hour's block of the
 day's optimum, which is what the hourly game needs. Only the one-hour problem is compiled: a window
 of several hours is solved hour by hour with the one-hour model's solver (`_HourlyClarabel`), each
-hour stopping at its own iteration count, and its solution written into the window's variables.
+hour stopping at its own iteration count, and its solution written into the window's variables;
+the hours are shared among `dispatch_threads()` identical solvers, one per thread.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import checks
+from .._system import available_cpus, threads_from_env
 from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
@@ -174,6 +178,53 @@ def _value(expression) -> float:
     return np.nan if expression.value is None else float(expression.value)
 
 
+_threads: int | None = None
+_pools: dict = {}
+
+
+def dispatch_threads() -> int:
+    """How many threads solve the hours of a day's dispatch: `set_dispatch_threads`'s value, else the
+    environment variable STACKELBERG_MOP_THREADS (which sets SCIP's threads too), else 2 where this
+    process may use two or more cores (1 otherwise). Two threads take the day's 24 hour solves from
+    ~13 to ~7 ms (benchmarks/README.md); set 1 where every core already runs a process of its own
+    (AsyncVectorEnv, SubprocVecEnv; the benchmark's and `optima`'s workers set their share themselves).
+    The answer does not depend on it."""
+    if _threads is not None:
+        return _threads
+    env = threads_from_env()
+    return env if env is not None else min(2, available_cpus())
+
+
+def set_dispatch_threads(threads: int | None) -> None:
+    """Set the number of threads of the day's dispatch for this process (None: back to the default)."""
+    global _threads
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected a whole number >= 1 or None, got {threads!r}")
+    _threads = threads
+
+
+def _pool(k: int):
+    """The process's pool of k threads (made on first use; a forked child makes its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (k, os.getpid())
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(k, thread_name_prefix="dispatch")
+    return _pools[key]
+
+
+def _settings(options: dict):
+    """Clarabel's settings for these options (cvxpy's "warm_start" has no Clarabel counterpart)."""
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    for key, value in options.items():
+        if key != "warm_start":
+            setattr(settings, key, value)
+    return settings
+
+
 def needs_refinement(status: str, options: dict) -> bool:
     """The dispatch's one rule for inaccurate solves: a solve that ends inaccurate without iterative
     refinement is repeated with it ({**options, **ACCURATE_OPTIONS})."""
@@ -235,11 +286,37 @@ class _DirectClarabel:
         c, b = self.data()
         if not (np.allclose(c, data["c"], rtol=0, atol=1e-12) and np.allclose(b, data["b"], rtol=0, atol=1e-12)):
             raise ValueError("the affine maps do not reproduce cvxpy's data")
-        self.solver = None
+        self.solver, self._setup_data = None, None
         # the solver is set up once, on data that do not depend on which day came first (Clarabel
         # keeps the scaling of its set-up data through `update`): `canonical()` loads such values into
         # the parameters (the model's own choice), after which the current ones are restored
         self.canonical = canonical
+
+    def setup_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(c, b) at `canonical()`'s values, computed once; the parameters' current values are kept."""
+        if self._setup_data is None:
+            current = [par.value for par in self.parameters]
+            self.canonical()
+            self._setup_data = self.data()
+            for par, value in zip(self.parameters, current):
+                par.value = value
+        return self._setup_data
+
+    def _new_solver(self, settings, c: np.ndarray, b: np.ndarray):
+        import clarabel
+
+        c0, b0 = (c, b) if self.canonical is None else self.setup_data()
+        return clarabel.DefaultSolver(sp.csc_array((self.n, self.n)), c0, self.A, b0, self.cones, settings)
+
+    def twin(self, options: dict) -> _DirectClarabel:
+        """A second solver of the same problem, set up on the same data as this one (so that it
+        returns what this one returns, bit for bit), to solve other hours on another thread. It is
+        set up here, on the caller's thread, because `setup_data` touches the cvxpy parameters."""
+        if self.canonical is None:
+            raise ValueError("a twin needs the canonical set-up data (the model's `canonical`)")
+        other = copy.copy(self)
+        other.solver = self._new_solver(_settings(options), *self.setup_data())
+        return other
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         theta = self.param_vector()
@@ -263,22 +340,9 @@ class _DirectClarabel:
     def solve_data(self, c: np.ndarray, b: np.ndarray, options: dict):
         """Solve the compiled problem with objective vector c and right-hand side b:
         (cvxpy status, x, z), x and z None unless a solution is present."""
-        import clarabel
-
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        for key, value in options.items():
-            if key != "warm_start":
-                setattr(settings, key, value)
+        settings = _settings(options)
         if self.solver is None:
-            c0, b0 = c, b
-            if self.canonical is not None:
-                current = [par.value for par in self.parameters]
-                self.canonical()
-                c0, b0 = self.data()
-                for par, value in zip(self.parameters, current):
-                    par.value = value
-            self.solver = clarabel.DefaultSolver(sp.csc_array((self.n, self.n)), c0, self.A, b0, self.cones, settings)
+            self.solver = self._new_solver(settings, c, b)
         self.solver.update(q=c, b=b, settings=settings)
         sol = self.solver.solve()
         status = self.status_map.get(str(sol.status), cp.SOLVER_ERROR)
@@ -318,6 +382,7 @@ class _HourlyClarabel:
         own = {var.name(): var for var in model.problem.variables()}
         self.columns = [(own[var.name()], col, var.size) for var, col in one.columns]
         self.dual_rows = one.dual_rows
+        self.solvers = [one]  # solver j solves hours j, j + k, ... (k = dispatch_threads())
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """(c (n, H), b (m, H)): column t is hour t's one-hour problem data."""
@@ -333,13 +398,30 @@ class _HourlyClarabel:
     def solve(self, options: dict) -> tuple[str, np.ndarray | None]:
         """Solve every hour; (status, dual of the P balance (bus, H) or None). An hour that ends
         inaccurate is solved again with iterative refinement (`needs_refinement`); the status is
-        "optimal" only when every hour's is; the first hour without a solution ends the solve."""
+        "optimal" only when every hour's is; the first hour without a solution ends the solve.
+        With `dispatch_threads()` = k > 1 the hours are dealt to k solvers set up on the same data
+        (hour t to solver t mod k), each on its own thread: Clarabel releases the GIL while it
+        iterates, and every solver returns what the first would, so the answer does not depend on k."""
         c, b = self.data()
+        k = min(dispatch_threads(), self.hours)
+        while len(self.solvers) < k:
+            self.solvers.append(self.one.twin(options))
+
+        def hours_of(j: int) -> list:
+            out = []
+            for t in range(j, self.hours, k):
+                status, x_t, z_t = self.solvers[j].solve_data(c[:, t], b[:, t], options)
+                if needs_refinement(status, options):
+                    status, x_t, z_t = self.solvers[j].solve_data(c[:, t], b[:, t], {**options, **ACCURATE_OPTIONS})
+                out.append((t, status, x_t, z_t))
+                if x_t is None:
+                    break
+            return out
+
+        others = [_pool(k - 1).submit(hours_of, j) for j in range(1, k)]  # solvers 1, ..., k − 1 on the pool
+        solved = hours_of(0) + [r for part in others for r in part.result()]  # solver 0 on this thread
         x, z, worst = np.empty((self.one.n, self.hours)), np.empty((self.one.m, self.hours)), cp.OPTIMAL
-        for t in range(self.hours):
-            status, x_t, z_t = self.one.solve_data(c[:, t], b[:, t], options)
-            if needs_refinement(status, options):
-                status, x_t, z_t = self.one.solve_data(c[:, t], b[:, t], {**options, **ACCURATE_OPTIONS})
+        for t, status, x_t, z_t in sorted(solved, key=lambda r: r[0]):
             if x_t is None:
                 return status, None
             x[:, t], z[:, t] = x_t, z_t

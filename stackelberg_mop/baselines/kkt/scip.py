@@ -5,17 +5,15 @@ What was tried and what each setting bought is in benchmarks/README.md (#26, #40
 
 from __future__ import annotations
 
-import os
-
-from ..._system import available_cpus
+from ..._system import THREADS_ENV, available_cpus, threads_from_env
 
 #: the default number of SCIP threads is the machine's cores up to this. One: under the paper's price
 #: rule SCIP's concurrent solve on two threads is slower (reference day: 1e-4 not reached in 300 s,
 #: against ~130 s on one thread, benchmarks/README.md #40); it helped the flat-cap variant (#26)
 MAX_DEFAULT_THREADS = 1
-#: environment variable that sets the default number of SCIP threads instead (a positive integer):
-#: for processes that share the machine, e.g. the benchmark's workers (`benchmark.run` sets it)
-THREADS_ENV = "STACKELBERG_MOP_THREADS"
+#: THREADS_ENV (STACKELBERG_MOP_THREADS, `_system`) sets the default number of SCIP threads instead (a
+#: positive integer): for processes that share the machine, e.g. the benchmark's workers (`benchmark.run`)
+__all__ = ["MAX_DEFAULT_THREADS", "THREADS_ENV", "default_threads", "new_scip_model"]
 #: Ipopt options for SCIP's NLP heuristics (subnlp, MPEC, ...): MUMPS ordered with AMD instead of
 #: METIS. METIS corrupts the heap in the PySCIPOpt wheel (scipopt/scip#211, PySCIPOpt#1234): the
 #: process aborts ("free(): invalid pointer"), which no Python code can catch. The MPEC heuristic hit
@@ -42,12 +40,8 @@ def ipopt_params() -> dict:
 def default_threads() -> int:
     """Threads for SCIP when the caller does not say: `THREADS_ENV` if set, else the CPUs this
     process may use, at most `MAX_DEFAULT_THREADS`."""
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"{THREADS_ENV}={env!r}: must be a positive integer")
-        return int(env)
-    return max(1, min(MAX_DEFAULT_THREADS, available_cpus()))
+    env = threads_from_env()
+    return env if env is not None else max(1, min(MAX_DEFAULT_THREADS, available_cpus()))
 
 
 def new_scip_model(name: str, threads: int, verbose: bool, params: dict | None):
