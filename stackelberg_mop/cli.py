@@ -233,12 +233,18 @@ def cmd_benchmark(args) -> None:
 
 
 def cmd_optima(args) -> None:
-    from .optima import compute, table_summary
+    from .data.optimum_table import table_path
+    from .optima import compute, merge, table_summary
 
     if not 0 < args.gap < 1:
         raise ValueError(f"--gap: must lie in (0, 1), got {args.gap}")
-    rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,
-                   backend=args.backend, workers=args.workers, limit=args.limit, retry=args.retry)
+    if args.merge:
+        out = args.out or table_path(load_case(args.case).name)
+        rows = merge(out, *args.merge)
+        print(f"merged {len(args.merge)} table(s) into {out}")
+    else:
+        rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,
+                       backend=args.backend, workers=args.workers, limit=args.limit, retry=args.retry)
     s = table_summary(rows)
     if s["days"]:
         print(f"table: {s['days']} days, {s['optimal']} optimal; gap median {s['median_gap']:.1e}, max "
@@ -299,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gap", type=_positive, default=1e-4, help="relative gap to prove (default 1e-4)")
     p.add_argument("--limit", type=_count, default=None, help="evenly spaced days of the split (default: all)")
     p.add_argument("--retry", action="store_true", help="solve again the days whose status is not optimal")
+    p.add_argument("--merge", nargs="+", metavar="TABLE", default=None,
+                   help="solve nothing: fold these tables (other runs) into --out, each day's best certificate")
     p.add_argument("--backend", default="local", choices=("local", "serial", "ray"),
                    help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
     p.add_argument("--workers", type=_count, default=None, help="processes / Ray CPUs (default: all cores)")

@@ -6,7 +6,8 @@
 followers re-solved at λ*, the model's objective against `evaluate`'s, the MOP set-points re-scored).
 `compute` runs it over a split and appends one JSON line per day to the case's table the moment the
 day is done, so an interrupted run loses nothing and a rerun skips the days already there. Each row
-records the package version, the case's `Case.fingerprint` and the day's `day_hash`.
+records the package version, the case's `Case.fingerprint` and the day's `day_hash`. `merge` folds
+other runs of the same days into a table, keeping each day's best certificate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from .cases import Case, load_case
 from .data import Day
-from .data.optimum_table import day_hash, read_table, table_path
+from .data.optimum_table import combine_rows, day_hash, read_table, table_path
 
 #: the certificate every shipped day is solved to (relative gap), and the time each may take (s)
 DEFAULT_GAP = 1e-4
@@ -121,6 +122,34 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
     return read_table(out)
 
 
+def merge(out: str | Path, *sources: str | Path) -> dict[str, dict]:
+    """Fold other runs' tables (`sources`, e.g. a `--retry` elsewhere or a Ray cluster's) into the
+    table `out` and rewrite it with one row per day, each the best certificate of all its runs
+    (`data.optimum_table.combine_rows`); returns the rows. Days keep their order in `out`, new days
+    follow. ValueError if two tables hold a day made for different case or day data. The file is
+    replaced in one step (written beside it, then renamed), so an interrupted merge leaves `out` as
+    it was."""
+    out = Path(out)
+    paths = [Path(p) for p in sources]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"merge: no table at {path}")
+    by_day: dict[str, list[tuple[Path, dict]]] = {}
+    for path in (out, *paths):
+        for day, row in read_table(path).items():
+            by_day.setdefault(day, []).append((path, row))
+    for day, found in by_day.items():
+        (first, a), *rest = found
+        for path, b in rest:
+            if (a.get("case_fingerprint"), a.get("day_hash")) != (b.get("case_fingerprint"), b.get("day_hash")):
+                raise ValueError(f"merge: day {day!r} in {path} was made for other case or day data than in {first}")
+    merged = {day: combine_rows([row for _, row in found]) for day, found in by_day.items()}
+    tmp = out.with_name(out.name + ".merging")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
+    tmp.replace(out)
+    return merged
+
+
 def table_summary(rows: dict[str, dict]) -> dict:
     """Coverage and solve times of a table: days, optimal days, median and max gap and solve time."""
     vals = list(rows.values())
@@ -133,4 +162,4 @@ def table_summary(rows: dict[str, dict]) -> dict:
             "median_time": float(np.median(times)), "max_time": float(times.max())}
 
 
-__all__ = ["DEFAULT_GAP", "DEFAULT_TIME_LIMIT", "compute", "solve_row", "table_summary", "time_to_gap"]
+__all__ = ["DEFAULT_GAP", "DEFAULT_TIME_LIMIT", "compute", "merge", "solve_row", "table_summary", "time_to_gap"]

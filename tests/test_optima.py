@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stackelberg_mop as sm
 from stackelberg_mop import optima
@@ -172,3 +174,72 @@ def test_the_training_labels_rescore_to_their_objective(case):
         assert out.status == "optimal" and out.dno_objective == pytest.approx(opt.objective, rel=1e-6, abs=1e-6)
         assert price_bounds(case, train[name]).violation(opt.prices) <= 1e-6
         assert not opt.bound > opt.objective
+
+
+def _run_row(day, objective, bound, prices, solve_time=1.0, fingerprint="f", requested=1e-4, **extra):
+    return {"case": "c", "day": day, "status": "optimal" if (objective - bound) / objective <= requested else "time_limit",
+            "objective": objective, "bound": bound, "gap": (objective - bound) / objective, "solve_time": solve_time,
+            "requested_gap": requested, "verified": True, "case_fingerprint": fingerprint, "day_hash": "h",
+            "time_to_gap": {"0.001": solve_time / 2, "0.0001": solve_time if (objective - bound) / objective <= 1e-4 else None},
+            "prices": [float(prices)] * 24, **extra}
+
+
+@settings(max_examples=40, deadline=None)
+@given(j=st.floats(1e3, 3e4), runs=st.lists(st.tuples(st.floats(0, 2e-3), st.floats(0, 2e-3)), min_size=1, max_size=4),
+       seed=st.integers(0, 2**16))
+def test_a_days_runs_combine_into_their_best_certificate(j, runs, seed, tmp_path_factory):
+    """Runs of one day (each: a verified score J(1+u) above the true J*, a proven bound J(1−v) below
+    it), in any order, read back as one certificate: the lowest score with its own prices, the highest
+    bound, a gap no larger than any run's and "optimal" exactly when it is within the requested gap."""
+    rows = [_run_row("d", j * (1 + u), j * (1 - v), prices=400 + k, solve_time=10.0 + k) for k, (u, v) in enumerate(runs)]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    path = tmp_path_factory.mktemp("runs") / "t.jsonl"
+    path.write_text("".join(json.dumps(rows[k]) + "\n" for k in order))
+    got = read_table(path)["d"]
+    best = min(reversed([rows[k] for k in order]), key=lambda r: r["objective"])  # a tie: the later run
+    assert got["objective"] == best["objective"] and got["prices"] == best["prices"]
+    assert got["solve_time"] == best["solve_time"]
+    assert got["bound"] == max(r["bound"] for r in rows)
+    assert got["gap"] == pytest.approx((got["objective"] - got["bound"]) / got["objective"], rel=1e-12, abs=1e-15)
+    assert got["gap"] <= min(r["gap"] for r in rows) + 1e-15
+    assert (got["status"] == "optimal") == (got["gap"] <= 1e-4)
+    assert got.get("runs", 1) == len(rows)
+    assert got["time_to_gap"]["0.001"] == min(r["time_to_gap"]["0.001"] for r in rows)
+
+
+def test_combining_refuses_contradicting_runs_and_drops_stale_ones(tmp_path):
+    path = tmp_path / "t.jsonl"
+    stale = _run_row("d", 90.0, 89.99, prices=1, fingerprint="old")  # other case data: superseded
+    unverified = dict(_run_row("d", 95.0, 94.0, prices=2), verified=False)  # no certificate at all
+    good = [_run_row("d", 100.0, 99.0, prices=3), _run_row("d", 100.5, 99.995, prices=4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in (stale, unverified, *good)))
+    got = read_table(path)["d"]
+    assert (got["objective"], got["bound"], got["prices"][0], got["runs"]) == (100.0, 99.995, 3, 2)
+    assert got["status"] == "optimal" and got["gap"] == pytest.approx(5e-5)
+    # a bound above another run's verified score: one of them is wrong, and the table says which day
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], _run_row("d", 101.0, 100.2, prices=5))))
+    with pytest.raises(ValueError, match="day 'd'.*bound 100.2"):
+        read_table(path)
+
+
+def test_merge_folds_other_runs_into_the_table(tmp_path):
+    """`stackelberg-mop optima --merge B --out A`: one row per day, each day's best certificate, days in
+    A's order then B's new ones; tables made for other data are refused and A is left as it was."""
+    from stackelberg_mop import cli
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps(_run_row(d, 100.0, 99.0, prices=1)) + "\n" for d in ("x", "y")))
+    b.write_text(json.dumps(_run_row("y", 99.5, 99.499, prices=2)) + "\n" + json.dumps(_run_row("z", 50.0, 49.0, prices=3)) + "\n")
+    cli.main(["optima", "--merge", str(b), "--out", str(a)])
+    lines = [json.loads(line) for line in a.read_text().splitlines()]
+    assert [r["day"] for r in lines] == ["x", "y", "z"]
+    assert (lines[1]["objective"], lines[1]["bound"], lines[1]["status"]) == (99.5, 99.499, "optimal")
+    assert lines[0] == _run_row("x", 100.0, 99.0, prices=1)  # a day with one run is copied as it was
+    before = a.read_text()
+    c = tmp_path / "c.jsonl"
+    c.write_text(json.dumps(_run_row("x", 99.0, 98.0, prices=4, fingerprint="other")) + "\n")
+    with pytest.raises(ValueError, match=r"day 'x' in .*c\.jsonl was made for other case or day data"):
+        optima.merge(a, c)
+    with pytest.raises(FileNotFoundError, match="no table"):
+        optima.merge(a, tmp_path / "missing.jsonl")
+    assert a.read_text() == before

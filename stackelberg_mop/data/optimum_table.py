@@ -11,6 +11,12 @@ Each row records what made it: the package version, the case's `Case.fingerprint
 the day's data. `optimum` refuses a row made for other case or day data (the table would be stale)
 and names the command that computes a missing day. The objective is `evaluate`'s score of the
 stored prices, so re-scoring them reproduces J* (a test checks a sample to 1e-6).
+
+A day solved more than once (a `--retry` with a longer time limit, another machine's run merged in)
+has one certificate made of the best of its runs (`combine_rows`): the lowest verified score with
+its prices, and the highest proven bound. Both are valid on their own (each run's bound is a lower
+bound on J*, each score is J at feasible prices), so their gap is a certificate too, and a later
+run can never make a day's row worse.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ class Optimum:
     prices: (24,) ¥/MWh, λ*. objective: J*, `evaluate`'s score of λ* (¥; MOP dispatched, hard voltage
     limits). bound: the proven lower bound (¥); gap: (objective − bound)/|objective|. status: the
     solver's ("optimal" when the gap reached the requested one and the verification passed).
-    solve_time: s of wall time on `threads` SCIP threads. mop_setpoints: (2, K, 24) [P; Q] MW/Mvar.
+    solve_time: s of wall time on `threads` SCIP threads of the run that found these prices (the
+    bound may come from another run of the same day: `combine_rows`). mop_setpoints: (2, K, 24)
+    [P; Q] MW/Mvar.
     version, case_fingerprint, day_hash: what made the row.
     """
 
@@ -88,13 +96,15 @@ def table_path(case_name: str) -> Path:
 
 
 def read_table(path: str | Path) -> dict[str, dict]:
-    """The rows of a table by day name (the last row of a day wins); {} if the file does not exist.
-    ValueError names the file and line of a malformed row; a malformed *last* line without its
-    newline (a run killed while writing it) is skipped, so the next run solves that day again."""
+    """The rows of a table by day name; {} if the file does not exist. A day's rows made for the
+    data of its last row (case fingerprint and day hash) are combined into one (`combine_rows`);
+    earlier rows for other data are stale and dropped. ValueError names the file and line of a
+    malformed row; a malformed *last* line without its newline (a run killed while writing it) is
+    skipped, so the next run solves that day again."""
     path = Path(path)
-    rows: dict[str, dict] = {}
+    by_day: dict[str, list[dict]] = {}
     if not path.exists():
-        return rows
+        return {}
     text = path.read_text()
     lines = text.splitlines()
     for k, line in enumerate(lines, 1):
@@ -102,12 +112,46 @@ def read_table(path: str | Path) -> dict[str, dict]:
             continue
         try:
             row = json.loads(line)
-            rows[row["day"]] = row
+            by_day.setdefault(row["day"], []).append(row)
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             if k == len(lines) and not text.endswith("\n"):
                 break
             raise ValueError(f"{path}:{k}: not an optimum row ({err})") from None
-    return rows
+    return {day: combine_rows(rows) for day, rows in by_day.items()}
+
+
+def _data(row: dict) -> tuple:
+    return row.get("case_fingerprint"), row.get("day_hash")
+
+
+def combine_rows(rows: list[dict]) -> dict:
+    """One day's certificate from several runs (oldest first): the rows for the data of the last one
+    that were verified give the lowest objective (its prices, set-points, solve time; the later run
+    on a tie) and the highest bound; gap and status are those of the pair, ``time_to_gap`` the
+    fastest single run to each gap, ``runs`` how many runs were combined. A single row, or a last
+    row that was not verified, is returned as it is. ValueError if a bound exceeds another run's
+    verified score beyond 1e-6 relative: one of the runs is wrong, and the table says so."""
+    last = rows[-1]
+    good = [r for r in rows if _data(r) == _data(last) and r.get("verified", True)
+            and np.isfinite(r.get("objective", np.nan)) and np.isfinite(r.get("bound", np.nan))]
+    if len(good) < 2 or last not in good:
+        return last
+    best = min(reversed(good), key=lambda r: r["objective"])  # reversed: the later run on a tie
+    bound = max(r["bound"] for r in good)
+    objective = best["objective"]
+    if bound > objective + 1e-6 * max(1.0, abs(objective)):
+        raise ValueError(f"day {last['day']!r}: a run proved the bound {bound:.6f} above another run's "
+                         f"verified objective {objective:.6f}; one of the rows is wrong")
+    gap = max(0.0, (objective - bound) / max(abs(objective), 1e-12))
+    requested, status = best.get("requested_gap"), best["status"]
+    if requested is not None:  # the pair's gap is at most the best run's own: "optimal" stays so
+        status = "optimal" if gap <= requested else ("time_limit" if status == "optimal" else status)
+    out = dict(best, bound=bound, gap=gap, runs=sum(r.get("runs", 1) for r in good), status=status)
+    times = [r.get("time_to_gap") or {} for r in good]
+    keys = sorted({k for t in times for k in t}, key=float, reverse=True)
+    if keys:
+        out["time_to_gap"] = {k: min((t[k] for t in times if t.get(k) is not None), default=None) for k in keys}
+    return out
 
 
 class OptimumTable:
@@ -154,4 +198,5 @@ def optimum(case: Case, day: Day, table: str | Path | None = None) -> Optimum:
     return OptimumTable(case, table).get(day)
 
 
-__all__ = ["Optimum", "OptimumError", "OptimumTable", "day_hash", "optimum", "read_table", "table_path"]
+__all__ = ["Optimum", "OptimumError", "OptimumTable", "combine_rows", "day_hash", "optimum", "read_table",
+           "table_path"]
