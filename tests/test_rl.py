@@ -242,3 +242,25 @@ def test_critic_warmup_holds_the_actor_still_and_trains_the_critics():
     assert not all(torch.equal(critic0[k], v) for k, v in model.critic.state_dict().items())
     model.learn(total_timesteps=40, reset_num_timesteps=False)
     assert not all(torch.equal(actor0[k], v) for k, v in model.actor.state_dict().items())
+
+
+@pytest.mark.parametrize("script", ["ppo", "ppo_hourly", "sac", "td3", "bc"])
+def test_every_training_flag_has_its_help_and_the_scripts_defaults(script, capsys):
+    """Each script's --help describes every field of its Config (the shared ones from `RunConfig`'s
+    comments), and the parsed defaults are the Config's own: one definition of the shared settings."""
+    import dataclasses
+    import importlib
+
+    from stackelberg_mop.rl.common import RunConfig, _line_comments, parse_config
+
+    cls = importlib.import_module(f"stackelberg_mop.rl.{script}").Config
+    comments = {**_line_comments(RunConfig), **_line_comments(cls)}
+    missing = [f.name for f in dataclasses.fields(cls) if not comments.get(f.name, "").strip()]
+    assert not missing, f"{script}: no help text for {missing}"
+    assert parse_config(cls, []) == cls()
+    with pytest.raises(SystemExit):
+        parse_config(cls, ["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(cls):
+        assert "--" + f.name.replace("_", "-") in text
+    assert " ".join(comments["seed"].split()) in text

@@ -150,23 +150,32 @@ def run_directory(out: str, name: str, config) -> Path:
     return path
 
 
-#: help for the flags every training script shares; an algorithm's own fields are described by the
-#: comment on their line in its Config
-FLAG_HELP = {
-    "name": "run folder name under --out", "algo": "the SB3 algorithm (fixed per script)",
-    "env_id": "the Gymnasium ID trained on", "mop": "opf (the DNO dispatches the MOP), agent or off",
-    "reward_baseline": "tariff (reward = improvement over the HV tariff) or none",
-    "seed": "random seed (environments, network initialisation)", "total_timesteps": "environment steps to train",
-    "n_envs": "parallel environments", "subprocess": "one process per environment (SubprocVecEnv)",
-    "normalize_obs": "running mean/std normalisation of observations",
-    "eval_every": "timesteps between validation runs", "eval_days": "validation days per run (evenly spaced)",
-    "checkpoint_every": "timesteps between checkpoints", "progress_bar": "show a progress bar",
-    "out": "folder of the run folders", "learning_rate": "optimiser step size", "batch_size": "minibatch size",
-    "n_steps": "steps per env between PPO updates", "n_epochs": "PPO epochs per update",
-    "buffer_size": "replay buffer size (transitions)", "learning_starts": "steps before learning starts",
-    "train_freq": "steps between updates", "gradient_steps": "gradient steps per update",
-    "gamma": "discount factor", "ent_coef": "entropy bonus",
-}
+@dataclasses.dataclass
+class RunConfig:
+    """The settings every SB3 training script shares; each script's Config adds its algorithm's
+    hyper-parameters and its defaults. The comment on a field's line is its flag's help text
+    (`parse_config`), here and in the scripts."""
+
+    name: str = "run"                   # run folder name under --out
+    algo: str = "ppo"                   # the SB3 algorithm (fixed per script)
+    env_id: str = "StackelbergMOP-v0"   # the Gymnasium ID trained on
+    mop: str = "opf"                    # opf (the DNO dispatches the MOP), agent or off
+    reward_baseline: str = "tariff"     # tariff (reward = improvement over the HV tariff) or none
+    seed: int = 0                       # random seed (environments, network initialisation)
+    total_timesteps: int = 20_000       # environment steps to train
+    n_envs: int = 2                     # parallel environments
+    subprocess: bool = False            # one process per environment (SubprocVecEnv) instead of DummyVecEnv
+    normalize_obs: bool = True          # running mean/std normalisation of observations
+    eval_every: int = 2_000             # timesteps between validation runs
+    eval_days: int = 8                  # validation days per run (evenly spaced, fixed)
+    checkpoint_every: int = 5_000       # timesteps between checkpoints
+    progress_bar: bool = True           # show a progress bar
+    out: str = "results/train"          # folder of the run folders
+    learning_rate: float = 3e-4         # optimiser step size
+    batch_size: int = 64                # minibatch size
+    gamma: float = 0.99                 # discount factor
+
+
 #: fields that may be 0 (all other integers must be >= 1)
 ZERO_OK = ("seed", "learning_starts", "critic_warmup")
 REWARD_BASELINE_FLAGS = ("tariff", "none")
@@ -228,12 +237,12 @@ def parse_config(cls, argv=None):
 
     from ..cli import _Parser
 
-    comments = _line_comments(cls)
+    comments = {**_line_comments(RunConfig), **_line_comments(cls)}  # shared names keep their help
     parser = _Parser(description=cls.__doc__.splitlines()[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default, text = f.default, comments.get(f.name) or FLAG_HELP.get(f.name, " ")
+        default, text = f.default, comments.get(f.name, " ")
         if isinstance(default, bool):
             parser.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=text)
         elif default is None:

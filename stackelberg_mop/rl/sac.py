@@ -9,35 +9,21 @@ from dataclasses import dataclass
 
 from stable_baselines3 import SAC
 
-from .common import parse_config, train
+from .common import RunConfig, parse_config, train
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     """SAC on the day-ahead game (one step per day; reward = improvement over the tariff / 10,000 ¥)."""
 
     name: str = "sac"
     algo: str = "sac"
-    env_id: str = "StackelbergMOP-v0"
-    mop: str = "opf"
-    reward_baseline: str = "tariff"
-    seed: int = 0
-    total_timesteps: int = 20_000
-    n_envs: int = 2
-    subprocess: bool = False
-    normalize_obs: bool = True
-    eval_every: int = 2_000
-    eval_days: int = 8
-    checkpoint_every: int = 5_000
-    progress_bar: bool = True
-    out: str = "results/train"
-    learning_rate: float = 3e-4
-    buffer_size: int = 100_000
-    learning_starts: int = 500
     batch_size: int = 256
-    train_freq: int = 1
-    gradient_steps: int = 1
     gamma: float = 0.0                  # one-step episodes: no bootstrapping
+    buffer_size: int = 100_000          # replay buffer size (transitions)
+    learning_starts: int = 500          # steps before learning starts
+    train_freq: int = 1                 # steps between updates
+    gradient_steps: int = 1             # gradient steps per update
     init_from: str = ""                 # a run folder or model .zip to continue (fine-tuning)
 
 
