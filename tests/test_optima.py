@@ -216,6 +216,11 @@ def test_combining_refuses_contradicting_runs_and_drops_stale_ones(tmp_path):
     got = read_table(path)["d"]
     assert (got["objective"], got["bound"], got["prices"][0], got["runs"]) == (100.0, 99.995, 3, 2)
     assert got["status"] == "optimal" and got["gap"] == pytest.approx(5e-5)
+    # a later run whose verification failed hides nothing; with no verified run the last row stands
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], unverified)))
+    assert read_table(path)["d"] == good[0]
+    path.write_text(json.dumps(unverified) + "\n" + json.dumps(dict(unverified, objective=None)) + "\n")
+    assert read_table(path)["d"]["objective"] is None
     # a bound above another run's verified score: one of them is wrong, and the table says which day
     path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], _run_row("d", 101.0, 100.2, prices=5))))
     with pytest.raises(ValueError, match="day 'd'.*bound 100.2"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -120,6 +121,10 @@ def read_table(path: str | Path) -> dict[str, dict]:
     return {day: combine_rows(rows) for day, rows in by_day.items()}
 
 
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
 def _data(row: dict) -> tuple:
     return row.get("case_fingerprint"), row.get("day_hash")
 
@@ -128,14 +133,15 @@ def combine_rows(rows: list[dict]) -> dict:
     """One day's certificate from several runs (oldest first): the rows for the data of the last one
     that were verified give the lowest objective (its prices, set-points, solve time; the later run
     on a tie) and the highest bound; gap and status are those of the pair, ``time_to_gap`` the
-    fastest single run to each gap, ``runs`` how many runs were combined. A single row, or a last
-    row that was not verified, is returned as it is. ValueError if a bound exceeds another run's
+    fastest single run to each gap, ``runs`` how many runs were combined. A single verified row is
+    returned as it is (so a later run whose verification failed does not hide it); with none, the
+    last row. ValueError if a bound exceeds another run's
     verified score beyond 1e-6 relative: one of the runs is wrong, and the table says so."""
     last = rows[-1]
     good = [r for r in rows if _data(r) == _data(last) and r.get("verified", True)
-            and np.isfinite(r.get("objective", np.nan)) and np.isfinite(r.get("bound", np.nan))]
-    if len(good) < 2 or last not in good:
-        return last
+            and _finite(r.get("objective")) and _finite(r.get("bound"))]
+    if len(good) < 2:
+        return good[0] if good else last
     best = min(reversed(good), key=lambda r: r["objective"])  # reversed: the later run on a tie
     bound = max(r["bound"] for r in good)
     objective = best["objective"]
