@@ -19,7 +19,7 @@ import numpy as np
 
 from .cases import Case, load_case
 from .data import Day
-from .data.optimum_table import combine_rows, day_hash, read_table, table_path
+from .data.optimum_table import combine_rows, day_hash, read_table, row_data, table_path
 
 #: the certificate every shipped day is solved to (relative gap), and the time each may take (s)
 DEFAULT_GAP = 1e-4
@@ -141,7 +141,7 @@ def merge(out: str | Path, *sources: str | Path) -> dict[str, dict]:
     for day, found in by_day.items():
         (first, a), *rest = found
         for path, b in rest:
-            if (a.get("case_fingerprint"), a.get("day_hash")) != (b.get("case_fingerprint"), b.get("day_hash")):
+            if row_data(a) != row_data(b):
                 raise ValueError(f"merge: day {day!r} in {path} was made for other case or day data than in {first}")
     merged = {day: combine_rows([row for _, row in found]) for day, found in by_day.items()}
     tmp = out.with_name(out.name + ".merging")

@@ -125,7 +125,8 @@ def _finite(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def _data(row: dict) -> tuple:
+def row_data(row: dict) -> tuple:
+    """What a row was made for: (case fingerprint, day hash); rows of a day combine only when equal."""
     return row.get("case_fingerprint"), row.get("day_hash")
 
 
@@ -135,10 +136,10 @@ def combine_rows(rows: list[dict]) -> dict:
     on a tie) and the highest bound; gap and status are those of the pair, ``time_to_gap`` the
     fastest single run to each gap, ``runs`` how many runs were combined. A single verified row is
     returned as it is (so a later run whose verification failed does not hide it); with none, the
-    last row. ValueError if a bound exceeds another run's
-    verified score beyond 1e-6 relative: one of the runs is wrong, and the table says so."""
+    last row. ValueError if a bound exceeds another run's verified score beyond 1e-6 relative: one
+    of the runs is wrong, and the table says so."""
     last = rows[-1]
-    good = [r for r in rows if _data(r) == _data(last) and r.get("verified", True)
+    good = [r for r in rows if row_data(r) == row_data(last) and r.get("verified", True)
             and _finite(r.get("objective")) and _finite(r.get("bound"))]
     if len(good) < 2:
         return good[0] if good else last
@@ -205,4 +206,4 @@ def optimum(case: Case, day: Day, table: str | Path | None = None) -> Optimum:
 
 
 __all__ = ["Optimum", "OptimumError", "OptimumTable", "combine_rows", "day_hash", "optimum", "read_table",
-           "table_path"]
+           "row_data", "table_path"]
