@@ -2,7 +2,7 @@
 
     python benchmarks/env_step.py [--steps 40] [--envs 2]
 
-One step of StackelbergMOP-v0 is a whole day (reset + step: 5 exact best responses, the 24-hour
+One step of StackelbergMOP-v1 is a whole day (reset + step: 5 exact best responses, the 24-hour
 dispatch, the AC sweep). The naive reference does the same with a cvxpy model of the followers and of
 the dispatch rebuilt for every step (what a straightforward implementation would do). Vectorised rows
 run `--envs` copies in gymnasium's SyncVectorEnv (one process) and AsyncVectorEnv (one process each)
@@ -28,7 +28,7 @@ from stackelberg_mop.market.reference import best_response_cvxpy
 from stackelberg_mop.powerflow import DispatchModel, dispatch_threads
 from stackelberg_mop.powerflow.ac import sweep_power_flow
 
-IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
+IDS = ["StackelbergMOP-v1", "StackelbergMOPHourly-v1"]
 MODES = ["opf", "agent", "off"]
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop import benchmark, cli
+from stackelberg_mop import benchmark, cli, results
 from stackelberg_mop.baselines.policies import Policy
 from stackelberg_mop.data.optimum_table import OptimumTable
 
@@ -23,7 +25,7 @@ def _row(policy, day, objective, status="optimal", **extra):
 def test_report_regrets_follow_their_definitions():
     rows = [_row("kkt", "a", 100.0), _row("kkt", "b", 200.0), _row("tariff", "a", 140.0), _row("tariff", "b", 220.0),
             _row("agent", "a", 110.0), _row("agent", "b", 215.0), _row("agent", "c", 1.0, status="infeasible")]
-    table = {t["policy"]: t for t in benchmark.report(rows)}
+    table = {t["policy"]: t for t in results.report(rows)}
     agent = table["agent"]
     assert agent["days"] == 3 and agent["failed"] == 1 and agent["days_vs_optimum"] == 2
     assert agent["regret"] == pytest.approx((10 + 15) / 2)
@@ -34,26 +36,26 @@ def test_report_regrets_follow_their_definitions():
     # the shipped optimum's rows ("optimum") are the yardstick where they scored; "kkt" rows fill the rest
     shipped = [dict(r, policy="optimum") if r["policy"] == "kkt" and r["day"] == "a" else r for r in rows]
     shipped += [_row("kkt", "a", 90.0), _row("optimum", "b", 1.0, status="policy_error: no optimum")]
-    table = {t["policy"]: t for t in benchmark.report(shipped)}
+    table = {t["policy"]: t for t in results.report(shipped)}
     assert table["agent"]["aggregate_regret"] == pytest.approx(25 / 60)  # J* = 100 (optimum), 200 (kkt)
     assert table["kkt"]["regret"] == pytest.approx((-10 + 0) / 2)  # a kkt row beside "optimum" is judged
-    assert np.isnan(benchmark.report([r for r in rows if r["policy"] != "kkt"])[0]["regret"])
+    assert np.isnan(results.report([r for r in rows if r["policy"] != "kkt"])[0]["regret"])
     # a KKT solve that stopped at its time limit proves nothing: that day leaves the comparison
     unproved = rows + [_row("kkt", "d", 50.0, details='{"status": "time_limit", "gap": 0.02}'),
                        _row("agent", "d", 60.0)]
-    assert {t["policy"]: t for t in benchmark.report(unproved)}["agent"]["days_vs_optimum"] == 2
+    assert {t["policy"]: t for t in results.report(unproved)}["agent"]["days_vs_optimum"] == 2
     # ... unless its bound is close enough to judge normalised regret: J* − LB <= 5 % of J_tariff − J*
     limited = rows + [_row("kkt", "e", 100.0, details='{"status": "time_limit", "best_bound": 99.0}'),
                       _row("kkt", "f", 100.0, details='{"status": "time_limit", "best_bound": 90.0}'),
                       _row("tariff", "e", 140.0), _row("tariff", "f", 140.0), _row("agent", "e", 120.0),
                       _row("agent", "f", 120.0)]
-    table = {t["policy"]: t for t in benchmark.report(limited)}
+    table = {t["policy"]: t for t in results.report(limited)}
     assert table["agent"]["days_vs_optimum"] == 3 and table["kkt"]["proven_days"] == 3
     assert table["kkt"]["certificate"] == pytest.approx((1 / 40 + 10 / 40) / 2)  # over days with a bound
-    assert "proven on 3 of 4 days" in benchmark.format_report(list(table.values()))
+    assert "proven on 3 of 4 days" in results.format_report(list(table.values()))
     # prices outside the rules are not judged against the optimum (which keeps them)
     broken = rows + [_row("admm:raw", "a", 50.0, price_violation="400"), _row("admm:raw", "b", 150.0)]
-    table = {t["policy"]: t for t in benchmark.report(broken)}
+    table = {t["policy"]: t for t in results.report(broken)}
     assert table["admm:raw"]["days_vs_optimum"] == 1 and table["admm:raw"]["regret"] == pytest.approx(-50.0)
 
 
@@ -66,7 +68,7 @@ def test_per_day_table_has_the_reports_days_and_ratios():
             _row("tariff", "a", 140.0), _row("tariff", "b", 220.0), _row("tariff", "d", 60.0),
             _row("agent", "a", 110.0), _row("agent", "b", 1.0, status="infeasible"), _row("agent", "d", 55.0),
             _row("admm:raw", "a", 90.0, price_violation="400"), _row("admm:raw", "b", 230.0)]
-    lines = benchmark.per_day_markdown(rows).splitlines()
+    lines = results.per_day_markdown(rows).splitlines()
     assert lines[0] == "| day | J* ¥ | proven gap | J_tariff − J* ¥ | agent | admm:raw |"
     assert len(lines) == 4 and [line.split(" | ")[0] for line in lines[2:]] == ["| a", "| b"]
     assert lines[2] == "| a | 100.0 | 1.0e-04 | 40.0 | 0.25 | rules |"
@@ -76,15 +78,16 @@ def test_per_day_table_has_the_reports_days_and_ratios():
 def test_rows_are_written_as_they_come_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "rows.csv"
     first = benchmark.run(["tariff", "flat:650"], split="test", limit=2, out=out, backend="serial", progress=False)
+    # the optimum comes with every benchmark (the yardstick, with the tariff)
     assert sorted((r["policy"], r["day"]) for r in first) == sorted(
-        (p, d.name) for p in ("tariff", "flat:650") for d in benchmark.select_days(sm.load_case(), "test", 2))
+        (p, d.name) for p in ("tariff", "flat:650", "optimum") for d in benchmark.select_days(sm.load_case(), "test", 2))
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:2]) + "\n")  # an interrupted run: header and one row
     again = benchmark.run(["tariff", "flat:650"], split="test", limit=2, out=out, backend="serial", progress=False)
-    assert len(again) == 4 and len({(r["policy"], r["day"]) for r in again}) == 4
+    assert len(again) == 6 and len({(r["policy"], r["day"]) for r in again}) == 6
     key = lambda rows: {(r["policy"], r["day"]): float(r["dno_objective"]) for r in rows}
     assert key(again) == pytest.approx(key(first), rel=1e-6)
-    assert len(benchmark.run(["tariff"], split="test", limit=2, out=out, backend="serial", progress=False)) == 4
+    assert len(benchmark.run(["tariff"], split="test", limit=2, out=out, backend="serial", progress=False)) == 6
 
 
 def test_a_failing_policy_gives_a_status_row():
@@ -106,8 +109,8 @@ def test_ray_backend_matches_serial(tmp_path):
     import ray
 
     ray.shutdown()
-    key = lambda rows: {r["day"]: float(r["dno_objective"]) for r in rows}
-    assert key(remote) == pytest.approx(key(serial), rel=1e-6)
+    key = lambda rows: {(r["policy"], r["day"]): float(r["dno_objective"]) for r in rows}
+    assert len(key(remote)) == 6 and key(remote) == pytest.approx(key(serial), rel=1e-6)
 
 
 @pytest.mark.parametrize("command", ["solve", "evaluate", "benchmark", "scenarios", "respond"])
@@ -155,14 +158,15 @@ def test_rows_of_other_data_are_not_reused(tmp_path, spec, capsys):
     first = benchmark.run(["tariff", "flat"], case=str(path), split="reference", out=out, backend="serial",
                           progress=False)
     benchmark.run(["tariff", "flat"], case=str(path), split="reference", out=out, backend="serial", progress=True)
-    assert "reusing 2 finished rows" in capsys.readouterr().out
+    assert "reusing 3 finished rows" in capsys.readouterr().out  # tariff, flat and the optimum's (no table)
     spec["prosumers"]["pv_capacity_mw"] = [p * 1.5 for p in spec["prosumers"]["pv_capacity_mw"]]
     path.write_text(json.dumps(spec))
     second = benchmark.run(["tariff"], case=str(path), split="reference", out=out, backend="serial", progress=False)
-    assert [r["policy"] for r in second] == ["tariff"]  # the flat row of the old case moved out too
-    assert float(second[0]["dno_objective"]) != pytest.approx(float(first[0]["dno_objective"]), rel=1e-6)
+    assert sorted(r["policy"] for r in second) == ["optimum", "tariff"]  # the old case's flat row moved out too
+    tariff = lambda rows: next(float(r["dno_objective"]) for r in rows if r["policy"] == "tariff")
+    assert tariff(second) != pytest.approx(tariff(first), rel=1e-6)
     stale = benchmark.read_rows(tmp_path / "rows.stale.csv")
-    assert sorted(r["policy"] for r in stale) == ["flat", "tariff"]
+    assert sorted(r["policy"] for r in stale) == ["flat", "optimum", "tariff"]
     assert {r["fingerprint"] for r in stale} == {r["fingerprint"] for r in first}
 
 
@@ -207,3 +211,59 @@ def test_a_killed_run_leaves_no_worker_behind(tmp_path):
     assert not alive, f"processes {alive} outlived their killed parent"
     rows = benchmark.read_rows(out / "rows.csv")
     assert rows and all(r["status"] and r["fingerprint"] for r in rows)
+
+
+def test_python_policies_are_benchmarked_and_the_yardstick_comes_with_them(tmp_path):
+    """A plain callable and a `Policy` object are scored in this process beside the specs; the
+    shipped optimum and the tariff are added by themselves, so the headline is never NaN. The tariff
+    written as a callable is judged at exactly 1 (it is the yardstick's reference), the optimum at 0."""
+    from stackelberg_mop.market import project_prices
+
+    def tariff_again(case, day):
+        return project_prices(case, day, day.buy_price)
+
+    class Midpoint(Policy):
+        name = "midpoint"
+
+        def decide(self, case, day):
+            from stackelberg_mop.market import price_bounds
+
+            b = price_bounds(case, day)
+            return b.project((b.lower + b.upper) / 2), "opf"
+
+    rows = benchmark.run(["flat", tariff_again, Midpoint()], split="test", limit=3, out=tmp_path / "rows.csv",
+                         backend="serial", progress=False)
+    assert {r["policy"] for r in rows} == {"flat", "python:tariff_again", "python:midpoint", "optimum", "tariff"}
+    table = {t["policy"]: t for t in results.report(rows)}
+    assert table["python:tariff_again"]["aggregate_regret"] == pytest.approx(1.0, abs=1e-9)
+    assert table["optimum"]["aggregate_regret"] == pytest.approx(0.0, abs=1e-9)
+    for name in ("flat", "python:midpoint"):
+        t = table[name]
+        assert t["days_vs_optimum"] == 3 and np.isfinite(t["aggregate_regret"])
+        assert t["aggregate_ci_low"] <= t["aggregate_ci_high"]
+    again = benchmark.run([tariff_again], split="test", limit=3, out=tmp_path / "rows.csv", backend="serial",
+                          progress=False)
+    assert len(again) == len(rows)  # same source: rows reused, not scored twice
+    with pytest.raises(ValueError, match=r"policies\[0\]"):
+        benchmark.run([42], split="test", limit=1, out=tmp_path / "x.csv", backend="serial", progress=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 500), st.floats(1, 2000)), min_size=1, max_size=30),
+       st.integers(0, 2**16))
+def test_bootstrap_interval_brackets_the_aggregate(days, seed):
+    """Over random days (loss J − J* ≥ 0, stakes J_tariff − J* > 0): the aggregate is Σ loss / Σ stakes,
+    the interval is ordered and lies within the range of the per-day ratios (every resampled
+    aggregate is a stakes-weighted mean of them); equal ratios give a point."""
+    from stackelberg_mop.yardstick import aggregate_regret, bootstrap_interval
+
+    loss, stakes = (np.array(x) for x in zip(*days))
+    star = np.full(len(days), 1000.0)
+    j, tariff = star + loss, star + stakes
+    agg = aggregate_regret(j, star, tariff)
+    low, high = bootstrap_interval(j, star, tariff, seed=seed)
+    ratios = loss / stakes
+    assert agg == pytest.approx(loss.sum() / stakes.sum())
+    assert ratios.min() - 1e-9 <= low <= high <= ratios.max() + 1e-9
+    same = bootstrap_interval(star + 0.3 * stakes, star, tariff, seed=seed)
+    assert same == pytest.approx((0.3, 0.3))

@@ -3,6 +3,8 @@ determinism, robustness, vectorised use and a short SB3 run."""
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from stackelberg_mop.evaluate import check_mop_setpoints
 from stackelberg_mop.market import action_to_prices, price_bounds, prices_to_action, project_prices, replan
 from stackelberg_mop.powerflow.mop import action_to_mop_setpoints
 
-IDS = ["StackelbergMOP-v0", "StackelbergMOPHourly-v0"]
+IDS = ["StackelbergMOP-v1", "StackelbergMOPHourly-v1"]
 MODES = ["opf", "agent", "off"]
 
 
@@ -60,7 +62,7 @@ def test_make_without_prior_import():
     import subprocess
     import sys
 
-    code = ("import gymnasium as gym; e = gym.make('stackelberg_mop:StackelbergMOP-v0', mop='agent'); "
+    code = ("import gymnasium as gym; e = gym.make('stackelberg_mop:StackelbergMOP-v1', mop='agent'); "
             "print(e.reset(seed=1)[0].shape[0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) == StackelbergMOPEnv(mop="agent").observation_space.shape[0]
@@ -68,7 +70,9 @@ def test_make_without_prior_import():
 
 # --- rewards are the scorer's -------------------------------------------------------------------
 @pytest.mark.parametrize("mop", MODES)
-def test_reward_is_minus_evaluate_over_scale(case, ref_days, mop):
+def test_reward_is_the_gain_over_the_tariff_by_evaluate(case, ref_days, mop):
+    """reward = (J_tariff − J)/scale with both scored by `evaluate` (the tariff with the MOP dispatched
+    by the OPF when the agent sets it); reward_baseline=None gives −J/scale (v0's reward)."""
     env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", mop=mop, reward_scale=2500.0)
     env.reset(seed=3)
     action = env.action_space.sample()
@@ -79,8 +83,14 @@ def test_reward_is_minus_evaluate_over_scale(case, ref_days, mop):
         setting = action_to_mop_setpoints(case, action[24:].reshape(2, len(case.mop), 24))
     out = sm.evaluate(case, ref_days[0], prices, mop=setting, voltage_limits=env.voltage_limits)
     assert terminated and not truncated and info["status"] == out.status == "optimal"
-    # exact for set-points; a re-solved SOCP agrees to the solver's tolerance
-    assert reward == pytest.approx(-out.dno_objective / 2500.0, rel=1e-12 if mop == "agent" else 1e-6)
+    tariff = sm.evaluate(case, ref_days[0], project_prices(case, ref_days[0], ref_days[0].buy_price),
+                         mop="opf" if mop == "agent" else mop, voltage_limits=env.voltage_limits).dno_objective
+    # a re-solved SOCP agrees to the solver's tolerance (~1e-7 relative of J, J ~ 10⁴ ¥)
+    assert reward == pytest.approx((tariff - out.dno_objective) / 2500.0, abs=1e-6 * out.dno_objective / 2500.0)
+    raw = StackelbergMOPEnv(case=case, days=ref_days, split="reference", mop=mop, reward_scale=2500.0,
+                            reward_baseline=None)
+    raw.reset(seed=3)
+    assert raw.step(action)[1] == pytest.approx(-out.dno_objective / 2500.0, rel=1e-12 if mop == "agent" else 1e-6)
     assert np.allclose(info["prices"], prices) and info["dno_objective"] == pytest.approx(out.dno_objective)
     assert out.hourly_objective.sum() == pytest.approx(out.dno_objective, rel=1e-12)
 
@@ -95,7 +105,7 @@ def test_tariff_baseline_rewards_the_improvement(case, ref_days):
 
 def test_seeds_fix_days_observations_and_rewards():
     def rollout(seed):
-        env = gym.make("StackelbergMOP-v0", mop="agent")
+        env = gym.make("StackelbergMOP-v1", mop="agent")
         env.action_space.seed(seed)
         out = []
         obs, info = env.reset(seed=seed)
@@ -146,7 +156,8 @@ def test_sampled_hv_prices_are_seeded_and_scored(case, ref_days):
 def test_p2p_with_prices_per_prosumer_scores_the_sharing_market(case, ref_days):
     from stackelberg_mop.market.p2p import p2p_market, p2p_response
 
-    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", price_per_prosumer=True, p2p=True)
+    env = StackelbergMOPEnv(case=case, days=ref_days, split="reference", price_per_prosumer=True, p2p=True,
+                            reward_baseline=None)
     gym_check_env(env, skip_render_check=True)
     env.reset(seed=1)
     n = len(case.prosumers)
@@ -213,8 +224,9 @@ def test_hourly_rewards_sum_to_the_realised_day(case, ref_days, mop):
     assert price_bounds(case, ref_days[0]).violation(posted) <= 1e-9  # each hour's bounds and the mean cap
     setting = mop if mop == "opf" else np.stack([info["mop_p"], info["mop_q"]])
     out = sm.evaluate(case, ref_days[0], posted, mop=setting, response=env.plan)
-    # each step dispatches its hour alone: equal to the day's dispatch to solver tolerance
-    assert total == pytest.approx(-out.dno_objective / 100.0, rel=1e-6)
+    # each step dispatches its hour alone: equal to the day's dispatch to solver tolerance; the
+    # rewards are the gain over the tariff's day (its hourly shares), so they sum to (J_tariff − J)/scale
+    assert total == pytest.approx((info["tariff_objective"] - out.dno_objective) / 100.0, abs=1e-6 * out.dno_objective)
     assert info["dno_objective"] == pytest.approx(out.dno_objective, rel=1e-6)  # the day joined from its hours
     assert np.allclose(obs[lay["posted_prices"]], posted / rules.price_max, atol=1e-6)
 
@@ -233,7 +245,7 @@ def test_hourly_observation_tracks_the_state(case, ref_days):
 # --- vectorised use, rendering, SB3 ---------------------------------------------------------------
 @pytest.mark.parametrize("vector", ["sync", "async"])
 def test_vector_envs_match_single_envs(vector):
-    make = lambda: gym.make("StackelbergMOP-v0", mop="agent")
+    make = lambda: gym.make("StackelbergMOP-v1", mop="agent")
     cls = gym.vector.SyncVectorEnv if vector == "sync" else gym.vector.AsyncVectorEnv
     venv = cls([make, make])
     obs, _ = venv.reset(seed=[11, 12])
@@ -253,7 +265,7 @@ def test_sb3_vec_envs_and_short_ppo_run():
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    venv = make_vec_env("StackelbergMOP-v0", n_envs=2, seed=0, env_kwargs={"mop": "agent"})
+    venv = make_vec_env("StackelbergMOP-v1", n_envs=2, seed=0, env_kwargs={"mop": "agent"})
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu")
     model.learn(total_timesteps=256)
     assert model.num_timesteps >= 256
@@ -262,7 +274,7 @@ def test_sb3_vec_envs_and_short_ppo_run():
     assert action.shape == (2, venv.action_space.shape[0]) and np.all(np.abs(action) <= 1)
     venv.close()
     # worker processes start fresh: the "module:ID" form imports the package there (registering the IDs)
-    sub = make_vec_env("stackelberg_mop:StackelbergMOP-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
+    sub = make_vec_env("stackelberg_mop:StackelbergMOP-v1", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv,
                        env_kwargs={"mop": "agent"})
     sub.reset()
     _, rewards, dones, infos = sub.step(np.zeros((2, sub.action_space.shape[0])))
@@ -284,7 +296,7 @@ def test_render_rgb_array_draws_the_day(case, ref_days, cls):
 def test_make_vec_resets_in_the_same_step(case, ref_days):
     """gym.make_vec with default settings: every step of the one-step game is a real day (same-step
     autoreset), its outcome in info["final_info"], its reward that of a single environment."""
-    venv = gym.make_vec("StackelbergMOP-v0", num_envs=2, split="reference")
+    venv = gym.make_vec("StackelbergMOP-v1", num_envs=2, split="reference")
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     venv.reset(seed=0)
     single = StackelbergMOPEnv(case=case, days=ref_days, split="reference")
@@ -295,6 +307,70 @@ def test_make_vec_resets_in_the_same_step(case, ref_days):
         assert terminated.all() and np.allclose(reward, expected, rtol=1e-9)
         assert list(info["final_info"]["status"]) == ["optimal", "optimal"]
     venv.close()
-    hourly = gym.make_vec("StackelbergMOPHourly-v0", num_envs=2, split="reference")
+    hourly = gym.make_vec("StackelbergMOPHourly-v1", num_envs=2, split="reference")
     assert hourly.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     hourly.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_has_no_dummy_transitions_in_either_mode(mode, case):
+    """Default settings, both vectorisation modes: every step of the day-ahead game is a real day
+    (terminated, a solved outcome in final_info, the reward of that day and action played alone)."""
+    venv = gym.make_vec("StackelbergMOP-v1", num_envs=2, vectorization_mode=mode, split="val")
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    venv.reset(seed=3)
+    single = [gym.make("StackelbergMOP-v1", split="val") for _ in range(2)]
+    for k, env in enumerate(single):
+        env.reset(seed=3 + k)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        action = rng.uniform(-1, 1, (2, 24)).astype(np.float32)
+        _, reward, terminated, truncated, info = venv.step(action)
+        expected = [env.step(a)[1] for env, a in zip(single, action)]
+        for env in single:
+            env.reset()
+        assert terminated.all() and not truncated.any()
+        assert np.allclose(reward, expected, rtol=1e-9) and (reward != 0).all()
+        assert list(info["final_info"]["status"]) == ["optimal", "optimal"]
+    venv.close()
+
+
+def test_spec_serialises_and_a_finished_day_refuses_another_step(case):
+    env = gym.make("StackelbergMOP-v1")
+    spec = json.loads(env.spec.to_json())
+    assert spec["id"] == "StackelbergMOP-v1" and spec["kwargs"]["vector_kwargs"] == {"autoreset_mode": "SameStep"}
+    assert gym.spec("StackelbergMOPHourly-v1").to_json()
+    env.reset(seed=0)
+    env.step(np.zeros(24, np.float32))
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(24, np.float32))
+
+
+@pytest.mark.parametrize("env_id", ["StackelbergMOP-v1", "StackelbergMOPHourly-v1"])
+@pytest.mark.parametrize("split", ["val", "train"])
+def test_the_yardstick_is_in_every_final_info(env_id, split, case):
+    """On a validation day whose optimum is not proven to 1e-4 the final info carries J*, its bound,
+    J_tariff, regret and normalised regret, consistent with the table; on a training day (no row)
+    the same keys are there, J*-based ones NaN. The rewards of a day sum to (J_tariff − J)/1,000."""
+    from stackelberg_mop.data.optimum_table import OptimumTable
+    from stackelberg_mop.yardstick import KEYS
+
+    table = OptimumTable(case)
+    pool = sm.days(case, split)
+    pick = next(d for d in pool if split == "train" or table.rows[d.name]["status"] != "optimal")
+    env = gym.make(env_id, days=[pick], split=split)
+    env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        _, reward, done, _, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        total += reward
+    assert total == pytest.approx((info["tariff_objective"] - info["dno_objective"]) / 1e3, rel=1e-7, abs=1e-9)
+    if split == "train":  # no row: J*-based keys absent, not NaN (equal steps give equal infos)
+        assert "tariff_objective" in info and not set(KEYS) - {"tariff_objective"} & set(info)
+        return
+    assert set(KEYS) <= set(info)
+    opt = table.get(pick)
+    assert opt.status != "optimal" and opt.gap > 1e-4  # unproven, still the yardstick
+    assert info["optimum_objective"] == opt.objective and info["optimum_bound"] == opt.bound
+    assert info["regret"] == pytest.approx(info["dno_objective"] - opt.objective)
+    assert info["normalised_regret"] == pytest.approx(info["regret"] / (info["tariff_objective"] - opt.objective))

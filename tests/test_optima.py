@@ -150,9 +150,14 @@ def test_day_ahead_info_carries_the_regret(case, table):
     assert info["optimum_objective"] == opt.objective
     assert info["regret"] == pytest.approx(info["dno_objective"] - opt.objective)
     assert info["dno_objective"] >= opt.bound - 1e-6 * abs(opt.bound)  # nothing beats the proven bound
+    stakes = info["tariff_objective"] - opt.objective
+    assert info["normalised_regret"] == pytest.approx((info["dno_objective"] - opt.objective) / stakes)
+    assert info["optimum_bound"] == opt.bound
     off = sm.StackelbergMOPEnv(case=case, split="reference", mop="off")
     off.reset(options={"day": 0})
-    assert "regret" not in off.step(np.zeros(24, dtype=np.float32))[4]  # another game: no yardstick
+    other = off.step(np.zeros(24, dtype=np.float32))[4]  # another game: no J*, the tariff's J is there
+    assert "regret" not in other and "optimum_objective" not in other
+    assert other["tariff_objective"] == pytest.approx(other["reward_baseline"])
 
 
 def test_the_training_labels_rescore_to_their_objective(case):

@@ -4,7 +4,14 @@ the prices the trained model picks in the environment (same observation normalis
 from __future__ import annotations
 
 import csv
+import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +26,18 @@ def test_short_ppo_run_and_agent_policy(tmp_path):
 
     from stackelberg_mop.market import action_to_prices
     from stackelberg_mop.rl import ppo
-    from stackelberg_mop.rl.common import AgentPolicy
+    from stackelberg_mop.rl.agent import AgentPolicy
 
     run = ppo.main(["--total-timesteps", "256", "--mop", "agent", "--n-steps", "64", "--eval-every", "128",
                     "--eval-days", "2", "--checkpoint-every", "128", "--out", str(tmp_path), "--progress-bar", "false"])
     rows = list(csv.DictReader((run / "evaluations.csv").open()))
-    assert [int(r["timesteps"]) for r in rows] == [128, 256]
+    assert [int(r["timesteps"]) for r in rows] == [0, 128, 256]  # the untrained policy first
     assert all(np.isfinite(float(r["mean_reward"])) and r["failures"] == "0" for r in rows)
-    assert len(list((run / "checkpoints").glob("*.zip"))) == 2
+    # with the MOP set by the agent the game is not the optimum's: no regret, the best model by reward
+    assert all(r["val_aggregate_regret"] == "nan" for r in rows)
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["env_steps"] == 256 and scores["best_timesteps"] in (0, 128, 256)
+    assert not (run / "checkpoint").exists()  # a finished run keeps its models, not its checkpoints
 
     policy = AgentPolicy(run, which="model")
     case = sm.load_case()
@@ -88,7 +99,7 @@ def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):
     from stackelberg_mop.data.optimum_table import day_hash
     from stackelberg_mop.market import price_bounds
     from stackelberg_mop.rl import bc
-    from stackelberg_mop.rl.common import AgentPolicy
+    from stackelberg_mop.rl.agent import AgentPolicy
 
     case = sm.load_case()
     picked = sm.days(case, "train")[::46][:6]
@@ -244,18 +255,18 @@ def test_critic_warmup_holds_the_actor_still_and_trains_the_critics():
     assert not all(torch.equal(actor0[k], v) for k, v in model.actor.state_dict().items())
 
 
-@pytest.mark.parametrize("script", ["ppo", "ppo_hourly", "sac", "td3", "bc"])
+@pytest.mark.parametrize("script", ["ppo", "ppo_hourly", "sac", "sac_hourly", "td3", "bc"])
 def test_every_training_flag_has_its_help_and_the_scripts_defaults(script, capsys):
-    """Each script's --help describes every field of its Config (the shared ones from `RunConfig`'s
-    comments), and the parsed defaults are the Config's own: one definition of the shared settings."""
+    """Each script's --help describes every field of its Config (its help text is the field's
+    metadata), and the parsed defaults are the Config's own."""
     import dataclasses
     import importlib
 
-    from stackelberg_mop.rl.common import RunConfig, _line_comments, parse_config
+    from stackelberg_mop.rl.config import parse_config
 
     cls = importlib.import_module(f"stackelberg_mop.rl.{script}").Config
-    comments = {**_line_comments(RunConfig), **_line_comments(cls)}
-    missing = [f.name for f in dataclasses.fields(cls) if not comments.get(f.name, "").strip()]
+    comments = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+    missing = [name for name, text in comments.items() if not text.strip()]
     assert not missing, f"{script}: no help text for {missing}"
     assert parse_config(cls, []) == cls()
     with pytest.raises(SystemExit):
@@ -264,3 +275,106 @@ def test_every_training_flag_has_its_help_and_the_scripts_defaults(script, capsy
     for f in dataclasses.fields(cls):
         assert "--" + f.name.replace("_", "-") in text
     assert " ".join(comments["seed"].split()) in text
+
+
+RESUMABLE = {  # tiny runs that cross several checkpoints and validations
+    "sac": ["--total-timesteps", "160", "--learning-starts", "16", "--batch-size", "16", "--net-arch", "32,32",
+            "--checkpoint-every", "32", "--eval-every", "48", "--eval-days", "2", "--n-envs", "1"],
+    "ppo_hourly": ["--total-timesteps", "192", "--n-steps", "48", "--batch-size", "24", "--net-arch", "32,32",
+                   "--checkpoint-every", "48", "--eval-every", "96", "--eval-days", "1", "--n-envs", "1"],
+}
+
+
+@pytest.mark.parametrize("script", list(RESUMABLE))
+def test_a_killed_run_resumes_with_the_same_command_and_ends_as_an_uninterrupted_one(script, tmp_path):
+    """SIGKILL after the first checkpoint, the same command again: the final model's parameters equal
+    those of a run never interrupted, bit for bit (model, optimiser, replay buffer, normalisation,
+    every generator and the environments' pending days restored), and so do the validation rows."""
+    import torch
+    from stable_baselines3 import PPO, SAC
+
+    args = [sys.executable, "-m", f"stackelberg_mop.rl.{script}", *RESUMABLE[script], "--out", str(tmp_path),
+            "--progress-bar", "false"]
+    env = dict(os.environ, STACKELBERG_MOP_THREADS="1")
+    subprocess.run([*args, "--name", "whole"], env=env, check=True, capture_output=True)
+    killed = subprocess.Popen([*args, "--name", "cut"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "cut" / "checkpoint" / "state.pkl"
+    while not state.exists() and killed.poll() is None:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL and not (tmp_path / "cut" / "scores.json").exists()
+    resumed = subprocess.run([*args, "--name", "cut"], env=env, check=True, capture_output=True, text=True)
+    assert "resuming at" in resumed.stdout
+    algo = SAC if script == "sac" else PPO
+    whole, cut = (algo.load(tmp_path / name / "model.zip", device="cpu").policy.state_dict() for name in ("whole", "cut"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    curve = lambda name: [{k: v for k, v in r.items() if k != "wall_s"}
+                          for r in csv.DictReader((tmp_path / name / "evaluations.csv").open())]
+    assert curve("cut") == curve("whole") and len(curve("whole")) >= 3
+    again = subprocess.run([*args, "--name", "cut"], env=env, check=True, capture_output=True, text=True)
+    assert "finished already" in again.stdout  # a finished run is skipped
+
+
+def test_a_run_folder_refuses_other_settings(tmp_path):
+    from stackelberg_mop.rl import sac
+
+    common = ["--learning-starts", "8", "--batch-size", "8", "--net-arch", "16", "--eval-every", "16", "--eval-days",
+              "1", "--n-envs", "1", "--out", str(tmp_path), "--progress-bar", "false"]
+    sac.main(["--total-timesteps", "16", *common])
+    with pytest.raises(ValueError, match="learning_rate"):
+        sac.main(["--total-timesteps", "16", "--learning-rate", "1e-3", *common])
+
+
+def test_an_hourly_agent_is_benchmarked_on_the_day_its_hours_made(tmp_path):
+    """``agent:RUN`` of an hourly agent: the benchmark plays the day hour by hour and scores, through
+    `evaluate`, the day the prosumers' re-planning made; its J equals the hourly environment's final
+    info and the row is judged against the optimum."""
+    import gymnasium as gym
+
+    from stackelberg_mop import benchmark, results
+    from stackelberg_mop.rl import ppo_hourly
+    from stackelberg_mop.rl.agent import AgentPolicy
+
+    run = ppo_hourly.main(["--total-timesteps", "48", "--n-steps", "24", "--batch-size", "24", "--eval-every", "48",
+                           "--eval-days", "1", "--n-envs", "1", "--out", str(tmp_path), "--progress-bar", "false"])
+    rows = benchmark.run([f"agent:{run}"], split="test", limit=2, out=tmp_path / "rows.csv", backend="serial",
+                         progress=False)
+    mine = [r for r in rows if r["policy"] == f"agent:{run}"]
+    assert len(mine) == 2 and all(r["status"] == "optimal" for r in mine)
+    table = {t["policy"]: t for t in results.report(rows)}
+    assert table[f"agent:{run}"]["days_vs_optimum"] == 2 and np.isfinite(table[f"agent:{run}"]["aggregate_regret"])
+    case = sm.load_case()
+    day = benchmark.select_days(case, "test", 2)[0]
+    policy = AgentPolicy(run)
+    env = gym.make("StackelbergMOPHourly-v1", days=[day], split="test")
+    obs, _ = env.reset(options={"day": 0})
+    done = False
+    while not done:
+        obs, _, done, _, info = env.step(policy._act(obs))
+    row = next(r for r in mine if r["day"] == day.name)
+    assert float(row["dno_objective"]) == pytest.approx(info["dno_objective"], rel=1e-7)
+
+
+def test_the_leaderboard_table_is_made_from_its_results_file(tmp_path):
+    """`rl.report.summarise`: per algorithm the mean over seeds with its Student-t 95 % interval, the
+    best-validation seed and its test score; sorted by mean test regret; the markdown has one line
+    per algorithm."""
+    from scipy import stats
+
+    from stackelberg_mop.rl.report import markdown, summarise
+
+    rows = [{"algo": "td3", "env_id": "StackelbergMOP-v1", "candidate": "c", "seed": s, "env_steps": 100,
+             "wall_s": 60.0 * (s + 1), "val_aggregate_regret": v, "test_aggregate_regret": t, "decision_ms": 0.3}
+            for s, v, t in ((0, 0.09, 0.10), (1, 0.07, 0.12), (2, 0.08, 0.08))]
+    rows += [{"algo": "tariff", "env_id": "–", "candidate": "", "seed": 0, "env_steps": 0, "wall_s": "",
+              "val_aggregate_regret": "", "test_aggregate_regret": 1.0, "decision_ms": 0.01}]
+    summary = summarise(rows)
+    assert [s["algo"] for s in summary] == ["td3", "tariff"]
+    td3 = summary[0]
+    half = stats.t.ppf(0.975, 2) * np.std([0.10, 0.12, 0.08], ddof=1) / np.sqrt(3)
+    assert td3["test"] == pytest.approx((0.10, 0.10 - half, 0.10 + half))
+    assert td3["best_seed"] == 1 and td3["best_test"] == pytest.approx(0.12) and td3["wall_s"] == 120.0
+    assert np.isnan(summary[1]["test"][1])  # one row: no interval
+    lines = markdown(summary).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| td3 |") and "**0.100 [" in lines[2]

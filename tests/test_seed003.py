@@ -193,8 +193,8 @@ def test_steeper_utility_converges_faster_and_the_dso_cost_settles(claims):
     assert max(tail) - min(tail) <= 1e-4 * abs(tail[-1])
 
 
-@pytest.mark.parametrize("env_id, kwargs", [("StackelbergMOP-v0", {}), ("StackelbergMOP-v0", {"p2p": True}),
-                                            ("StackelbergMOPHourly-v0", {})])
+@pytest.mark.parametrize("env_id, kwargs", [("StackelbergMOP-v1", {}), ("StackelbergMOP-v1", {"p2p": True}),
+                                            ("StackelbergMOPHourly-v1", {})])
 def test_the_environments_run_on_the_papers_system(env_id, kwargs):
     """Gymnasium's and stable-baselines3's checkers pass; an episode scores through `evaluate` (the
     reward is minus the DSO's objective over its scale, finite), and the observation carries the wind."""

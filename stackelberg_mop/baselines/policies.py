@@ -18,11 +18,17 @@ from ..market import project_prices
 
 
 class Policy:
+    """Subclass and write ``decide(case, day) -> (prices, mop)``. After a call: ``decision_time`` (s),
+    ``details`` (dict) and ``response``: None, or the followers' own day when they do not simply
+    best-respond to the prices (an hourly agent's prosumers re-plan hour by hour), which the
+    benchmark passes to `evaluate`."""
+
     name = "policy"
 
     def __init__(self):
         self.decision_time = float("nan")
         self.details: dict = {}
+        self.response = None
 
     def __call__(self, case: Case, day: Day):
         start = time.perf_counter()
@@ -32,6 +38,25 @@ class Policy:
 
     def decide(self, case: Case, day: Day):
         raise NotImplementedError
+
+
+class CallablePolicy(Policy):
+    """A plain function as a policy: ``fn(case, day)`` returns prices (24,) / (N, 24) ¥/MWh, or
+    (prices, mop); the MOP is dispatched by the DNO's OPF unless it says otherwise. name: its
+    ``name`` attribute, else its ``__name__``."""
+
+    def __init__(self, fn, name: str | None = None):
+        super().__init__()
+        if not callable(fn):
+            raise ValueError(f"policy: expected a callable (case, day) -> prices, got {fn!r}")  # noqa: TRY004
+        self.fn = fn
+        self.name = name or getattr(fn, "name", None) or getattr(fn, "__name__", type(fn).__name__)
+
+    def decide(self, case, day):
+        out = self.fn(case, day)
+        if isinstance(out, tuple) and len(out) == 2:
+            return out
+        return out, "opf"
 
 
 class TariffPolicy(Policy):

@@ -1,47 +1,51 @@
 """Gymnasium environments of the market, registered on `import stackelberg_mop`:
 
-- ``StackelbergMOP-v0``: the day-ahead game, one step per day (`day_ahead.StackelbergMOPEnv`);
-- ``StackelbergMOPHourly-v0``: the same market hour by hour, 24 steps (`hourly.StackelbergMOPHourlyEnv`).
+- ``StackelbergMOP-v1``: the day-ahead game, one step per day (`day_ahead.StackelbergMOPEnv`);
+- ``StackelbergMOPHourly-v1``: the same market hour by hour, 24 steps (`hourly.StackelbergMOPHourlyEnv`).
 
-``gym.make_vec(ID, num_envs=n)`` gives a `SyncVectorEnv` that resets a finished episode within the
-same step (``AutoresetMode.SAME_STEP``): under Gymnasium's default (next-step) autoreset every other
-step of the one-step day-ahead game would be a dummy step (reward 0, no outcome). Other modes
-(``vectorization_mode="async"``, ``vector_kwargs``) are Gymnasium's own, with its defaults.
+Each module's docstring is its environment's specification, with its version history. The ``-v0``
+IDs stay registered with their old reward (−F / scale, no tariff baseline) so that earlier results
+can be reproduced; Gymnasium warns that a newer version exists.
+
+``gym.make_vec(ID, num_envs=n)``, with ``vectorization_mode`` "sync" (the default) or "async", resets a
+finished day within the step that ends it (``AutoresetMode.SAME_STEP``, registered as the IDs'
+``vector_kwargs``): under Gymnasium's default next-step autoreset every other step of the one-step
+day-ahead game would be a dummy transition (reward 0, action ignored), which libraries that assume
+same-step semantics store as real data. The registered ``vector_kwargs`` replace ones passed to
+``make_vec``; for another autoreset mode build ``gym.vector.SyncVectorEnv`` / ``AsyncVectorEnv``
+from ``gym.make`` yourself.
 """
 
-from functools import partial
-
 import gymnasium as gym
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from .common import VECTOR_KWARGS
 from .day_ahead import StackelbergMOPEnv
 from .hourly import StackelbergMOPHourlyEnv, expected_prices
 from .observation import day_features, day_layout
 
-ENV_IDS = {"StackelbergMOP-v0": ("stackelberg_mop.envs.day_ahead:StackelbergMOPEnv", None),
-           "StackelbergMOPHourly-v0": ("stackelberg_mop.envs.hourly:StackelbergMOPHourlyEnv", 24)}
-
-
-def make_vector(env_id: str, num_envs: int = 1, **kwargs) -> SyncVectorEnv:
-    """`num_envs` copies of `env_id` (keyword arguments go to each) with same-step autoreset: the
-    vector entry point of both IDs, so that ``gym.make_vec`` is right by default."""
-    from .. import checks
-
-    checks.integer("num_envs", num_envs, lo=1)
-    return SyncVectorEnv([partial(gym.make, env_id, **kwargs) for _ in range(num_envs)],
-                         autoreset_mode=AutoresetMode.SAME_STEP)
+DAY_AHEAD = "stackelberg_mop.envs.day_ahead:StackelbergMOPEnv"
+HOURLY = "stackelberg_mop.envs.hourly:StackelbergMOPHourlyEnv"
+#: id → (entry point, episode steps, registered keyword arguments)
+ENV_IDS = {
+    "StackelbergMOP-v1": (DAY_AHEAD, None, {}),
+    "StackelbergMOPHourly-v1": (HOURLY, 24, {}),
+    "StackelbergMOP-v0": (DAY_AHEAD, None, {"reward_baseline": None, "reward_scale": 1e4}),
+    "StackelbergMOPHourly-v0": (HOURLY, 24, {"reward_baseline": None, "reward_scale": 1e3}),
+}
+#: the current versions: what the package's scripts, benchmark and docs use
+DAY_AHEAD_ID, HOURLY_ID = "StackelbergMOP-v1", "StackelbergMOPHourly-v1"
 
 
 def register_envs() -> None:
-    """Register both IDs with Gymnasium (idempotent). The day-ahead game ends after its one step by
+    """Register the IDs with Gymnasium (idempotent). The day-ahead game ends after its one step by
     itself (terminated), so it gets no time limit."""
-    for env_id, (entry_point, steps) in ENV_IDS.items():
+    for env_id, (entry_point, steps, kwargs) in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=steps,
-                         vector_entry_point=partial(make_vector, env_id))
+                         kwargs={**kwargs, "vector_kwargs": dict(VECTOR_KWARGS)})
 
 
 register_envs()
 
-__all__ = ["ENV_IDS", "StackelbergMOPEnv", "StackelbergMOPHourlyEnv", "day_features", "day_layout",
-           "expected_prices", "make_vector", "register_envs"]
+__all__ = ["DAY_AHEAD_ID", "ENV_IDS", "HOURLY_ID", "StackelbergMOPEnv", "StackelbergMOPHourlyEnv", "day_features",
+           "day_layout", "expected_prices", "register_envs"]

@@ -8,11 +8,14 @@ from .. import checks
 from ..cases import Case
 from ..data import Day, days, reference_day
 from ..data.hv_prices import draw_hv_prices
-from ..evaluate import evaluate
-from ..market import project_prices
+from ..yardstick import TariffScore, Yardstick
 from .render import day_figure, figure_to_rgb
 
 MOP_MODES = ("opf", "agent", "off")
+REWARD_BASELINES = (None, "tariff")
+#: what `gym.make_vec` gives both vectorisation modes (registered with the IDs): a finished day is
+#: reset within the step that ends it, so no step of a vector env is a dummy transition
+VECTOR_KWARGS = {"autoreset_mode": "SameStep"}
 HV_PRICE_MODES = ("day", "sampled")
 SPLITS = ("train", "val", "test", "reference")
 RENDER_MODES = ["human", "rgb_array"]
@@ -90,21 +93,17 @@ class DayPool:
         return pool[index]
 
 
-class TariffBaseline:
-    """J_tariff of each day (the DNO objective when the HV tariff, projected onto the price rules, is
-    posted), cached by day name: the reward baseline "tariff"."""
-
-    def __init__(self, case: Case, mop: str, voltage_limits: str):
-        self.case, self.mop, self.voltage_limits = case, ("opf" if mop == "agent" else mop), voltage_limits
-        self._values: dict[str, float] = {}
-
-    def __call__(self, day: Day) -> float:
-        key = (day.name, day.buy_price.tobytes(), day.sell_price.tobytes())  # sampled HV prices differ
-        if key not in self._values:
-            prices = project_prices(self.case, day, day.buy_price)
-            out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
-            self._values[key] = out.dno_objective if out.status.startswith("optimal") else 0.0
-        return self._values[key]
+def yardstick_info(yardstick: Yardstick | None, tariff: TariffScore, day: Day, objective: float) -> dict:
+    """The final step's yardstick keys (`yardstick.KEYS`): tariff_objective always (J_tariff of the
+    environment's own game, its reward baseline); optimum_objective J*, optimum_bound, regret J − J*
+    and normalised_regret on every day the optimum table holds (proven or not) when the game is the
+    one J* was solved for. They are left out elsewhere (a training day, mop "off" ...), not NaN, so
+    that equal steps give equal infos; regret is NaN only when the day itself failed to solve."""
+    info = {}
+    if yardstick is not None and yardstick.optimum(day) is not None:
+        info.update(yardstick.judge(day, objective))
+    info["tariff_objective"] = float(tariff(day))
+    return info
 
 
 def render_day(env, outcome, prices, title: str):

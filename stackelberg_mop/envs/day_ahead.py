@@ -1,23 +1,50 @@
-"""`StackelbergMOP-v0`: the day-ahead Stackelberg game, one decision per episode.
+"""`StackelbergMOP-v1`: the day-ahead Stackelberg game, one decision per episode.
 
-reset → a day (its forecasts are the observation) → step(prices [, MOP set-points]) → the prosumers'
-exact best response, the DNO's dispatch and the AC check (`evaluate`) → reward, terminated.
+The DNO (the agent) sees a day's forecasts and posts 24 hourly clearing prices; the prosumers answer
+with their exact best response, the DNO's SOCP dispatches the network (and the MOP), pandapower's AC
+power flow checks the voltages (`evaluate`); the episode ends after that one step.
 
-Action: float32 Box [-1, 1]^24 (mop "opf" or "off"), or [-1, 1]^(24 + 2·K·24) (mop "agent"); with
-  price_per_prosumer=True the first block is N·24 (one row of 24 per prosumer):
-  a[:24] → prices lo_t + (a + 1)/2 · (hi_t − lo_t) with the day's hourly bounds (`market.price_bounds`;
-  by default the HV sell and buy prices), then the Euclidean projection onto the bounds and the mean
-  cap (`PriceBounds.project`); a[24:] reshaped (2, K, 24) = [P; Q] → MOP set-points by
-  `powerflow.mop.action_to_mop_setpoints` (the last terminal balances the DC bus). Entries outside
-  [-1, 1] are clipped; NaN/inf raise ValueError.
-Reward: −(F − baseline + violation_penalty · violating bus-hours) / reward_scale, with F the DNO
-  objective (¥/day) and baseline 0 (default) or J_tariff of the day (reward_baseline="tariff": the
-  reward is then the improvement over passing the HV tariff through, the part of F that prices move).
-  A failed solve ends the episode with reward `failure_reward` and the status in info.
-Info: the day's `Outcome` scalars and arrays (`outcome_info`), the posted and raw prices, and, when the
-  day is in the shipped optimum table (`data.optimum`) and the game is the one it was solved for,
-  `optimum_objective` J* and `regret` F − J* (¥).
-Observation: `observation.day_features`, layout in `env.unwrapped.observation_layout`.
+Action space
+    Box(-1, 1, (24,), float32) with mop "opf" or "off"; with price_per_prosumer=True the first block
+    is N·24 (one row per prosumer); with mop "agent" 2·K·24 more entries, the MOP set-points.
+    a[:24] → prices λ_t = lo_t + (a_t + 1)/2 · (hi_t − lo_t) with the day's hourly bounds
+    (`market.price_bounds`; by default the HV sell and buy prices), then the Euclidean projection onto
+    the bounds and the daily-mean cap (`PriceBounds.project`); a[24:] reshaped (2, K, 24) = [P; Q] →
+    MOP set-points (`powerflow.mop.action_to_mop_setpoints`; the last terminal balances the DC bus).
+    Entries outside [-1, 1] are clipped; NaN/inf raise ValueError.
+Observation space
+    Box(-10, 10, (D,), float32): the day's forecasts, each block scaled to order one
+    (`observation.day_features`; block slices in ``env.unwrapped.observation_layout``).
+Reward
+    (J_tariff − F − violation_penalty · violating bus-hours) / reward_scale with F the DNO objective of
+    the day (¥) and J_tariff the objective when the HV tariff (projected onto the price rules) is
+    posted: the ¥ the prices gain over passing the tariff through, in units of reward_scale (default
+    1,000 ¥; across days −3 to +3, 0 = the tariff). reward_baseline=None gives −F / reward_scale
+    instead (v0's reward, ≈ −12 ± 5 at this scale, of which prices move ≈ 1). With p2p, J_tariff
+    is the tariff's score without the sharing market (a constant per day). A failed solve gives
+    ``failure_reward`` and its status in info.
+Starting state
+    reset draws a day of the split with the environment's generator (``reset(seed=...)``), or takes
+    ``options={"day": index | "YYYY-MM-DD" | Day, "split": ...}``.
+Episode end
+    terminated after the one step; a second ``step`` without ``reset`` raises RuntimeError. No
+    truncation. ``gym.make_vec`` (sync and async) resets within the step that ends the day
+    (same-step autoreset), so every step of a vector env is a real day.
+Info (the step)
+    day, prices (posted) and raw_prices (before projection), reward_baseline (¥), status, the day's
+    `Outcome` scalars and main arrays (`outcome_info`), tariff_objective J_tariff (¥), and the
+    yardstick (`yardstick`) on every day the shipped optimum table holds (all validation and test
+    days, proven or not): optimum_objective J* (¥), optimum_bound, regret J − J* (¥),
+    normalised_regret (J − J*)/(J_tariff − J*). These four are absent on days without a row (the
+    training days) and for games other than the one J* solves (mop "off" or "agent", soft limits,
+    sharing, one price per prosumer).
+Arguments
+    see `StackelbergMOPEnv`.
+
+Version history
+    v1: reward relative to the tariff at 1,000 ¥ per unit by default; the yardstick keys in every
+        final info; step after the end raises; same-step autoreset in both vectorisation modes.
+    v0: reward −F / 10,000 ¥ (reward_baseline=None); J* and regret only on days proven to 1e-4.
 """
 
 from __future__ import annotations
@@ -30,23 +57,22 @@ import numpy as np
 from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
-from ..data.optimum_table import OptimumTable
 from ..evaluate import Outcome, evaluate
 from ..market import action_to_prices
 from ..market.p2p import P2PMarket, p2p_market, p2p_response
 from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
+from ..yardstick import TariffScore, Yardstick
 from .common import (
     MOP_MODES,
     RENDER_MODES,
+    REWARD_BASELINES,
     DayPool,
-    TariffBaseline,
     default_voltage_limits,
     render_day,
     reward_options,
+    yardstick_info,
 )
 from .observation import OBS_BOUND, day_features, day_layout, observation_box
-
-REWARD_BASELINES = (None, "tariff")
 
 
 def check_action(action, space: gym.spaces.Box) -> np.ndarray:
@@ -70,18 +96,19 @@ def outcome_info(outcome: Outcome) -> dict:
 
 
 class StackelbergMOPEnv(gym.Env):
-    """The DNO posts 24 hourly clearing prices for a day; see the module docstring for spaces and reward.
+    """The DNO posts 24 hourly clearing prices for a day; the module docstring is the specification.
 
     case: a case name or `Case` (default "ieee33-mop"). split: the days reset draws from ("train",
     "val", "test" or "reference"); days: an explicit list of `Day` instead. mop: "opf" (the DNO's SOCP
     dispatches the MOP), "agent" (the action also sets the MOP; the network is scored by the AC
     power flow, no optimiser) or "off". voltage_limits: for the dispatch ("hard", "soft", "none";
-    default hard, soft with mop "off"). reward_scale: ¥ per unit of reward. reward_baseline: None or
-    "tariff". violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
+    default hard, soft with mop "off"). reward_scale: ¥ per unit of reward (default 1,000).
+    reward_baseline: "tariff" (default) or None. violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
     the reward only. failure_reward: the reward of a failed solve. hv_prices: "day" (the day's HV
     tariff) or "sampled" (each reset draws the HV buy price around it, seeds/001's uncertainty).
     price_per_prosumer: one price row per prosumer (action N·24 prices, each row mapped and projected
-    like the single row). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
+    like the single row). vector_kwargs: ignored here; the registered value tells ``gym.make_vec``
+    how to vectorise (`common.VECTOR_KWARGS`). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
     or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
     sharing market's exchange and costs are scored (seeds/003). Trades only pay when prices differ
     between prosumers, so p2p goes with price_per_prosumer=True.
@@ -90,10 +117,10 @@ class StackelbergMOPEnv(gym.Env):
     metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 1}
 
     def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
-                 mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e4,
-                 reward_baseline: str | None = None, violation_penalty: float = 0.0,
+                 mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
+                 reward_baseline: str | None = "tariff", violation_penalty: float = 0.0,
                  failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
-                 p2p=False, render_mode: str | None = None):
+                 p2p=False, render_mode: str | None = None, vector_kwargs: dict | None = None):
         checks.choice("mop", mop, MOP_MODES)
         checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         checks.choice("render_mode", render_mode, RENDER_MODES + [None])
@@ -111,11 +138,11 @@ class StackelbergMOPEnv(gym.Env):
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)
-        self.baseline = TariffBaseline(self.case, mop, self.voltage_limits) if reward_baseline == "tariff" else None
-        # the shipped bi-level optimum J* (data.optimum), for info["optimum_objective"] and info["regret"]:
-        # only where the game is the one it was solved for (one price, MOP dispatchable, hard limits)
-        comparable = mop != "off" and self.voltage_limits == "hard" and self.p2p is None and not price_per_prosumer
-        self._optima = OptimumTable(self.case) if comparable else None
+        self.reward_baseline = reward_baseline
+        self.tariff = TariffScore(self.case, mop, self.voltage_limits)
+        # the yardstick (J*, regret) only where the game is the one the optimum was solved for
+        comparable = mop == "opf" and self.voltage_limits == "hard" and self.p2p is None and not price_per_prosumer
+        self.yardstick = Yardstick(self.case) if comparable else None
 
         self.observation_layout = day_layout(self.case)
         size = max(s.stop for s in self.observation_layout.values())
@@ -132,13 +159,13 @@ class StackelbergMOPEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.day = self.pool.draw(self.np_random, options)
-        self.outcome, self.prices = None, None
+        self.outcome, self.prices, self.done = None, None, False
         self._obs = np.clip(day_features(self.case, self.day), -OBS_BOUND, OBS_BOUND)
         return self._obs.copy(), {"day": self.day.name, "split": self.day.split}
 
     def step(self, action):
-        if self.day is None:
-            raise RuntimeError("step: call reset() first")
+        if self.day is None or self.done:
+            raise RuntimeError("step: call reset() first" + (" (the day is over after its one step)" if self.done else ""))
         a = check_action(action, self.action_space)
         prices, raw = action_to_prices(self.case, self.day, a[:self.n_prices].reshape(self.price_rows, HOURS))
         if self.price_rows == 1:
@@ -152,18 +179,20 @@ class StackelbergMOPEnv(gym.Env):
         else:
             outcome = evaluate(self.case, self.day, prices, mop=mop, voltage_limits=self.voltage_limits,
                                response=response)
+        self.done = True
+        baseline = float(self.tariff(self.day)) if self.reward_baseline == "tariff" else 0.0
         if outcome is None:  # the sharing market itself failed: a reported status, not an exception
             self.outcome, self.prices = None, prices
-            info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "status": f"p2p: {response.status}"}
+            info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "reward_baseline": baseline,
+                    "status": f"p2p: {response.status}",
+                    **yardstick_info(self.yardstick, self.tariff, self.day, float("nan"))}
             return self._obs.copy(), float(self.failure_reward), True, False, info
         self.outcome, self.prices = outcome, prices
-        baseline = self.baseline(self.day) if self.baseline is not None else 0.0
+        solved = outcome.status.startswith("optimal")
         info = {"day": self.day.name, "prices": prices, "raw_prices": raw, "reward_baseline": baseline,
-                **outcome_info(outcome)}
-        best = self._optima.find(self.day) if self._optima is not None else None
-        if best is not None and outcome.status.startswith("optimal"):
-            info.update(optimum_objective=best.objective, regret=outcome.dno_objective - best.objective)
-        if not outcome.status.startswith("optimal"):
+                **outcome_info(outcome),
+                **yardstick_info(self.yardstick, self.tariff, self.day, outcome.dno_objective if solved else np.nan)}
+        if not solved or not np.isfinite(baseline):  # the day (or its tariff) did not solve: a status
             reward = self.failure_reward
         else:
             violating = outcome.violation_rate * (self.case.buses.size - 1) * HOURS

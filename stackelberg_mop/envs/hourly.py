@@ -1,4 +1,4 @@
-"""`StackelbergMOPHourly-v0`: the same market, hour by hour (24 steps per day).
+"""`StackelbergMOPHourly-v1`: the same market, hour by hour (24 steps per day).
 
 At hour t the DNO posts λ_t (and, with mop "agent", the MOP set-points of hour t). The prosumers then
 re-plan the rest of the day (`market.replan`): what they did in hours < t is fixed, so their battery
@@ -18,8 +18,24 @@ Observation: the day's features (`observation.day_features`) then
   hour: sin, cos of 2π t/24 and t/23; battery_energy: E_{t−1}/capacity per battery;
   shift_budget: −Σ_{τ<t} P^tr_τ / nominal load per prosumer (what must still be shifted back);
   posted_prices: 24 values, λ_τ/λ_max for τ < t and 0 after. Layout: `env.unwrapped.observation_layout`.
-Reward: −(hour's share of F + violation_penalty · violating bus-hours of hour t) / reward_scale
-  (default scale 1,000 ¥). A failed solve ends the episode with `failure_reward`.
+Reward: (J_tariff,t − hour's share of F − violation_penalty · violating bus-hours of hour t) /
+  reward_scale, with J_tariff,t hour t's share of J_tariff (the day-ahead score of the tariff,
+  `yardstick.TariffScore.hourly`), so a day's rewards sum to (J_tariff − F(realised day)) /
+  reward_scale, the day-ahead game's reward (default scale 1,000 ¥); reward_baseline=None drops
+  J_tariff,t (v0). A failed solve ends the episode with `failure_reward`.
+Starting state: as the day-ahead game (a day of the split, or options["day"]); hour 0.
+Episode end: terminated after 24 steps (or a failed solve); a step after that raises RuntimeError.
+  ``gym.make_vec`` (sync and async) resets within the step that ends the day.
+Info: each step day, hour, price, raw_price, prices, status, hour_objective, hour_violations,
+  exchange_power; the last step also the realised day's `Outcome` (`outcome_info`), tariff_objective
+  and, on every day the optimum table holds (mop "opf", hard limits), optimum_objective J*,
+  optimum_bound, regret J − J* and normalised_regret of the day its hours made. The prosumers re-plan on expected
+  prices, so a day of this game can score below J* (negative regret): J* is the day-ahead optimum.
+
+Version history
+    v1: reward relative to the tariff's hourly share; yardstick keys at the day's end; same-step
+        autoreset in both vectorisation modes.
+    v0: reward −(hour's share of F) / 1,000 ¥; no yardstick.
 """
 
 from __future__ import annotations
@@ -36,13 +52,16 @@ from ..evaluate import Outcome, evaluate, evaluate_hour
 from ..market import BestResponse, best_response, price_bounds, replan
 from ..powerflow import join_windows
 from ..powerflow.mop import action_to_mop_setpoints
+from ..yardstick import TariffScore, Yardstick
 from .common import (
     MOP_MODES,
     RENDER_MODES,
+    REWARD_BASELINES,
     DayPool,
     default_voltage_limits,
     render_day,
     reward_options,
+    yardstick_info,
 )
 from .day_ahead import check_action, outcome_info
 from .observation import OBS_BOUND, _scales, day_blocks, day_features, layout, observation_box
@@ -60,20 +79,22 @@ def expected_prices(case: Case, day: Day) -> np.ndarray:
 
 
 class StackelbergMOPHourlyEnv(gym.Env):
-    """The DNO posts one clearing price per step for 24 steps; see the module docstring.
+    """The DNO posts one clearing price per step for 24 steps; the module docstring is the specification.
 
     Options as `StackelbergMOPEnv` (case, split, days, mop, voltage_limits, reward_scale,
-    violation_penalty, failure_reward, render_mode), plus price_expectation: None (the default above)
-    or a callable (case, day) → (24,) ¥/MWh.
+    reward_baseline, violation_penalty, failure_reward, hv_prices, render_mode, vector_kwargs), plus
+    price_expectation: None (the default above) or a callable (case, day) → (24,) ¥/MWh.
     """
 
     metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 4}
 
     def __init__(self, case: str | Case = "ieee33-mop", split: str = "train", days: list[Day] | None = None,
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
-                 violation_penalty: float = 0.0, failure_reward: float = -10.0, price_expectation=None,
-                 hv_prices: str = "day", render_mode: str | None = None):
+                 reward_baseline: str | None = "tariff", violation_penalty: float = 0.0,
+                 failure_reward: float = -10.0, price_expectation=None, hv_prices: str = "day",
+                 render_mode: str | None = None, vector_kwargs: dict | None = None):
         checks.choice("mop", mop, MOP_MODES)
+        checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         checks.choice("render_mode", render_mode, RENDER_MODES + [None])
         reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
                                                                          failure_reward)
@@ -87,6 +108,9 @@ class StackelbergMOPHourlyEnv(gym.Env):
         self.price_expectation = price_expectation or expected_prices
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)
+        self.reward_baseline = reward_baseline
+        self.tariff = TariffScore(self.case, mop, self.voltage_limits)
+        self.yardstick = Yardstick(self.case) if mop == "opf" and self.voltage_limits == "hard" else None
 
         n, e, k = len(self.case.prosumers), len(self.case.batteries), len(self.case.mop)
         blocks = day_blocks(self.case) | {"hour": 3, "battery_energy": e, "shift_budget": n, "posted_prices": HOURS}
@@ -149,15 +173,22 @@ class StackelbergMOPHourlyEnv(gym.Env):
         info = {"day": self.day.name, "hour": t, "price": float(self.posted[t]), "raw_price": float(price),
                 "prices": self.posted.copy(), "status": hour.status}
         if not hour.status.startswith("optimal"):
-            info["hour_objective"] = float("nan")
+            self.hour = HOURS  # the day ends here
+            info.update(hour_objective=float("nan"), **yardstick_info(self.yardstick, self.tariff, self.day, float("nan")))
             return self._observation(), float(self.failure_reward), True, False, info
         info.update(hour_objective=hour.objective, hour_violations=hour.violations,
                     exchange_power=hour.exchange_power)
         self.outcome = None  # the day's full score, made on demand (`day_outcome`) and at the day's end
         self.hour_dispatch[t] = hour.dispatch
         if terminated:
-            info.update(outcome_info(self.day_outcome()))
-        reward = -(hour.objective + self.violation_penalty * hour.violations) / self.reward_scale
+            day = self.day_outcome()
+            solved = day.status.startswith("optimal")
+            info.update(outcome_info(day), **yardstick_info(self.yardstick, self.tariff, self.day,
+                                                            day.dno_objective if solved else float("nan")))
+        baseline = float(self.tariff.hourly(self.day)[t]) if self.reward_baseline == "tariff" else 0.0
+        if not np.isfinite(baseline):  # the tariff's own day did not solve: no reference to reward against
+            return self._observation(), float(self.failure_reward), terminated, False, info
+        reward = -(hour.objective - baseline + self.violation_penalty * hour.violations) / self.reward_scale
         return self._observation(), float(reward), terminated, False, info
 
     def day_outcome(self) -> Outcome | None:

@@ -29,37 +29,41 @@ on this game that made the validation regret worse, benchmarks/README #48).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .config import arg
+
 
 @dataclass
 class Config:
     """Behaviour cloning of the bi-level optimum into a TD3 actor (day-ahead game, MOP by the OPF)."""
 
-    name: str = "bc"
-    algo: str = "td3"
-    env_id: str = "StackelbergMOP-v0"
-    mop: str = "opf"                    # the game the optimum solves: the DNO's OPF dispatches the MOP
-    reward_baseline: str = "tariff"     # for RL fine-tuning from this run (td3 --init-from)
-    labels: str = "benchmarks/agents/labels/ieee33-mop-train.jsonl"   # optimum table of the training days
-    seed: int = 0
-    epochs: int = 1000                  # passes over the training days
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.1           # AdamW's decoupled weight decay
-    actor_layers: str = "256,256"       # hidden sizes of the actor (the policy that ships)
-    critic_layers: str = "64,64"        # of TD3's critics, untrained here (kept small: the run ships)
-    loss: str = "regret"                # regret (the one-sided sensitivity surrogate, see module doc) or mse
-    probe: float = 5.0                  # ¥/MWh: the price step of the sensitivities (loss regret)
-    mse_weight: float = 0.0             # weight of the MSE term beside the regret surrogate
-    eval_every: int = 50                # epochs between validation scores
-    eval_days: int = 42                 # validation days scored (evenly spaced; all 42 by default)
-    progress_bar: bool = True
-    out: str = "results/train"
+    name: str = arg("bc", 'run folder name under --out')
+    algo: str = arg("td3", "the SB3 algorithm whose actor is cloned (TD3's)")
+    env_id: str = arg("StackelbergMOP-v1", 'the Gymnasium ID the agent plays')
+    mop: str = arg("opf", "the game the optimum solves: the DNO's OPF dispatches the MOP")
+    reward_baseline: str = arg("tariff", 'for RL fine-tuning from this run (td3 --init-from)')
+    labels: str = arg("benchmarks/agents/labels/ieee33-mop-train.jsonl", 'optimum table of the training days')
+    seed: int = arg(0, 'random seed')
+    epochs: int = arg(1000, 'passes over the training days')
+    batch_size: int = arg(64, 'minibatch size (days)')
+    learning_rate: float = arg(1e-3, "AdamW's step size")
+    weight_decay: float = arg(0.1, "AdamW's decoupled weight decay")
+    actor_layers: str = arg("256,256", 'hidden sizes of the actor (the policy that ships)')
+    critic_layers: str = arg("64,64", "of TD3's critics, untrained here (kept small: the run ships)")
+    loss: str = arg("regret", 'regret (the one-sided sensitivity surrogate, see module doc) or mse')
+    probe: float = arg(5.0, '¥/MWh: the price step of the sensitivities (loss regret)')
+    mse_weight: float = arg(0.0, 'weight of the MSE term beside the regret surrogate')
+    eval_every: int = arg(50, 'epochs between validation scores')
+    eval_days: int = arg(42, 'validation days scored (evenly spaced; all 42 by default)')
+    progress_bar: bool = arg(True, 'show a progress bar')
+    out: str = arg("results/train", 'folder of the run folders')
 
 
 def _targets(case, days, table) -> tuple[list, np.ndarray]:
@@ -136,50 +140,31 @@ def _cached_sensitivities(case, days, prices, labels: str, probe: float, progres
 
 class Validation:
     """Aggregate and mean normalised regret of a policy on validation days against the shipped optimum
-    (J_tariff of each day computed once)."""
+    (`yardstick`; J_tariff of each day computed once)."""
 
     def __init__(self, case, days):
-        from ..baselines.policies import TariffPolicy
-        from ..data.optimum_table import OptimumTable
-        from ..evaluate import evaluate
+        from ..yardstick import Yardstick
 
-        table = OptimumTable(case)
-        self.case, self.days, self.best, self.base = case, [], [], []
-        for day in days:
-            opt = table.find(day) or _any_row(table, day)
-            if opt is None:
-                continue
-            tariff = evaluate(case, day, TariffPolicy()(case, day)[0])
-            if tariff.status.startswith("optimal"):
-                self.days.append(day)
-                self.best.append(opt.objective)
-                self.base.append(tariff.dno_objective)
+        self.case, self.yardstick = case, Yardstick(case)
+        self.days = [d for d in days if self.yardstick.optimum(d) is not None]
 
     def __call__(self, policy) -> dict:
         from ..evaluate import evaluate
+        from ..yardstick import aggregate_regret
 
-        values, failures = [], 0
+        judged, failures = [], 0
         for day in self.days:
             prices, mop = policy(self.case, day)
             out = evaluate(self.case, day, prices, mop=mop)
             failures += not out.status.startswith("optimal")
-            values.append(out.dno_objective if out.status.startswith("optimal") else np.nan)
-        j, best, base = np.array(values), np.array(self.best), np.array(self.base)
-        ok = np.isfinite(j)
-        stakes = base - best
-        per_day = (j - best)[ok & (stakes > 1e-9)] / stakes[ok & (stakes > 1e-9)]
-        return {"aggregate_regret": float((j - best)[ok].sum() / max(stakes[ok].sum(), 1e-9)),
-                "normalised_regret": float(per_day.mean()) if per_day.size else float("nan"),
-                "mean_dno_objective": float(np.nanmean(j)) if ok.any() else float("nan"), "failures": failures}
-
-
-def _any_row(table, day):
-    from ..data import OptimumError
-
-    try:
-        return table.get(day)
-    except OptimumError:
-        return None
+            judged.append(self.yardstick.judge(day, out.dno_objective if out.status.startswith("optimal") else np.nan))
+        j = np.array([x["optimum_objective"] + x["regret"] for x in judged])
+        ratios = np.array([x["normalised_regret"] for x in judged])
+        return {"aggregate_regret": aggregate_regret(j, [x["optimum_objective"] for x in judged],
+                                                     [x["tariff_objective"] for x in judged]),
+                "normalised_regret": float(np.nanmean(ratios)) if np.isfinite(ratios).any() else float("nan"),
+                "mean_dno_objective": float(np.nanmean(j)) if np.isfinite(j).any() else float("nan"),
+                "failures": failures}
 
 
 def main(argv=None) -> Path:
@@ -191,7 +176,9 @@ def main(argv=None) -> Path:
     from ..data import days
     from ..data.optimum_table import OptimumTable
     from ..envs.observation import OBS_BOUND, day_features
-    from .common import AgentPolicy, make_vec_env, normalise, parse_config, run_directory
+    from .agent import AgentPolicy
+    from .common import make_vec_env, normalise
+    from .config import parse_config
 
     c = parse_config(Config, argv)
     if not Path(c.labels).is_file():
@@ -219,7 +206,9 @@ def main(argv=None) -> Path:
     val = Validation(case, [val_pool[i] for i in np.linspace(0, len(val_pool) - 1, min(c.eval_days, len(val_pool)))
                             .round().astype(int)])
 
-    run = run_directory(c.out, c.name, c)
+    run = Path(c.out) / c.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
     venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))
     venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = x.mean(axis=0), x.var(axis=0), float(len(x))
     venv.training = False

@@ -1,10 +1,17 @@
-"""What the training scripts share: environments, normalisation, evaluation on validation days,
-checkpoints, and a trained agent as a pricing policy that the benchmark scores like any other.
+"""What the training scripts share: environments, normalisation, validation against the optimum,
+resumable checkpoints.
 
-A run writes to ``<out>/<name>/``: ``config.json``, ``evaluations.csv`` (one row per periodic
-evaluation: timesteps, mean reward and mean DNO objective over the validation days),
-``checkpoints/``, ``model.zip`` and ``best_model.zip`` (best validation reward), each with its
-observation statistics (``<model>_vecnormalize.pkl``).
+A run writes to ``<out>/<name>/``:
+
+- ``config.json``: the settings;
+- ``evaluations.csv``: one row per validation (environment steps, wall time, the validation days'
+  aggregate normalised regret against the shipped optimum, `yardstick`, with its bootstrap interval,
+  the mean per-day ratio, mean reward, mean DNO objective, failed days), also printed as one line;
+- ``best_model.zip`` (+ ``_vecnormalize.pkl``, ``best.json``): the model with the lowest validation
+  aggregate regret so far (the model selection of the benchmark protocol: validation days only);
+- ``model.zip`` (+ ``_vecnormalize.pkl``): the final model; ``scores.json`` once the run is finished;
+- ``checkpoint/`` while it runs (`checkpoint`): the same command resumes a killed run from there, and
+  a finished run is skipped.
 """
 
 from __future__ import annotations
@@ -12,28 +19,36 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-from ..baselines.policies import Policy
-from ..cases import HOURS, Case
-from ..data import Day
-from ..envs.observation import OBS_BOUND, day_features
-from ..market import action_to_prices
-from ..powerflow.mop import action_to_mop_setpoints
+from ..envs.observation import OBS_BOUND
+from ..yardstick import aggregate_regret, bootstrap_interval
+from . import checkpoint
+from .config import differences, layers
 
 ENV_PREFIX = "stackelberg_mop:"  # worker processes import the package (registering the IDs) by this
+EVAL_FIELDS = ["timesteps", "wall_s", "val_aggregate_regret", "val_ci_low", "val_ci_high", "val_normalised_regret",
+               "mean_reward", "mean_dno_objective", "failures"]
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict, subprocess: bool = False):
+def env_kwargs(config) -> dict:
+    """The environment's keyword arguments from a training config."""
+    baseline = None if str(config.reward_baseline).lower() in ("none", "") else config.reward_baseline
+    return {"mop": config.mop, "reward_baseline": baseline, "reward_scale": config.reward_scale}
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int, kwargs: dict, subprocess: bool = False):
     """n_envs copies of `env_id` in an SB3 VecEnv (DummyVecEnv, or SubprocVecEnv with subprocess=True)."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
-    return sb3_make_vec_env(ENV_PREFIX + env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+    return sb3_make_vec_env(ENV_PREFIX + env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs,
                             vec_env_cls=SubprocVecEnv if subprocess else DummyVecEnv)
 
 
@@ -42,262 +57,239 @@ def normalise(venv, training: bool = True):
     return VecNormalize(venv, norm_obs=True, norm_reward=False, clip_obs=OBS_BOUND, training=training)
 
 
-class ValidationCallback(BaseCallback):
-    """Every `every` timesteps: the deterministic policy on `n_days` fixed validation days; the mean
-    reward and DNO objective are appended to ``evaluations.csv`` and the best model is saved as
-    ``best_model.zip`` (with the observation statistics of that moment in ``best_model_vecnormalize.pkl``)."""
-
-    def __init__(self, env_id: str, env_kwargs: dict, run_dir: Path, every: int, n_days: int):
-        super().__init__()
-        self.env_id, self.env_kwargs, self.run_dir = env_id, dict(env_kwargs), run_dir
-        self.every, self.n_days, self.last, self.best = every, n_days, 0, -np.inf
-        self.path = run_dir / "evaluations.csv"
-        with self.path.open("w", newline="") as fh:
-            csv.writer(fh).writerow(["timesteps", "mean_reward", "mean_dno_objective", "failures"])
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps - self.last < self.every:
-            return True
-        self.last = self.num_timesteps
-        reward, objective, failures = evaluate_agent(self.model, self.training_env, self.env_id,
-                                                     self.env_kwargs, "val", self.n_days)
-        with self.path.open("a", newline="") as fh:
-            csv.writer(fh).writerow([self.num_timesteps, reward, objective, failures])
-        if reward > self.best:
-            self.best = reward
-            self.model.save(self.run_dir / "best_model")
-            if isinstance(self.training_env, VecNormalize):
-                self.training_env.save(str(self.run_dir / "best_model_vecnormalize.pkl"))
-        return True
+def validation_env(env_id: str, kwargs: dict, days: list):
+    """The environment `validate` plays: `env_id` with `kwargs`, drawing from `days` only."""
+    return gym.make(env_id, **(kwargs | {"days": days, "split": "val"}))
 
 
-def evaluate_agent(model, train_env, env_id: str, env_kwargs: dict, split: str, n_days: int):
-    """Mean episode reward, mean DNO objective (¥/day, NaN if never reported) and failed episodes of
-    the deterministic policy on the first `n_days` days of `split` (evenly spaced)."""
-    env = gym.make(env_id, **(env_kwargs | {"split": split}))
-    pool = env.unwrapped.pool.of(split)
-    picks = np.linspace(0, len(pool) - 1, min(n_days, len(pool))).round().astype(int)
-    rewards, objectives, failures = [], [], 0
-    for index in picks:
-        obs, _ = env.reset(options={"day": int(index)})
+def validate(predict, env, normalize=None) -> dict:
+    """The deterministic policy `predict(obs) -> action` on each day of `env`'s list (one episode
+    each, a whole day hour by hour in the hourly game): aggregate normalised regret against the
+    shipped optimum (`yardstick.aggregate_regret` of the final infos' J, J*, J_tariff) with its
+    bootstrap 95 % interval, the mean of the per-day ratios, mean reward, mean DNO objective and
+    failed days."""
+    rewards, j, best, base, ratios, failures = [], [], [], [], [], 0
+    for index in range(len(env.unwrapped.pool.of("val"))):
+        obs, _ = env.reset(options={"day": index})
         total, done, info = 0.0, False, {}
         while not done:
-            norm = train_env.normalize_obs(obs) if hasattr(train_env, "normalize_obs") else obs
-            action, _ = model.predict(norm, deterministic=True)
+            action = predict(normalize(obs) if normalize is not None else obs)
             obs, r, terminated, truncated, info = env.step(action)
             total, done = total + r, terminated or truncated
         rewards.append(total)
-        if info.get("status", "").startswith("optimal") and "dno_objective" in info:
-            objectives.append(info["dno_objective"])
-        else:
-            failures += 1
-    env.close()
-    return float(np.mean(rewards)), float(np.mean(objectives)) if objectives else float("nan"), failures
+        solved = str(info.get("status", "")).startswith("optimal")
+        failures += not solved
+        j.append(info["dno_objective"] if solved else np.nan)
+        best.append(info.get("optimum_objective", np.nan))  # absent where the game is not J*'s
+        base.append(info.get("tariff_objective", np.nan))
+        ratios.append(info.get("normalised_regret", np.nan) if solved else np.nan)
+    low, high = bootstrap_interval(j, best, base)
+    return {"val_aggregate_regret": aggregate_regret(j, best, base), "val_ci_low": low, "val_ci_high": high,
+            "val_normalised_regret": float(np.nanmean(ratios)) if np.isfinite(ratios).any() else float("nan"),
+            "mean_reward": float(np.mean(rewards)),
+            "mean_dno_objective": float(np.nanmean(j)) if np.isfinite(j).any() else float("nan"),
+            "failures": failures}
+
+
+def validation_days(case, n_days: int) -> list:
+    """`n_days` evenly spaced validation days of the case (all of them when n_days ≥ their number)."""
+    from ..data import days
+
+    pool = days(case, "val")
+    return [pool[i] for i in np.linspace(0, len(pool) - 1, min(n_days, len(pool))).round().astype(int)]
+
+
+def selection_key(score: dict) -> float:
+    return score["val_aggregate_regret"] if np.isfinite(score["val_aggregate_regret"]) else -score["mean_reward"]
+
+
+class Trainer(BaseCallback):
+    """Validates every `eval_every` steps (appending to evaluations.csv, printing one line, keeping the
+    best model) and checkpoints every `checkpoint_every` steps (`checkpoint`). Its own state (last
+    validation, best score, wall time before this process) travels in the checkpoint."""
+
+    def __init__(self, config, run: Path, days: list, inner_venv, state: dict | None = None):
+        super().__init__()
+        self.c, self.run, self.inner = config, run, inner_venv
+        self.eval_env = validation_env(config.env_id, env_kwargs(config), days)
+        state = state or {}
+        self.last_eval = state.get("last_eval", -1)
+        self.last_checkpoint = state.get("last_checkpoint", 0)
+        self.best = state.get("best", np.inf)
+        self.wall_before = state.get("wall_s", 0.0)
+        self.started = time.perf_counter()
+
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
+
+    def _on_training_start(self) -> None:
+        if self.last_eval < 0:  # a fresh run: the untrained policy is the curve's first point
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - max(self.last_eval, 0) >= self.c.eval_every:
+            self.evaluate()
+        return True
+
+    def _on_rollout_start(self) -> None:
+        due = self.num_timesteps - self.last_checkpoint >= self.c.checkpoint_every
+        if due and checkpoint.at_day_start(self.inner):
+            self.last_checkpoint = self.num_timesteps
+            checkpoint.save(self.run, self.model, self.inner, {"trainer": self.state(), "config": dataclasses.asdict(self.c)})
+
+    def state(self) -> dict:
+        return {"last_eval": self.last_eval, "last_checkpoint": self.last_checkpoint, "best": self.best,
+                "wall_s": self.wall()}
+
+    def evaluate(self) -> dict:
+        self.last_eval = self.num_timesteps
+        norm = self.model.get_vec_normalize_env()
+        score = validate(lambda obs: self.model.predict(obs, deterministic=True)[0], self.eval_env,
+                         norm.normalize_obs if norm is not None else None)
+        row = {"timesteps": self.num_timesteps, "wall_s": round(self.wall(), 1), **score}
+        with (self.run / "evaluations.csv").open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=EVAL_FIELDS).writerow(row)
+        key = selection_key(score)
+        if key < self.best:
+            self.best = key
+            self.model.save(self.run / "best_model")
+            if norm is not None:
+                norm.save(str(self.run / "best_model_vecnormalize.pkl"))
+            (self.run / "best.json").write_text(json.dumps(row, indent=1))
+        say(f"{self.c.name}: {self.num_timesteps:,}/{self.c.total_timesteps:,} steps, {row['wall_s']:.0f} s: "
+            f"validation aggregate regret {score['val_aggregate_regret']:.3f} "
+            f"[{score['val_ci_low']:.3f}, {score['val_ci_high']:.3f}], mean reward {score['mean_reward']:.3f}, "
+            f"{score['failures']} failed (best {'regret' if np.isfinite(score['val_aggregate_regret']) else '−reward'} "
+            f"{self.best:.3f})")
+        return score
+
+
+def say(line: str) -> None:
+    """One line of progress, flushed (readable in a log file, above a progress bar on a terminal)."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def _fresh_model(config, algo_cls, algo_kwargs: dict, venv):
+    kwargs = dict(algo_kwargs)
+    arch = layers(config.net_arch)
+    if arch:
+        kwargs["policy_kwargs"] = kwargs.get("policy_kwargs", {}) | {"net_arch": arch}
+    return algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **kwargs)
 
 
 def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     """Train `algo_cls` (an SB3 algorithm) as `config` says; returns the run's folder.
 
+    The same call resumes a killed run from its last checkpoint (its saved config must agree with
+    `config` in everything that changes the computation) and returns at once for a finished one.
     env_kwargs_of: optional callable(venv) -> extra algorithm kwargs that need the environment
     (TD3's exploration noise needs the action size). A config with a non-empty ``init_from`` (a run
-    folder, whose best_model is taken, or a model .zip) continues that model with its observation
-    statistics held fixed instead of starting afresh; the replay buffer starts empty.
-
-    config needs: name, env_id, mop, reward_baseline, n_envs, seed, total_timesteps, eval_every,
-    eval_days, checkpoint_every, normalize_obs, subprocess, progress_bar, out.
+    folder, whose best_model is taken, or a model .zip) starts from that model with its observation
+    statistics held fixed; the replay buffer starts empty.
     """
+    from ..cases import load_case
+    from .config import check_config
+
     check_config(config)
-    env_kwargs = {"mop": config.mop}
-    if config.env_id == "StackelbergMOP-v0":
-        baseline = config.reward_baseline
-        env_kwargs["reward_baseline"] = None if str(baseline).lower() in ("none", "") else baseline
-    run = run_directory(config.out, config.name, config)
-    venv = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs, config.subprocess)
+    run = Path(config.out) / config.name
+    saved = run / "config.json"
+    if saved.is_file():
+        changed = differences(config, json.loads(saved.read_text()))
+        if changed:
+            raise ValueError(f"{run}: holds a run with other settings ({', '.join(changed)} differ); "
+                             "choose another --name or --out, or delete the folder")
+        if (run / "scores.json").is_file():
+            say(f"{config.name}: finished already ({run / 'scores.json'})")
+            return run
+    run.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    days = validation_days(load_case(), config.eval_days)
+    folder = checkpoint.latest(run)
+    inner = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs(config), config.subprocess)
+    if folder is not None:
+        model, state = _resume(config, algo_cls, run, folder, inner)
+    else:
+        model, state = _start(config, algo_cls, algo_kwargs, env_kwargs_of, run, inner), None
+    trainer = Trainer(config, run, days, inner, state)
+    trainer.init_callback(model)
+    remaining = config.total_timesteps - (model.num_timesteps if folder is not None else 0)
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=trainer, progress_bar=config.progress_bar,
+                    reset_num_timesteps=folder is None)
+    if trainer.last_eval != model.num_timesteps:
+        trainer.evaluate()
+    _finish(config, run, model, trainer)
+    model.get_env().close()
+    trainer.eval_env.close()
+    return run
+
+
+def _start(config, algo_cls, algo_kwargs, env_kwargs_of, run: Path, inner):
+    """A fresh model (or one continued from ``init_from``), evaluations.csv started anew."""
+    with (run / "evaluations.csv").open("w", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=EVAL_FIELDS).writeheader()
+    for name in ("best_model.zip", "best_model_vecnormalize.pkl", "best.json"):
+        (run / name).unlink(missing_ok=True)
     init, start = getattr(config, "init_from", ""), None
-    if init:  # continue from a saved model (and its observation statistics), e.g. with less noise
+    if init:
         start = Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)
         if not start.exists():
             raise FileNotFoundError(f"init_from: no model at {start}")
+    venv = inner
     if config.normalize_obs:
         stats = start.with_name(start.stem + "_vecnormalize.pkl") if start is not None else None
         if stats is not None and stats.exists():
             # a continued actor keeps the input scaling it was trained with: updating the statistics
-            # would move a frozen (or critic-warm-up) actor's decisions (benchmarks/README #48)
-            venv = VecNormalize.load(str(stats), venv)
+            # would move its decisions before any gradient step
+            venv = VecNormalize.load(str(stats), inner)
             venv.training, venv.norm_reward = False, False
         else:
-            venv = normalise(venv)
+            venv = normalise(inner)
     kwargs = algo_kwargs | (env_kwargs_of(venv) if env_kwargs_of is not None else {})
     if start is not None:
-        model = algo_cls.load(start, env=venv, device="cpu", **kwargs)
-    else:
-        model = algo_cls("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, **kwargs)
-    callbacks = [ValidationCallback(config.env_id, env_kwargs, run, config.eval_every, config.eval_days),
-                 CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(run / "checkpoints"),
-                                    name_prefix=config.algo)]
-    model.learn(total_timesteps=config.total_timesteps, callback=callbacks, progress_bar=config.progress_bar)
+        return algo_cls.load(start, env=venv, device="cpu", **kwargs)
+    return _fresh_model(config, algo_cls, kwargs, venv)
+
+
+def _resume(config, algo_cls, run: Path, folder: Path, inner):
+    """The model, its environments and generators as they were at the checkpoint in `folder`;
+    evaluations.csv cut back to the rows before it (they are run again)."""
+    state = checkpoint.read_state(folder)
+    obs = checkpoint.restore_envs(inner, state)
+    venv = inner
+    if (folder / "vecnormalize.pkl").is_file():
+        venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), inner)
+        venv.old_obs = state["original_obs"] if state["original_obs"] is not None else obs
+    model = algo_cls.load(folder / "model.zip", env=venv, device="cpu", force_reset=False)
+    if (folder / "replay_buffer.pkl").is_file():
+        model.load_replay_buffer(folder / "replay_buffer.pkl")
+    checkpoint.restore_generators(model, state)
+    checkpoint.restore_best(run, folder)
+    done = model.num_timesteps
+    rows = [r for r in csv.DictReader((run / "evaluations.csv").open()) if int(r["timesteps"]) <= done]
+    with (run / "evaluations.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=EVAL_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    say(f"{config.name}: resuming at {done:,} of {config.total_timesteps:,} steps from {folder}")
+    return model, state["trainer"]
+
+
+def _finish(config, run: Path, model, trainer: Trainer) -> None:
+    """Final model, scores.json (the best model's validation row, steps, wall time); checkpoints go."""
     model.save(run / "model")
-    if isinstance(venv, VecNormalize):
-        venv.save(str(run / "model_vecnormalize.pkl"))
-    venv.close()
-    return run
-
-
-def run_directory(out: str, name: str, config) -> Path:
-    path = Path(out) / name
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    return path
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """The settings every SB3 training script shares; each script's Config adds its algorithm's
-    hyper-parameters and its defaults. The comment on a field's line is its flag's help text
-    (`parse_config`), here and in the scripts."""
-
-    name: str = "run"                   # run folder name under --out
-    algo: str = "ppo"                   # the SB3 algorithm (fixed per script)
-    env_id: str = "StackelbergMOP-v0"   # the Gymnasium ID trained on
-    mop: str = "opf"                    # opf (the DNO dispatches the MOP), agent or off
-    reward_baseline: str = "tariff"     # tariff (reward = improvement over the HV tariff) or none
-    seed: int = 0                       # random seed (environments, network initialisation)
-    total_timesteps: int = 20_000       # environment steps to train
-    n_envs: int = 2                     # parallel environments
-    subprocess: bool = False            # one process per environment (SubprocVecEnv) instead of DummyVecEnv
-    normalize_obs: bool = True          # running mean/std normalisation of observations
-    eval_every: int = 2_000             # timesteps between validation runs
-    eval_days: int = 8                  # validation days per run (evenly spaced, fixed)
-    checkpoint_every: int = 5_000       # timesteps between checkpoints
-    progress_bar: bool = True           # show a progress bar
-    out: str = "results/train"          # folder of the run folders
-    learning_rate: float = 3e-4         # optimiser step size
-    batch_size: int = 64                # minibatch size
-    gamma: float = 0.99                 # discount factor
-
-
-#: fields that may be 0 (all other integers must be >= 1)
-ZERO_OK = ("seed", "learning_starts", "critic_warmup")
-REWARD_BASELINE_FLAGS = ("tariff", "none")
-#: float fields that must be > 0 (the others >= 0)
-POSITIVE = ("learning_rate", "probe")
-#: behaviour cloning's losses (`rl.bc`)
-LOSSES = ("mse", "regret")
-
-
-def _line_comments(cls) -> dict[str, str]:
-    """The trailing ``# comment`` of each field line in `cls` and its bases (their help text)."""
-    import inspect
-    import re
-
-    out = {}
-    for klass in reversed(cls.__mro__[:-1]):
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        out.update(re.findall(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, flags=re.MULTILINE))
-    return out
-
-
-def check_config(config) -> None:
-    """ValueError naming the first field of a training config that cannot work: integers >= 1 (seed,
-    learning_starts, critic_warmup >= 0), floats finite and >= 0 (learning_rate, probe > 0; gamma and
-    gae_lambda <= 1), mop, reward_baseline and loss among their choices."""
-    from .. import checks
-    from ..envs.common import MOP_MODES
-
-    for f in dataclasses.fields(config):
-        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            checks.flag(flag, value)
-        elif isinstance(f.default, int):
-            checks.integer(flag, value, lo=0 if f.name in ZERO_OK else 1)
-        elif isinstance(f.default, float):
-            checks.number(flag, value, lo=0, lo_open=f.name in POSITIVE,
-                          hi=1 if f.name in ("gamma", "gae_lambda") else None)
-    checks.choice("--mop", config.mop, MOP_MODES)
-    checks.choice("--reward-baseline", str(config.reward_baseline).lower(), REWARD_BASELINE_FLAGS)
-    if hasattr(config, "loss"):
-        checks.choice("--loss", config.loss, LOSSES)
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise ValueError(text)
-
-
-def parse_config(cls, argv=None):
-    """argparse over the fields of a config dataclass (``--total-timesteps 20000`` etc.), each flag
-    with its help text and default; a value that cannot work exits with one line naming the flag."""
-    import argparse
-
-    from ..cli import _Parser
-
-    comments = {**_line_comments(RunConfig), **_line_comments(cls)}  # shared names keep their help
-    parser = _Parser(description=cls.__doc__.splitlines()[0],
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default, text = f.default, comments.get(f.name, " ")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=text)
-        elif default is None:
-            parser.add_argument(flag, default=None, help=text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=text)
-    config = cls(**vars(parser.parse_args(argv)))
-    try:
-        check_config(config)
-    except ValueError as err:
-        parser.error(str(err))
-    return config
-
-
-# --- a trained agent as a pricing policy ------------------------------------------------------------
-class AgentPolicy(Policy):
-    """A saved day-ahead agent (``StackelbergMOP-v0``) as a policy: ``policy(case, day)`` → (prices
-    (24,) ¥/MWh, mop) with mop "opf"/"off" or set-points (2, K, 24), ready for `evaluate`.
-
-    run_dir: a training run's folder; which: "best_model" (best validation reward; falls back to the
-    final "model" when no evaluation ran) or "model".
-    """
-
-    def __init__(self, run_dir: str | Path, which: str = "best_model"):
-        from stable_baselines3 import PPO, SAC, TD3
-
-        super().__init__()
-        run = Path(run_dir)
-        config = json.loads((run / "config.json").read_text())
-        if config.get("env_id", "StackelbergMOP-v0") != "StackelbergMOP-v0":
-            raise ValueError(f"run_dir: {run} holds an agent for {config['env_id']}; a day-ahead agent is needed")
-        algo = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]]
-        if which not in ("best_model", "model"):
-            raise ValueError(f"which: must be 'best_model' or 'model', got {which!r}")
-        if not (run / f"{which}.zip").exists():
-            which = "model"
-        self.model = algo.load(run / f"{which}.zip", device="cpu")
-        self.mop = config.get("mop", "opf")
-        self.name = f"{config['algo']}-{config['mop']}"
-        stats = run / f"{which}_vecnormalize.pkl"
-        self._norm = None
-        if stats.exists():
-            import pickle
-
-            with stats.open("rb") as fh:
-                self._norm = pickle.load(fh)
-
-    def decide(self, case: Case, day: Day):
-        obs = day_features(case, day).clip(-OBS_BOUND, OBS_BOUND)
-        if self._norm is not None:
-            obs = np.clip((obs - self._norm.obs_rms.mean) / np.sqrt(self._norm.obs_rms.var + self._norm.epsilon),
-                          -self._norm.clip_obs, self._norm.clip_obs).astype(np.float32)
-        action, _ = self.model.predict(obs, deterministic=True)
-        prices, _ = action_to_prices(case, day, action[:HOURS])
-        mop = self.mop
-        if mop == "agent":
-            mop = action_to_mop_setpoints(case, np.asarray(action[HOURS:]).reshape(2, len(case.mop), HOURS))
-        return prices, mop
+    norm = model.get_vec_normalize_env()
+    if norm is not None:
+        norm.save(str(run / "model_vecnormalize.pkl"))
+    best = json.loads((run / "best.json").read_text()) if (run / "best.json").is_file() else {}
+    scores = {"algo": config.algo, "env_id": config.env_id, "seed": config.seed, "env_steps": model.num_timesteps,
+              "wall_s": round(trainer.wall(), 1), "best_timesteps": best.get("timesteps"),
+              "val_aggregate_regret": best.get("val_aggregate_regret"), "val_ci_low": best.get("val_ci_low"),
+              "val_ci_high": best.get("val_ci_high"), "val_normalised_regret": best.get("val_normalised_regret")}
+    (run / "scores.json").write_text(json.dumps(scores, indent=1))
+    checkpoint.remove(run)
+    say(f"{config.name}: finished, {model.num_timesteps:,} steps in {trainer.wall():.0f} s; best validation "
+        f"aggregate regret {scores['val_aggregate_regret']} at {scores['best_timesteps']} steps; saved to {run}")

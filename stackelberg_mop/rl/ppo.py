@@ -1,6 +1,6 @@
-"""PPO on StackelbergMOP-v0, the day-ahead pricing game.
+"""PPO on StackelbergMOP-v1, the day-ahead pricing game.
 
-    python -m stackelberg_mop.rl.ppo --total-timesteps 20000
+    python -m stackelberg_mop.rl.ppo --total-timesteps 60000
 """
 
 from __future__ import annotations
@@ -9,20 +9,22 @@ from dataclasses import dataclass
 
 from stable_baselines3 import PPO
 
-from .common import RunConfig, parse_config, train
+from .common import train
+from .config import RunConfig, arg, parse_config
 
 
 @dataclass
 class Config(RunConfig):
-    """PPO on the day-ahead game (one step per day; reward = improvement over the tariff / 10,000 ¥)."""
+    """PPO on the day-ahead game (one step per day; reward = ¥ gained over the tariff / 1,000)."""
 
-    name: str = "ppo"
-    algo: str = "ppo"
-    n_steps: int = 256                  # steps per env between PPO updates
-    n_epochs: int = 10                  # PPO epochs per update
-    gamma: float = 0.99                 # irrelevant for one-step episodes
-    gae_lambda: float = 0.95            # GAE's λ (irrelevant for one-step episodes)
-    ent_coef: float = 0.0               # entropy bonus
+    name: str = arg("ppo", "run folder name under --out")
+    algo: str = arg("ppo", "the SB3 algorithm (fixed per script)")
+    n_steps: int = arg(256, "steps per env between PPO updates")
+    n_epochs: int = arg(10, "PPO epochs per update")
+    gamma: float = arg(0.99, "discount factor (irrelevant for one-step episodes)")
+    gae_lambda: float = arg(0.95, "GAE's λ (irrelevant for one-step episodes)")
+    ent_coef: float = arg(0.0, "entropy bonus")
+    log_std_init: float = arg(0.0, "initial log standard deviation of the Gaussian policy")
 
 
 def run(config_cls, argv=None):
@@ -30,7 +32,7 @@ def run(config_cls, argv=None):
     c = parse_config(config_cls, argv)
     path = train(c, PPO, {"learning_rate": c.learning_rate, "n_steps": c.n_steps, "batch_size": c.batch_size,
                           "n_epochs": c.n_epochs, "gamma": c.gamma, "gae_lambda": c.gae_lambda,
-                          "ent_coef": c.ent_coef})
+                          "ent_coef": c.ent_coef, "policy_kwargs": {"log_std_init": c.log_std_init}})
     print(f"saved to {path}")
     return path
 

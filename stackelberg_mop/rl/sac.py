@@ -1,6 +1,6 @@
-"""SAC on StackelbergMOP-v0, the day-ahead pricing game.
+"""SAC on StackelbergMOP-v1, the day-ahead pricing game.
 
-    python -m stackelberg_mop.rl.sac --total-timesteps 20000
+    python -m stackelberg_mop.rl.sac --total-timesteps 30000
 """
 
 from __future__ import annotations
@@ -9,22 +9,23 @@ from dataclasses import dataclass
 
 from stable_baselines3 import SAC
 
-from .common import RunConfig, parse_config, train
+from .common import train
+from .config import RunConfig, arg, parse_config
 
 
 @dataclass
 class Config(RunConfig):
-    """SAC on the day-ahead game (one step per day; reward = improvement over the tariff / 10,000 ¥)."""
+    """SAC on the day-ahead game (one step per day; reward = ¥ gained over the tariff / 1,000)."""
 
-    name: str = "sac"
-    algo: str = "sac"
-    batch_size: int = 256
-    gamma: float = 0.0                  # one-step episodes: no bootstrapping
-    buffer_size: int = 100_000          # replay buffer size (transitions)
-    learning_starts: int = 500          # steps before learning starts
-    train_freq: int = 1                 # steps between updates
-    gradient_steps: int = 1             # gradient steps per update
-    init_from: str = ""                 # a run folder or model .zip to continue (fine-tuning)
+    name: str = arg("sac", "run folder name under --out")
+    algo: str = arg("sac", "the SB3 algorithm (fixed per script)")
+    batch_size: int = arg(256, "minibatch size")
+    gamma: float = arg(0.0, "discount factor (one-step episodes: no bootstrapping)")
+    buffer_size: int = arg(100_000, "replay buffer size (transitions)")
+    learning_starts: int = arg(500, "steps before learning starts")
+    train_freq: int = arg(1, "steps between updates")
+    gradient_steps: int = arg(1, "gradient steps per update")
+    init_from: str = arg("", "a run folder or model .zip to continue (fine-tuning)")
 
 
 def run(config_cls, algo_cls, argv=None, env_kwargs_of=None):

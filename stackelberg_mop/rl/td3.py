@@ -1,4 +1,4 @@
-"""TD3 on StackelbergMOP-v0, the day-ahead pricing game (same hyper-parameters as `rl.sac`).
+"""TD3 on StackelbergMOP-v1, the day-ahead pricing game (same hyper-parameters as `rl.sac`).
 
     python -m stackelberg_mop.rl.td3 --total-timesteps 20000
     python -m stackelberg_mop.rl.td3 --init-from benchmarks/agents/bc --critic-warmup 2000 \
@@ -9,7 +9,7 @@ untrained, and an actor that follows an untrained critic's gradient forgets what
 few hundred updates. ``--critic-warmup N`` trains only the critics for the first N gradient steps
 (the actor's step size is held at zero), on transitions collected around the cloned actor's actions.
 On this game even that does not make fine-tuning pay: once the actor moves, the validation regret
-rises (benchmarks/README #48), because the reward is made of steps a few ¥/MWh wide that a critic
+rises, because the reward is made of steps a few ¥/MWh wide that a critic
 fitted on ~10⁴ transitions smooths away.
 """
 
@@ -21,18 +21,19 @@ import numpy as np
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
+from .config import arg
 from .sac import Config as SACConfig
 from .sac import run
 
 
 @dataclass
 class Config(SACConfig):
-    """TD3 on the day-ahead game (one step per day; reward = improvement over the tariff / 10,000 ¥)."""
+    """TD3 on the day-ahead game (one step per day; reward = ¥ gained over the tariff / 1,000)."""
 
-    name: str = "td3"
-    algo: str = "td3"
-    action_noise: float = 0.2           # std of the Gaussian exploration noise on [-1, 1] actions
-    critic_warmup: int = 0              # gradient steps that train only the critics (fine-tuning a cloned actor)
+    name: str = arg("td3", "run folder name under --out")
+    algo: str = arg("td3", "the SB3 algorithm (fixed per script)")
+    action_noise: float = arg(0.2, "std of the Gaussian exploration noise on [-1, 1] actions")
+    critic_warmup: int = arg(0, "gradient steps that train only the critics (fine-tuning a cloned actor)")
 
 
 class WarmStartTD3(TD3):

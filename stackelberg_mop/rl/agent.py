@@ -1,0 +1,98 @@
+"""A saved agent as a pricing policy that the benchmark scores like any other.
+
+``AgentPolicy(run_dir)(case, day)`` → (prices, mop), ready for ``evaluate``:
+
+- a day-ahead agent (``StackelbergMOP-*``) posts the 24 prices its deterministic policy picks from the
+  day's observation (normalised with the statistics saved beside the model);
+- an hourly agent (``StackelbergMOPHourly-*``) plays the day hour by hour in the hourly environment:
+  the prices are the ones it posted, and ``policy.response`` is what the prosumers did (they re-plan
+  each hour on expected prices, so their day is not the best response to the posted prices); the
+  benchmark passes it to ``evaluate``, which then scores the day the agent's hours made.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from ..baselines.policies import Policy
+from ..cases import HOURS, Case
+from ..data import Day
+from ..envs.observation import OBS_BOUND, day_features
+from ..market import action_to_prices
+from ..powerflow.mop import action_to_mop_setpoints
+
+ALGORITHMS = ("ppo", "sac", "td3")
+MODELS = ("best_model", "model")
+
+
+class AgentPolicy(Policy):
+    """A training run's saved agent. run_dir: the run's folder (config.json, the model .zip, its
+    ``_vecnormalize.pkl``); which: "best_model" (best validation score; the final "model" when no
+    validation ran) or "model". ValueError names a folder that holds no agent."""
+
+    def __init__(self, run_dir: str | Path, which: str = "best_model"):
+        from stable_baselines3 import PPO, SAC, TD3
+
+        super().__init__()
+        run = Path(run_dir)
+        if not (run / "config.json").is_file():
+            raise ValueError(f"run_dir: {str(run)!r} is not a training run folder (no config.json)")
+        config = json.loads((run / "config.json").read_text())
+        if which not in MODELS:
+            raise ValueError(f"which: must be 'best_model' or 'model', got {which!r}")
+        if config.get("algo") not in ALGORITHMS:
+            raise ValueError(f"run_dir: {run} holds an agent of algorithm {config.get('algo')!r}; "
+                             f"expected one of {ALGORITHMS}")
+        if not (run / f"{which}.zip").exists():
+            which = "model"
+        if not (run / f"{which}.zip").exists():
+            raise ValueError(f"run_dir: {run} holds no model (.zip); is the run still training?")
+        self.model = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]].load(run / f"{which}.zip", device="cpu")
+        self.env_id = config.get("env_id", "StackelbergMOP-v1")
+        self.hourly = "Hourly" in self.env_id
+        self.mop = config.get("mop", "opf")
+        self.name = f"{config['algo']}{'-hourly' if self.hourly else ''}-{self.mop}"
+        self.response = None
+        self._norm = None
+        stats = run / f"{which}_vecnormalize.pkl"
+        if stats.exists():
+            with stats.open("rb") as fh:
+                self._norm = pickle.load(fh)
+        self._envs: dict[str, object] = {}
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        if self._norm is not None:
+            obs = np.clip((obs - self._norm.obs_rms.mean) / np.sqrt(self._norm.obs_rms.var + self._norm.epsilon),
+                          -self._norm.clip_obs, self._norm.clip_obs).astype(np.float32)
+        action, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(action)
+
+    def decide(self, case: Case, day: Day):
+        if self.hourly:
+            return self._play_hours(case, day)
+        self.response = None
+        action = self._act(day_features(case, day).clip(-OBS_BOUND, OBS_BOUND))
+        prices, _ = action_to_prices(case, day, action[:HOURS])
+        mop = self.mop
+        if mop == "agent":
+            mop = action_to_mop_setpoints(case, action[HOURS:].reshape(2, len(case.mop), HOURS))
+        return prices, mop
+
+    def _play_hours(self, case: Case, day: Day):
+        from ..envs import StackelbergMOPHourlyEnv
+
+        env = self._envs.get(case.fingerprint)
+        if env is None:
+            env = self._envs[case.fingerprint] = StackelbergMOPHourlyEnv(case=case, days=[day], split="test",
+                                                                         mop=self.mop)
+        obs, _ = env.reset(options={"day": day})
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(self._act(obs))
+            done = terminated or truncated
+        self.response = env.plan  # a day cut short by a failed hour fails to score as well
+        return env.posted.copy(), env.setpoints.copy() if self.mop == "agent" else self.mop
