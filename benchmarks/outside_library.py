@@ -94,13 +94,15 @@ def price_policy(agent: PPO, name: str):
             _, outputs = agent.act(torch.as_tensor(obs, dtype=torch.float32)[None], None, timestep=0, timesteps=0)
         return action_to_prices(case, day, outputs["mean_actions"][0].numpy())[0]
 
-    fn.name = name  # the benchmark names the rows "python:<name>" and fingerprints them by name and source
+    # the benchmark names the rows "python:<name>" and fingerprints them by name and source code, not by
+    # the weights the function closes over: the untrained and trained policies need different names
+    fn.name = name
     return fn
 
 
 def evaluate(agent: PPO, name: str, args, out: Path) -> dict:
     rows = benchmark.run([price_policy(agent, name)], split="val", limit=args.eval_days, out=out,
-                                         backend="serial", progress=False)
+                         backend="serial", progress=False)
     table = {r["policy"]: r for r in results.report(rows)}
     return table[f"python:{name}"]
 

@@ -26,9 +26,10 @@ hours made is scored).
 
 Any Python policy can be benchmarked too: a `baselines.policies.Policy` (its ``decide(case, day)``
 returns (prices, mop)) or a plain callable ``f(case, day)`` returning prices (24,) / (N, 24) ¥/MWh
-or (prices, mop). It runs in this process (no pickling needed), is named "python:<name>" (its
-``name`` attribute, else its ``__name__``) and fingerprinted by its source code where Python can read
-it (else its rows are scored anew on every run).
+or (prices, mop). It runs in this process (no pickling needed) and is named "python:<name>" (its
+``name`` attribute, else its ``__name__``). Its rows are scored anew on every run (its code cannot
+tell whether a model it uses was retrained), unless it carries a ``fingerprint`` string, which then
+decides their reuse like an agent's files do.
 """
 
 from __future__ import annotations
@@ -188,19 +189,19 @@ def python_policy(obj) -> tuple[str, Policy]:
 
 
 def python_fingerprint(case: Case, spec: str, policy) -> str:
-    """A Python policy's rows depend on its source code (class or function); without readable source
-    a fresh token, so that its rows are never reused."""
-    import inspect
+    """What a Python policy's rows depend on. Its code alone does not say (a function may close over a
+    model that was retrained since), so by default a fresh token: its rows are scored anew on every
+    run. A policy (or function) with a ``fingerprint`` attribute (a string the user changes whenever
+    the policy changes, e.g. a checkpoint's hash) has its rows reused while it stays the same."""
     import uuid
 
     from . import __version__
 
-    target = policy.fn if isinstance(policy, CallablePolicy) else type(policy)
-    try:
-        source = inspect.getsource(target)
-    except (OSError, TypeError):
-        source = uuid.uuid4().hex
-    return hashlib.sha256(json.dumps([case.fingerprint, spec, source, __version__]).encode()).hexdigest()[:16]
+    target = policy.fn if isinstance(policy, CallablePolicy) else policy
+    mark = getattr(target, "fingerprint", None)
+    if not isinstance(mark, str) or not mark:
+        return uuid.uuid4().hex[:16]
+    return hashlib.sha256(json.dumps([case.fingerprint, spec, mark, __version__]).encode()).hexdigest()[:16]
 
 
 def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: int | None = None,

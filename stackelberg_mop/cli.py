@@ -235,7 +235,7 @@ def cmd_optima(args) -> None:
         raise ValueError(f"--gap: must lie in (0, 1), got {args.gap}")
     if args.merge:
         out = args.out or table_path(load_case(args.case).name)
-        rows = merge(out, *args.merge)
+        rows = merge(out, *args.merge, case=load_case(args.case))
         print(f"merged {len(args.merge)} table(s) into {out}")
     else:
         rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,

@@ -122,21 +122,29 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
     return read_table(out)
 
 
-def merge(out: str | Path, *sources: str | Path) -> dict[str, dict]:
+def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> dict[str, dict]:
     """Fold other runs' tables (`sources`, e.g. a `--retry` elsewhere or a Ray cluster's) into the
     table `out` and rewrite it with one row per day, each the best certificate of all its runs
     (`data.optimum_table.combine_rows`); returns the rows. Days keep their order in `out`, new days
-    follow. ValueError if two tables hold a day made for different case or day data. The file is
-    replaced in one step (written beside it, then renamed), so an interrupted merge leaves `out` as
-    it was."""
+    follow. Everything is checked before a byte is written: every row of every table against the
+    schema (`read_table`), and, with `case` (the command line always gives it), every row's case
+    name and fingerprint and its day's hash against that case's own days; ValueError names the file
+    and day. Also refused: two tables holding a day made for different data, an `out` that is a
+    directory. The file is replaced in one step (written beside it, then renamed), so a refused or
+    interrupted merge leaves `out` as it was."""
     out = Path(out)
     paths = [Path(p) for p in sources]
+    if out.exists() and not out.is_file():
+        raise ValueError(f"merge: --out {out} is a directory, not a table file")
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"merge: no table at {path}")
     by_day: dict[str, list[tuple[Path, dict]]] = {}
+    known = _case_days(case) if case is not None else None
     for path in (out, *paths):
         for day, row in read_table(path).items():
+            if known is not None:
+                _check_case_row(case, known, path, day, row)
             by_day.setdefault(day, []).append((path, row))
     for day, found in by_day.items():
         (first, a), *rest = found
@@ -148,6 +156,28 @@ def merge(out: str | Path, *sources: str | Path) -> dict[str, dict]:
     tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
     tmp.replace(out)
     return merged
+
+
+def _case_days(case: Case) -> dict[str, str]:
+    """{day name: day hash} of every day of the case (all splits and the reference day)."""
+    from .data import days, reference_day
+
+    out = {reference_day(case).name: day_hash(reference_day(case))}
+    for split in ("train", "val", "test"):
+        out |= {d.name: day_hash(d) for d in days(case, split)}
+    return out
+
+
+def _check_case_row(case: Case, known: dict[str, str], path: Path, day: str, row: dict) -> None:
+    """ValueError unless `row` (of `path`) was made for `case` and for its day `day`'s data."""
+    if row.get("case") != case.name or ("case_fingerprint" in row and row["case_fingerprint"] != case.fingerprint):
+        raise ValueError(f"merge: {path}: day {day!r} was made for case {row.get('case')!r} (fingerprint "
+                         f"{row.get('case_fingerprint')}), not for {case.name!r} ({case.fingerprint})")
+    if day not in known:
+        raise ValueError(f"merge: {path}: day {day!r} is not a day of case {case.name!r}")
+    if "day_hash" in row and row["day_hash"] != known[day]:
+        raise ValueError(f"merge: {path}: day {day!r} was made for other day data (hash {row['day_hash']}, "
+                         f"the case's day {known[day]})")
 
 
 def table_summary(rows: dict[str, dict]) -> dict:

@@ -30,14 +30,52 @@ PRICE_TOLERANCE = 1e-6
 YARDSTICKS = ("optimum", "kkt")
 
 
+#: the columns of a benchmark rows file that hold numbers (empty when the row's solve failed)
+NUMERIC = ("dno_objective", "dno_cost", "grid_cost", "revenue", "prosumer_cost", "welfare", "violation_rate",
+           "price_violation", "max_relaxation_gap", "decision_time")
+
+
 def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a benchmark CSV ([] if it does not exist), each checked before any is used: the
+    columns policy, day and status filled, numeric columns numbers (or empty), prices a JSON list of
+    numbers; ValueError names the file, line and column. A directory in its place is named too."""
     import csv
 
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    if not path.is_file():
+        raise ValueError(f"{path}: is not a file (a benchmark's rows are a CSV file)")
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path}: not a CSV file of benchmark rows ({err})") from None
+    for k, row in enumerate(rows, 2):  # line 1 is the header
+        _check_row(row, f"{path}:{k}")
+    return rows
+
+
+def _check_row(row: dict, where: str) -> None:
+    if None in row or any(v is None for v in row.values()):
+        raise ValueError(f"{where}: the row does not have the header's columns")
+    for key in ("policy", "day", "status"):
+        if not row.get(key):
+            raise ValueError(f"{where}: {key}: missing")
+    for key in NUMERIC:
+        value = row.get(key)
+        if value not in (None, ""):
+            try:
+                float(value)
+            except ValueError:
+                raise ValueError(f"{where}: {key}: expected a number, got {value!r:.40}") from None
+    if row.get("prices"):
+        try:
+            prices = np.asarray(json.loads(row["prices"]), dtype=float)
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise ValueError(f"{where}: prices: expected a JSON list of numbers (¥/MWh)") from None
+        if prices.shape[-1:] != (24,):
+            raise ValueError(f"{where}: prices: expected 24 hours, got shape {prices.shape}")
 
 
 def keeps_rules(row: dict) -> bool:

@@ -243,7 +243,22 @@ def test_python_policies_are_benchmarked_and_the_yardstick_comes_with_them(tmp_p
         assert t["aggregate_ci_low"] <= t["aggregate_ci_high"]
     again = benchmark.run([tariff_again], split="test", limit=3, out=tmp_path / "rows.csv", backend="serial",
                           progress=False)
-    assert len(again) == len(rows)  # same source: rows reused, not scored twice
+    assert len(again) == len(rows)  # scored again (its code cannot tell a retrained model), not twice
+    assert len(benchmark.read_rows(tmp_path / "rows.stale.csv")) == 3
+
+    def level(price):
+        def flat(case, day):
+            return project_prices(case, day, np.full(24, price))
+        flat.fingerprint = f"flat-{price}"  # the user's word for "this policy": rows reused while it holds
+        return flat
+
+    low = benchmark.run([level(400.0)], split="test", limit=3, out=tmp_path / "f.csv", backend="serial", progress=False)
+    same = benchmark.run([level(400.0)], split="test", limit=3, out=tmp_path / "f.csv", backend="serial", progress=False)
+    assert not (tmp_path / "f.stale.csv").exists()
+    high = benchmark.run([level(600.0)], split="test", limit=3, out=tmp_path / "f.csv", backend="serial", progress=False)
+    mean = lambda rows: np.mean([float(r["dno_objective"]) for r in rows if r["policy"] == "python:flat"])
+    assert mean(same) == mean(low)
+    assert mean(high) != pytest.approx(mean(low))  # another fingerprint: scored anew, the old rows moved out
     with pytest.raises(ValueError, match=r"policies\[0\]"):
         benchmark.run([42], split="test", limit=1, out=tmp_path / "x.csv", backend="serial", progress=False)
 

@@ -120,7 +120,8 @@ def test_compute_writes_rows_as_they_come_and_resumes(case, tmp_path, monkeypatc
         status = "time_limit" if day.name == calls[0] and len(calls) == 1 else "optimal"
         return {"case": case_.name, "day": day.name, "status": status, "objective": 1.0, "bound": 1.0, "gap": 0.0,
                 "solve_time": 0.1, "threads": 1, "case_fingerprint": case_.fingerprint, "day_hash": day_hash(day),
-                "prices": [500.0] * 24, "verified": len(calls) != 2}
+                "prices": [500.0] * 24, "verified": len(calls) != 2, "version": sm.__version__,
+                "mop_setpoints": [[[0.0] * 24] * 4] * 2}
 
     monkeypatch.setattr(optima, "solve_row", fake)
     out = tmp_path / "opt.jsonl"
@@ -185,6 +186,7 @@ def _run_row(day, objective, bound, prices, solve_time=1.0, fingerprint="f", req
     return {"case": "c", "day": day, "status": "optimal" if (objective - bound) / objective <= requested else "time_limit",
             "objective": objective, "bound": bound, "gap": (objective - bound) / objective, "solve_time": solve_time,
             "requested_gap": requested, "verified": True, "case_fingerprint": fingerprint, "day_hash": "h",
+            "threads": 1, "version": "0.1.0", "mop_setpoints": [[[0.0] * 24] * 4] * 2,
             "time_to_gap": {"0.001": solve_time / 2, "0.0001": solve_time if (objective - bound) / objective <= 1e-4 else None},
             "prices": [float(prices)] * 24, **extra}
 
@@ -235,12 +237,10 @@ def test_combining_refuses_contradicting_runs_and_drops_stale_ones(tmp_path):
 def test_merge_folds_other_runs_into_the_table(tmp_path):
     """`stackelberg-mop optima --merge B --out A`: one row per day, each day's best certificate, days in
     A's order then B's new ones; tables made for other data are refused and A is left as it was."""
-    from stackelberg_mop import cli
-
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("".join(json.dumps(_run_row(d, 100.0, 99.0, prices=1)) + "\n" for d in ("x", "y")))
     b.write_text(json.dumps(_run_row("y", 99.5, 99.499, prices=2)) + "\n" + json.dumps(_run_row("z", 50.0, 49.0, prices=3)) + "\n")
-    cli.main(["optima", "--merge", str(b), "--out", str(a)])
+    optima.merge(a, b)
     lines = [json.loads(line) for line in a.read_text().splitlines()]
     assert [r["day"] for r in lines] == ["x", "y", "z"]
     assert (lines[1]["objective"], lines[1]["bound"], lines[1]["status"]) == (99.5, 99.499, "optimal")
@@ -253,3 +253,72 @@ def test_merge_folds_other_runs_into_the_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="no table"):
         optima.merge(a, tmp_path / "missing.jsonl")
     assert a.read_text() == before
+
+
+def test_merge_refuses_rows_of_another_case_or_malformed_ones_before_writing(tmp_path, case):
+    """`stackelberg-mop optima --merge`: a source row of another case, of a day the case does not
+    have, of other day data or failing the row schema is refused by name; the output table is then
+    byte for byte what it was. A --out that is a directory is named."""
+    from stackelberg_mop import cli
+
+    shipped = [json.loads(line) for line in table_path(case.name).read_text().splitlines()[:3]]
+    out = tmp_path / "table.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in shipped[:2]))
+    before = out.read_bytes()
+    bad = {"foreign": dict(shipped[2], case_fingerprint="0000000000000000"),
+           "no such day": dict(shipped[2], day="2016-13-45"),
+           "other data": dict(shipped[2], day_hash="ffffffffffffffff"),
+           "schema": {"day": shipped[2]["day"], "hello": 1}}
+    for why, row in bad.items():
+        source = tmp_path / f"{why}.jsonl"
+        source.write_text(json.dumps(row) + "\n")
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["optima", "--merge", str(source), "--out", str(out)])
+        assert exit_.value.code == 2, why
+        assert out.read_bytes() == before, why
+    with pytest.raises(SystemExit):
+        cli.main(["optima", "--merge", str(out), "--out", str(tmp_path)])
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(shipped[2]) + "\n")
+    cli.main(["optima", "--merge", str(good), "--out", str(out)])
+    assert [json.loads(line)["day"] for line in out.read_text().splitlines()] == [r["day"] for r in shipped]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_table_rows_round_trip_and_any_corrupted_field_is_named(data, tmp_path_factory, case):
+    """A shipped row written and read back is the same row; one field corrupted at random (wrong
+    type, NaN, a list one short, removed, an unknown key) gives a ValueError naming the file, the
+    line and that field — never another exception, never an accepted row."""
+    rows = [json.loads(line) for line in table_path(case.name).read_text().splitlines()]
+    row = data.draw(st.sampled_from(rows))
+    folder = tmp_path_factory.mktemp("rows")
+    path = folder / "t.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    assert read_table(path)[row["day"]] == row
+    field = data.draw(st.sampled_from(["prices", "objective", "bound", "gap", "solve_time", "threads", "version",
+                                       "case_fingerprint", "day_hash", "mop_setpoints", "verified", "day", "status"]))
+    how = data.draw(st.sampled_from(["text", "nan", "short", "drop", "extra", "out of range"]))
+    bad = dict(row)
+    value = bad[field]
+    if how == "text":
+        bad[field] = 12345 if isinstance(value, str) else "abc"
+    elif how == "nan":
+        bad[field] = [float("nan")] * 24 if field == "prices" else float("nan")
+    elif how == "short":
+        bad[field] = value[:-1] if isinstance(value, list) else [value]
+    elif how == "drop":
+        del bad[field]
+    elif how == "extra":
+        bad[field + "_x"] = value
+    else:  # out of range: a negative number, an empty name
+        bad[field] = "" if isinstance(value, str) else -1 if not isinstance(value, list | bool) else "-1"
+    if how == "nan" and field in ("objective", "bound", "gap") and row["status"] != "optimal":
+        return  # an unproven row may carry a NaN score; nothing to detect
+    if how == "drop" and field == "verified":
+        return  # optional: rows older than the verification flag count as verified
+    if how == "out of range" and field in ("objective", "bound"):
+        return  # any real number is a DNO objective
+    path.write_text(json.dumps(bad) + "\n")  # with its newline: a bad row, not a line torn by a kill
+    with pytest.raises(ValueError, match=rf"t\.jsonl:1: .*{field}"):
+        read_table(path)

@@ -144,7 +144,6 @@ def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):
 
 def _results_per_day(column: str) -> dict[str, float]:
     """{day: normalised regret} of one policy column of RESULTS.md's per-day table (the paper's rule)."""
-    from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
     lines = [line for line in text.splitlines() if line.startswith("| ")]
@@ -165,7 +164,6 @@ def test_the_shipped_agents_keep_the_rules_and_match_their_results_rows(name):
     """`agent:benchmarks/agents/<name>`: its prices keep the price rules and its normalised regret on
     three test days, re-scored here through `evaluate` against the shipped optimum, is the one
     RESULTS.md prints (to its two decimals), and its objective the one of the run's rows.csv (1e-6)."""
-    from pathlib import Path
 
     from stackelberg_mop import benchmark
 
@@ -378,3 +376,24 @@ def test_the_leaderboard_table_is_made_from_its_results_file(tmp_path):
     assert np.isnan(summary[1]["test"][1])  # one row: no interval
     lines = markdown(summary).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| td3 |") and "**0.100 [" in lines[2]
+
+
+def test_the_leaderboard_plan_keeps_the_best_validated_candidate(tmp_path):
+    """Seed 0 of every candidate first; once an algorithm's sweep has finished, the candidate with the
+    lowest validation aggregate regret is kept and its other seeds join the plan, before the next
+    algorithm's runs; finished runs are not planned again."""
+    from stackelberg_mop.rl import leaderboard as lb
+
+    algos = ["sac", "td3"]
+    names = lambda: [r.name for r in lb.plan(tmp_path, algos)]
+    sac = list(lb.SWEEP["sac"])
+    assert names()[:len(sac)] == [f"sac-{c}-s0" for c in sac] and lb.chosen("sac", tmp_path) is None
+    for c, regret in zip(sac, (0.2, 0.1)):
+        run = lb.Run("sac", c, 0, tmp_path)
+        run.folder.mkdir(parents=True)
+        (run.folder / "scores.json").write_text(json.dumps({"val_aggregate_regret": regret, "env_steps": 10,
+                                                            "wall_s": 1.0}))
+    assert lb.chosen("sac", tmp_path) == sac[1]
+    assert names()[len(sac):len(sac) + 2] == [f"sac-{sac[1]}-s{s}" for s in (1, 2)]
+    assert names()[len(sac) + 2].startswith("td3-")
+    assert "sac: kept candidate " + sac[1] in lb.status(tmp_path, algos)

@@ -19,12 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
+from .schema import CaseError, check_layout
 
 HOURS = 24
-
-
-class CaseError(ValueError):
-    """A case field that cannot work; the message starts with the field's name."""
 
 
 def _values(label: str, raw, dtype=float, length: int | None = None, allow_inf: bool = False) -> np.ndarray:
@@ -763,7 +760,10 @@ def case_from_dict(spec: dict, net=None) -> Case:
     """
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
+    if "extends" in spec:
+        check_layout(spec)  # the file's own sections first: an error names what the user wrote
     spec = _resolve_extends(spec)
+    check_layout(spec)
     try:
         optional = ("batteries", "mop", "generators", "grid", "p2p", "dsa")
         sections = {k: _section(spec, k, optional=k in optional)

@@ -33,6 +33,7 @@ import numpy as np
 from .. import checks
 from ..cases import Case
 from .days import Day
+from .table_schema import check_row
 
 #: where the shipped tables live (inside this package), one JSON-lines file per case name
 TABLE_DIR = "optima"
@@ -99,25 +100,33 @@ def table_path(case_name: str) -> Path:
 def read_table(path: str | Path) -> dict[str, dict]:
     """The rows of a table by day name; {} if the file does not exist. A day's rows made for the
     data of its last row (case fingerprint and day hash) are combined into one (`combine_rows`);
-    earlier rows for other data are stale and dropped. ValueError names the file and line of a
-    malformed row; a malformed *last* line without its newline (a run killed while writing it) is
-    skipped, so the next run solves that day again."""
+    earlier rows for other data are stale and dropped. Every row is checked against the schema
+    (`table_schema.check_row`: fields, types, lengths, finiteness) before any is used: ValueError names
+    the file, line and field. A malformed *last* line without its newline (a run killed while writing
+    it) is skipped, so the next run solves that day again. A path that is a directory is named."""
     path = Path(path)
     by_day: dict[str, list[dict]] = {}
     if not path.exists():
         return {}
-    text = path.read_text()
+    if not path.is_file():
+        raise ValueError(f"{path}: is not a file (an optimum table is a JSON-lines file)")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (an optimum table is a JSON-lines file)") from None
     lines = text.splitlines()
     for k, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            by_day.setdefault(row["day"], []).append(row)
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            row = check_row(json.loads(line), f"{path}:{k}")
+        except (json.JSONDecodeError, ValueError) as err:
             if k == len(lines) and not text.endswith("\n"):
                 break
-            raise ValueError(f"{path}:{k}: not an optimum row ({err})") from None
+            if isinstance(err, json.JSONDecodeError):
+                raise ValueError(f"{path}:{k}: not a JSON object ({err})") from None  # noqa: TRY004 - bad input is a ValueError
+            raise
+        by_day.setdefault(row["day"], []).append(row)
     return {day: combine_rows(rows) for day, rows in by_day.items()}
 
 

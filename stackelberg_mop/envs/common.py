@@ -29,6 +29,13 @@ def reward_options(reward_scale, violation_penalty, failure_reward) -> tuple[flo
             checks.number("failure_reward", failure_reward))
 
 
+def check_mop_mode(case: Case, mop: str) -> None:
+    """The MOP mode among `MOP_MODES`, and one the case supports: "agent" needs MOP terminals to set."""
+    checks.choice("mop", mop, MOP_MODES)
+    if mop == "agent" and len(case.mop) == 0:
+        raise ValueError(f"mop: 'agent' sets the MOP's terminals, and case {case.name!r} has none; use 'opf' or 'off'")
+
+
 def default_voltage_limits(mop: str, voltage_limits: str | None) -> str:
     """Hard limits when the DNO's model dispatches the MOP; soft when the MOP is off (the feeder alone
     cannot keep them on most days, hard limits would make the dispatch infeasible)."""
@@ -45,6 +52,10 @@ class DayPool:
         checks.choice("split", split, SPLITS)
         checks.choice("hv_prices", hv_prices, HV_PRICE_MODES)
         self.split, self.hv_prices = split, hv_prices
+        if day_list is not None and (isinstance(day_list, str | bytes | dict | Day)
+                                     or not hasattr(day_list, "__iter__")):
+            raise ValueError(f"days: expected a list of Day objects (e.g. sm.days(case, 'test')[:5]), got "
+                             f"{type(day_list).__name__} {day_list!r:.60}")
         self._given = list(day_list) if day_list is not None else None
         self._cache: dict[str, list[Day]] = {}
         if self._given is not None:

@@ -67,6 +67,7 @@ from .common import (
     RENDER_MODES,
     REWARD_BASELINES,
     DayPool,
+    check_mop_mode,
     default_voltage_limits,
     render_day,
     reward_options,
@@ -128,6 +129,7 @@ class StackelbergMOPEnv(gym.Env):
                                                                          failure_reward)
         checks.flag("price_per_prosumer", price_per_prosumer)
         self.case = checks.case_arg(case)
+        check_mop_mode(self.case, mop)
         self.mop = mop
         self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1
         self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)

@@ -58,6 +58,7 @@ from .common import (
     RENDER_MODES,
     REWARD_BASELINES,
     DayPool,
+    check_mop_mode,
     default_voltage_limits,
     render_day,
     reward_options,
@@ -101,6 +102,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
         if price_expectation is not None and not callable(price_expectation):
             raise ValueError("price_expectation: must be None or a callable (case, day) -> (24,) ¥/MWh")
         self.case = checks.case_arg(case)
+        check_mop_mode(self.case, mop)
         self.mop = mop
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
         checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))

@@ -145,6 +145,13 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
     A response is exact when every value is below 1e-6 (units as in `qp_kkt_residuals`); the cost
     and exchange power reported by the response are also checked against the standard form.
     """
+    exchange = getattr(response, "exchange_power", None)
+    if exchange is None:
+        raise ValueError(f"response: expected a BestResponse, got {type(response).__name__}")
+    if np.ndim(exchange) != 2:
+        raise ValueError(f"response: expected one day's BestResponse (exchange power N × 24), got arrays of "
+                         f"shape {np.shape(exchange)} (a batch from best_response_batch: check one price "
+                         "vector at a time with best_response)")
     worst: dict[str, float] = {}
     for n in range(len(case.prosumers)):
         qp = follower_qp(case, day, n)

@@ -95,9 +95,15 @@ def price_bounds(case: Case, day, lower=None, upper=None) -> PriceBounds:
     return PriceBounds(lower=lo, upper=hi, mean_cap=rules.mean_cap)
 
 
-def project_prices(case: Case, day, prices, lower=None, upper=None) -> np.ndarray:
+_MISSING = object()
+
+
+def project_prices(case: Case, day, prices=_MISSING, lower=None, upper=None) -> np.ndarray:
     """The admissible price vector (24,) or batch (S, 24) closest to `prices` (¥/MWh) in the 2-norm,
     under the rules of `case` on `day` (`price_bounds`, with its optional narrowing)."""
+    if prices is _MISSING:  # the signature before the hourly rules took (case, prices)
+        raise ValueError("project_prices(case, day, prices): the day is missing; the price rules depend on "
+                         "the day's HV tariff")
     return price_bounds(case, day, lower, upper).project(prices)
 
 

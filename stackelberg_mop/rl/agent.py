@@ -29,6 +29,29 @@ ALGORITHMS = ("ppo", "sac", "td3")
 MODELS = ("best_model", "model")
 
 
+def read_config(run: Path) -> dict:
+    """A run folder's config.json, checked: a JSON object naming a known algorithm, an environment of
+    this package and a MOP mode; ValueError naming the folder and the field."""
+    from ..envs import ENV_IDS
+    from ..envs.common import MOP_MODES
+
+    path = run / "config.json"
+    if not path.is_file():
+        raise ValueError(f"run_dir: {str(run)!r} is not a training run folder (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"run_dir: {path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"run_dir: {path} must hold a JSON object, got {type(config).__name__}")  # noqa: TRY004 - bad input is a ValueError
+    checks = {"algo": ALGORITHMS, "env_id": tuple(ENV_IDS), "mop": MOP_MODES}
+    for key, allowed in checks.items():
+        value = config.get(key, {"env_id": "StackelbergMOP-v1", "mop": "opf"}.get(key))
+        if value not in allowed:
+            raise ValueError(f"run_dir: {path}: {key}: expected one of {list(allowed)}, got {value!r}")
+    return config
+
+
 class AgentPolicy(Policy):
     """A training run's saved agent. run_dir: the run's folder (config.json, the model .zip, its
     ``_vecnormalize.pkl``); which: "best_model" (best validation score; the final "model" when no
@@ -39,19 +62,19 @@ class AgentPolicy(Policy):
 
         super().__init__()
         run = Path(run_dir)
-        if not (run / "config.json").is_file():
-            raise ValueError(f"run_dir: {str(run)!r} is not a training run folder (no config.json)")
-        config = json.loads((run / "config.json").read_text())
         if which not in MODELS:
             raise ValueError(f"which: must be 'best_model' or 'model', got {which!r}")
-        if config.get("algo") not in ALGORITHMS:
-            raise ValueError(f"run_dir: {run} holds an agent of algorithm {config.get('algo')!r}; "
-                             f"expected one of {ALGORITHMS}")
-        if not (run / f"{which}.zip").exists():
+        config = read_config(run)
+        if not (run / f"{which}.zip").is_file():
             which = "model"
-        if not (run / f"{which}.zip").exists():
+        if not (run / f"{which}.zip").is_file():
             raise ValueError(f"run_dir: {run} holds no model (.zip); is the run still training?")
-        self.model = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]].load(run / f"{which}.zip", device="cpu")
+        algo = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]]
+        try:
+            self.model = algo.load(run / f"{which}.zip", device="cpu")
+        except Exception as err:  # noqa: BLE001 - SB3/zipfile/pickle raise many kinds; all mean "not a model"
+            raise ValueError(f"run_dir: {run / (which + '.zip')} is not a loadable {config['algo']} model "
+                             f"({type(err).__name__}: {err})"[:300]) from None
         self.env_id = config.get("env_id", "StackelbergMOP-v1")
         self.hourly = "Hourly" in self.env_id
         self.mop = config.get("mop", "opf")
@@ -60,8 +83,14 @@ class AgentPolicy(Policy):
         self._norm = None
         stats = run / f"{which}_vecnormalize.pkl"
         if stats.exists():
-            with stats.open("rb") as fh:
-                self._norm = pickle.load(fh)
+            try:
+                with stats.open("rb") as fh:
+                    self._norm = pickle.load(fh)
+                dim = self.model.observation_space.shape[0]
+                if np.shape(self._norm.obs_rms.mean) != (dim,):
+                    raise ValueError(f"statistics of {np.shape(self._norm.obs_rms.mean)} values for {dim} observations")
+            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
+                raise ValueError(f"run_dir: {stats} is not the model's observation statistics ({err})") from None
         self._envs: dict[str, object] = {}
 
     def _act(self, obs: np.ndarray) -> np.ndarray:

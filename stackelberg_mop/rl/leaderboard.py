@@ -127,9 +127,11 @@ def execute(run: Run) -> int:
 
 
 def plan(out: Path, algos: list[str]) -> list[Run]:
-    """The runs known so far: every candidate with seed 0, and the kept candidate's other seeds."""
-    runs = [Run(a, c, 0, out) for a in algos for c in SWEEP[a]]
+    """The runs known so far, in the order they are run: algorithm by algorithm (in `algos`' order),
+    every candidate with seed 0, then the kept candidate's other seeds once the sweep has chosen."""
+    runs = []
     for a in algos:
+        runs += [Run(a, c, 0, out) for c in SWEEP[a]]
         keep = chosen(a, out) if len(SWEEP[a]) > 1 else next(iter(SWEEP[a]))
         if keep is not None:
             runs += [Run(a, keep, s, out) for s in SEEDS if s != 0]
@@ -137,16 +139,17 @@ def plan(out: Path, algos: list[str]) -> list[Run]:
 
 
 def train_all(out: Path, algos: list[str], workers: int) -> None:
-    """Every run of the plan that is not finished, `workers` at a time; the kept candidates' seeds are
-    added as soon as an algorithm's sweep has finished."""
+    """Every run of the plan that is not finished, `workers` at a time, each free slot taking the
+    first waiting run of the plan as it stands then (so an algorithm's seeds come before the next
+    algorithm's sweep as soon as its own sweep has chosen)."""
     started: set[str] = set()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {}
         while True:
-            for run in plan(out, algos):
-                if run.name not in started and not run.finished():
-                    started.add(run.name)
-                    futures[pool.submit(execute, run)] = run
+            waiting = [r for r in plan(out, algos) if r.name not in started and not r.finished()]
+            for run in waiting[:workers - len(futures)]:
+                started.add(run.name)
+                futures[pool.submit(execute, run)] = run
             if not futures:
                 break
             done, _ = wait(futures, return_when=FIRST_COMPLETED)

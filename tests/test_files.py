@@ -1,0 +1,169 @@
+"""Every file the package reads is checked before it is used: case files (unknown keys named with
+their closest valid name), optimum tables (tests/test_optima.py), agent folders, benchmark rows;
+arguments a case cannot support are refused where they enter. Nothing is written from bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stackelberg_mop as sm
+from stackelberg_mop import benchmark, cli
+from stackelberg_mop.cases.case import case_from_dict
+from stackelberg_mop.cases.schema import SECTIONS
+from stackelberg_mop.results import read_rows
+
+SHIPPED = Path(sm.cases.__file__).parent / "ieee33-mop.json"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return json.loads(SHIPPED.read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(grid={"import_limit": 1.0}), "grid.import_limit: unknown key; did you mean 'import_limit_mw'"),
+    (lambda s: s.update(generators={"bus": [3], "cost_fixed_cny_per_hour": [1.0]}),
+     "generators.cost_fixed_cny_per_hour: unknown key; did you mean 'cost_fixed_cny_per_h'"),
+    (lambda s: s.update(generators={"p_max_MW": [1.0]}), "generators.p_max_MW: unknown key; did you mean 'p_max_mw'"),
+    (lambda s: s.update(gridd={}), "gridd: unknown section; did you mean 'grid'"),
+    (lambda s: s["voltage"].update(v_nominal_pu=1.0), "voltage.v_nominal_pu: unknown key"),
+    (lambda s: s.update(prosumers=[1, 2]), "prosumers: expected a JSON object"),
+])
+def test_a_misspelled_key_or_section_is_named_with_its_closest_valid_name(spec, change, message, tmp_path):
+    bad = json.loads(json.dumps(spec))
+    change(bad)
+    with pytest.raises(sm.CaseError, match=message.replace("(", r"\(")):
+        case_from_dict(bad)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(sm.CaseError, match=f"case file '{path}'"):
+        sm.load_case(str(path))
+    child = tmp_path / "child.json"  # a file that extends a shipped case is checked as written
+    child.write_text(json.dumps({"extends": "ieee33-mop", "name": "child",
+                                 **{k: v for k, v in bad.items() if k not in spec or v != spec[k]}}))
+    with pytest.raises(sm.CaseError):
+        sm.load_case(str(child))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_case_files_round_trip_and_any_renamed_key_is_refused(spec, data):
+    """The shipped layout written and read back gives the shipped case (same fingerprint); a key or
+    section renamed at random (a typo: a letter dropped, doubled or upper-cased) is refused with a
+    CaseError naming it, never accepted and never another exception."""
+    assert case_from_dict(json.loads(json.dumps(spec))).fingerprint == sm.load_case().fingerprint
+    section = data.draw(st.sampled_from([k for k in spec if isinstance(spec[k], dict)]))
+    key = data.draw(st.sampled_from([None, *spec[section]]))
+    name = section if key is None else key
+    typo = data.draw(st.sampled_from(["drop", "double", "upper", "suffix"]))
+    i = data.draw(st.integers(0, len(name) - 1))
+    wrong = {"drop": name[:i] + name[i + 1:], "double": name[:i] + name[i] + name[i:],
+             "upper": name[:i] + name[i].upper() + name[i + 1:], "suffix": name + "_x"}[typo]
+    valid = set(SECTIONS) | {"name", "description", "extends"} if key is None else set(SECTIONS[section])
+    if wrong in valid:
+        return  # the typo is another valid name (e.g. upper-casing a digit)
+    bad = json.loads(json.dumps(spec))
+    if key is None:
+        bad[wrong] = bad.pop(section)
+    else:
+        bad[section][wrong] = bad[section].pop(key)
+    with pytest.raises(sm.CaseError, match=f"{wrong}"):
+        case_from_dict(bad)
+
+
+def test_environment_options_a_case_cannot_support_are_refused_at_construction():
+    for env_id in ("StackelbergMOP-v1", "StackelbergMOPHourly-v1"):
+        with pytest.raises(ValueError, match="mop: 'agent'.*has none"):
+            gym.make(env_id, case="seed003-p2p", mop="agent")
+        with pytest.raises(ValueError, match="days: expected a list of Day objects.*int"):
+            gym.make(env_id, days=5)
+        with pytest.raises(ValueError, match="days: expected a list"):
+            gym.make(env_id, days="2016-07-04")
+
+
+def test_batch_and_old_signatures_are_refused_by_name():
+    case = sm.load_case()
+    day = sm.reference_day(case)
+    batch = sm.best_response_batch(case, day, np.full((2, 24), 600.0))
+    with pytest.raises(ValueError, match="response: expected one day's BestResponse.*best_response_batch"):
+        sm.kkt_residuals(case, day, batch)
+    with pytest.raises(ValueError, match="project_prices.*the day is missing"):
+        sm.project_prices(case, np.full(24, 600.0))
+    with pytest.raises(ValueError, match="is not a file"):
+        sm.optimum(case, day, table=Path(__file__).parent)
+
+
+def _agent_copy(tmp_path) -> Path:
+    run = tmp_path / "agent"
+    shutil.copytree("benchmarks/agents/bc-regret", run)
+    return run
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / "config.json").unlink(), "no config.json"),
+    (lambda run: (run / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+    (lambda run: (run / "config.json").write_text("[1, 2]"), "must hold a JSON object"),
+    (lambda run: (run / "config.json").write_text(json.dumps({"algo": "dqn"})), "algo: expected one of"),
+    (lambda run: (run / "config.json").write_text(json.dumps({"algo": "td3", "mop": "auto"})), "mop: expected one of"),
+    (lambda run: (run / "best_model.zip").write_bytes(b"not a zip"), "is not a loadable td3 model"),
+    (lambda run: (run / "best_model_vecnormalize.pkl").write_bytes(b"\x80\x04junk"), "observation statistics"),
+])
+def test_a_damaged_agent_folder_is_named_before_the_benchmark_starts(tmp_path, damage, message):
+    run = _agent_copy(tmp_path)
+    damage(run)
+    out = tmp_path / "rows.csv"
+    with pytest.raises(ValueError, match=message):
+        benchmark.run([f"agent:{run}"], split="test", limit=1, out=out, backend="serial", progress=False)
+    assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("dno_objective", "abc", "dno_objective: expected a number"),
+    ("prices", "[1, 2, 3]", "prices: expected 24 hours"),
+    ("prices", "not json", "prices: expected a JSON list"),
+    ("policy", "", "policy: missing"),
+])
+def test_a_corrupt_row_of_a_resumed_benchmark_is_named_and_the_file_left_alone(tmp_path, column, value, message,
+                                                                               capsys):
+    out = tmp_path / "rows.csv"
+    benchmark.run(["flat"], split="test", limit=1, out=out, backend="serial", progress=False)
+    rows = read_rows(out)
+    rows[1][column] = value
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = out.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["benchmark", "--policies", "flat", "--limit", "1", "--backend", "serial", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"rows.csv:3: {message}" in err and "Traceback" not in err
+    assert out.read_bytes() == before
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.text("abcdefgh:-_", min_size=1, max_size=12), st.floats(-1e6, 1e6)), min_size=1,
+                max_size=6), st.integers(0, 5), st.sampled_from(["x", "nan?", "1e400e"]))
+def test_benchmark_rows_round_trip_and_a_corrupt_number_is_named(tmp_path_factory, rows, which, junk):
+    from stackelberg_mop.benchmark import FIELDS, _write_rows
+
+    path = tmp_path_factory.mktemp("rows") / "rows.csv"
+    written = [{"policy": p, "day": f"2016-01-{k + 1:02d}", "status": "optimal", "dno_objective": repr(j),
+                "prices": json.dumps([500.0] * 24)} for k, (p, j) in enumerate(rows)]
+    _write_rows(path, written, append=False)
+    back = read_rows(path)
+    assert [(r["policy"], float(r["dno_objective"])) for r in back] == [(p, j) for p, j in rows]
+    assert list(back[0]) == FIELDS
+    written[which % len(written)]["dno_objective"] = junk
+    _write_rows(path, written, append=False)
+    with pytest.raises(ValueError, match=rf"rows\.csv:{which % len(written) + 2}: dno_objective"):
+        read_rows(path)
