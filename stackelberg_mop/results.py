@@ -13,6 +13,7 @@ is the aggregate normalised regret Σ(J − J*)/Σ(J_tariff − J*) over the jud
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -39,8 +40,6 @@ def read_rows(path: str | Path) -> list[dict]:
     """The rows of a benchmark CSV ([] if it does not exist), each checked before any is used: the
     columns policy, day and status filled, numeric columns numbers (or empty), prices a JSON list of
     numbers; ValueError names the file, line and column. A directory in its place is named too."""
-    import csv
-
     path = Path(path)
     if not path.exists():
         return []
@@ -317,7 +316,8 @@ def plot_learning_curves(runs, path: Path, labels: list[str] | None = None) -> l
 
     curves = []
     for k, run in enumerate(runs):
-        rows = read_rows(Path(run) / "evaluations.csv")
+        log = Path(run) / "evaluations.csv"
+        rows = list(csv.DictReader(log.open(newline=""))) if log.is_file() else []
         if rows and "val_aggregate_regret" in rows[0]:
             curves.append((labels[k] if labels else Path(run).name, rows))
     if not curves:
