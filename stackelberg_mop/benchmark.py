@@ -113,8 +113,9 @@ def row_fingerprint(case: Case, spec: str) -> str:
     name, _, arg = spec.partition(":")
     files = []
     if name == "agent":
-        run = Path(arg)
-        files = [run / "config.json", *run.glob("*.zip"), *run.glob("*_vecnormalize.pkl")]
+        from .rl.agent import agent_files
+
+        files = agent_files(Path(arg))
     elif name == "optimum":
         files = [Path(arg) if arg else table_path(case.name)]
     text = json.dumps([case.fingerprint, spec, _file_hashes(files), __version__])

@@ -397,3 +397,28 @@ def test_the_leaderboard_plan_keeps_the_best_validated_candidate(tmp_path):
     assert names()[len(sac):len(sac) + 2] == [f"sac-{sac[1]}-s{s}" for s in (1, 2)]
     assert names()[len(sac) + 2].startswith("td3-")
     assert "sac: kept candidate " + sac[1] in lb.status(tmp_path, algos)
+
+
+@pytest.mark.parametrize("script", ["sac", "td3", "ppo"])
+def test_the_slim_policy_a_run_keeps_posts_the_same_prices_as_its_model(script, tmp_path):
+    """A finished run keeps its best model's deciding part alone (best_policy.pt, a fraction of the
+    model file); `AgentPolicy` prefers it, and it posts exactly the prices the full model posts."""
+    import importlib
+    import shutil
+
+    module = importlib.import_module(f"stackelberg_mop.rl.{script}")
+    flags = ["--total-timesteps", "64", "--eval-every", "32", "--eval-days", "1", "--n-envs", "1", "--batch-size",
+             "16", "--out", str(tmp_path), "--progress-bar", "false"]
+    flags += ["--n-steps", "32"] if script == "ppo" else ["--learning-starts", "16"]
+    run = module.main(flags)
+    slim = run / "best_policy.pt"
+    share = 1.0 if script == "ppo" else 0.5  # PPO's policy is small and whole; SAC/TD3 drop critics and optimisers
+    assert slim.is_file() and slim.stat().st_size < share * (run / "best_model.zip").stat().st_size
+    full = tmp_path / "full"
+    shutil.copytree(run, full)
+    (full / "best_policy.pt").unlink()
+    from stackelberg_mop.rl.agent import AgentPolicy
+
+    case = sm.load_case()
+    for day in sm.days(case, "val")[:3]:
+        assert np.array_equal(AgentPolicy(run)(case, day)[0], AgentPolicy(full)(case, day)[0])

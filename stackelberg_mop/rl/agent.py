@@ -27,6 +27,44 @@ from ..powerflow.mop import action_to_mop_setpoints
 
 ALGORITHMS = ("ppo", "sac", "td3")
 MODELS = ("best_model", "model")
+#: the deciding part of a model alone (`save_policy`): what a finished run keeps in the repository
+SLIM = "best_policy.pt"
+
+
+def save_policy(model, algo: str, path: Path) -> None:
+    """The part of `model` that decides, alone: the actor of SAC/TD3 (their critics only train it), the
+    whole (small) policy of PPO, with the policy's constructor arguments. A tenth of the model file
+    (no critics, no optimiser state), enough for `AgentPolicy` to post the same prices."""
+    import torch
+
+    policy = model.policy
+    part = policy if algo == "ppo" else policy.actor
+    torch.save({"algo": algo, "data": policy._get_constructor_parameters(), "state_dict": part.state_dict()}, path)
+
+
+def load_policy(path: Path):
+    """The SB3 policy saved by `save_policy` (its deciding part loaded, the rest as constructed)."""
+    import torch
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.sac.policies import SACPolicy
+    from stable_baselines3.td3.policies import TD3Policy
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    policy = {"ppo": ActorCriticPolicy, "sac": SACPolicy, "td3": TD3Policy}[saved["algo"]](**saved["data"])
+    (policy if saved["algo"] == "ppo" else policy.actor).load_state_dict(saved["state_dict"])
+    policy.set_training_mode(False)
+    return policy
+
+
+def agent_files(run: Path, which: str = "best_model") -> list[Path]:
+    """The files `AgentPolicy(run, which)` reads: config.json, the model (the slim `SLIM` file where
+    it exists, else ``<which>.zip``, else ``model.zip``) and its observation statistics."""
+    if which == "best_model" and (run / SLIM).is_file():
+        model = run / SLIM
+    else:
+        model = run / f"{which}.zip" if (run / f"{which}.zip").is_file() else run / "model.zip"
+    stem = "best_model" if model.name == SLIM else model.stem
+    return [run / "config.json", model, run / f"{stem}_vecnormalize.pkl"]
 
 
 def read_config(run: Path) -> dict:
@@ -65,15 +103,14 @@ class AgentPolicy(Policy):
         if which not in MODELS:
             raise ValueError(f"which: must be 'best_model' or 'model', got {which!r}")
         config = read_config(run)
-        if not (run / f"{which}.zip").is_file():
-            which = "model"
-        if not (run / f"{which}.zip").is_file():
-            raise ValueError(f"run_dir: {run} holds no model (.zip); is the run still training?")
+        _, model_file, stats = agent_files(run, which)
+        if not model_file.is_file():
+            raise ValueError(f"run_dir: {run} holds no model ({SLIM} or .zip); is the run still training?")
         algo = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]]
         try:
-            self.model = algo.load(run / f"{which}.zip", device="cpu")
-        except Exception as err:  # noqa: BLE001 - SB3/zipfile/pickle raise many kinds; all mean "not a model"
-            raise ValueError(f"run_dir: {run / (which + '.zip')} is not a loadable {config['algo']} model "
+            self.model = load_policy(model_file) if model_file.name == SLIM else algo.load(model_file, device="cpu")
+        except Exception as err:  # noqa: BLE001 - SB3/zipfile/pickle/torch raise many kinds; all mean "not a model"
+            raise ValueError(f"run_dir: {model_file} is not a loadable {config['algo']} model "
                              f"({type(err).__name__}: {err})"[:300]) from None
         self.env_id = config.get("env_id", "StackelbergMOP-v1")
         self.hourly = "Hourly" in self.env_id
@@ -81,7 +118,6 @@ class AgentPolicy(Policy):
         self.name = f"{config['algo']}{'-hourly' if self.hourly else ''}-{self.mop}"
         self.response = None
         self._norm = None
-        stats = run / f"{which}_vecnormalize.pkl"
         if stats.exists():
             try:
                 with stats.open("rb") as fh:

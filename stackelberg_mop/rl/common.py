@@ -278,6 +278,18 @@ def _resume(config, algo_cls, run: Path, folder: Path, inner):
     return model, state["trainer"]
 
 
+def keep_slim(run: Path, algo: str) -> None:
+    """Write the best model's deciding part alone (`agent.save_policy`, ~1 MB) beside it, once: what
+    the repository keeps of a run (the .zip files and checkpoints are not committed)."""
+    from stable_baselines3 import PPO, SAC, TD3
+
+    from .agent import SLIM, save_policy
+
+    if (run / "best_model.zip").is_file() and not (run / SLIM).is_file():
+        model = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo].load(run / "best_model.zip", device="cpu")
+        save_policy(model, algo, run / SLIM)
+
+
 def _finish(config, run: Path, model, trainer: Trainer) -> None:
     """Final model, scores.json (the best model's validation row, steps, wall time); checkpoints go."""
     model.save(run / "model")
@@ -289,6 +301,7 @@ def _finish(config, run: Path, model, trainer: Trainer) -> None:
               "wall_s": round(trainer.wall(), 1), "best_timesteps": best.get("timesteps"),
               "val_aggregate_regret": best.get("val_aggregate_regret"), "val_ci_low": best.get("val_ci_low"),
               "val_ci_high": best.get("val_ci_high"), "val_normalised_regret": best.get("val_normalised_regret")}
+    keep_slim(run, config.algo)
     (run / "scores.json").write_text(json.dumps(scores, indent=1))
     checkpoint.remove(run)
     say(f"{config.name}: finished, {model.num_timesteps:,} steps in {trainer.wall():.0f} s; best validation "

@@ -185,7 +185,11 @@ def test_all(out: Path, algos: list[str], workers: int) -> list[dict]:
     from .. import benchmark
     from ..results import report
 
+    from .common import keep_slim
+
     runs = kept_runs(out, algos)
+    for run in runs:  # runs that finished before runs kept their slim policy
+        keep_slim(run.folder, run.scores()["algo"])
     specs = {f"agent:{r.folder}": r for r in runs}
     refs = {name: spec for name, spec in REFERENCES.items()
             if not spec.startswith("agent:") or (Path(spec[6:]) / "config.json").is_file()}
