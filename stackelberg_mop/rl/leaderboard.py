@@ -184,7 +184,6 @@ def test_all(out: Path, algos: list[str], workers: int) -> list[dict]:
     are reused by their fingerprint), and write ``results.csv``."""
     from .. import benchmark
     from ..results import report
-
     from .common import keep_slim
 
     runs = kept_runs(out, algos)
