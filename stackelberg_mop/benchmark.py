@@ -64,6 +64,10 @@ def make_policy(spec: str):
     from .baselines import policies
 
     name, _, arg = spec.partition(":")
+    if ":" in spec and not arg:
+        raise ValueError(f"policy {spec!r}: nothing after the ':' (write {name!r} for the default)")
+    if arg and name in ("tariff", "fixed_point", "kkt"):
+        raise ValueError(f"policy {name!r} takes no option; got {spec!r}")
     if name == "tariff":
         return policies.TariffPolicy()
     if name == "flat":
@@ -73,8 +77,8 @@ def make_policy(spec: str):
             price = float(arg)
         except ValueError:
             price = float("nan")
-        if not np.isfinite(price):
-            raise ValueError(f"policy 'flat:<price>': expected a finite price in ¥/MWh, got {arg!r}")
+        if not (np.isfinite(price) and price > 0):
+            raise ValueError(f"policy 'flat:<price>': expected a finite price > 0 in ¥/MWh, got {arg!r}")
         return policies.FlatPolicy(price)
     if name == "fixed_point":
         return policies.FixedPointPolicy()
@@ -87,6 +91,10 @@ def make_policy(spec: str):
     if name == "optimum":
         if arg and not Path(arg).is_file():
             raise ValueError(f"policy 'optimum:<table.jsonl>': no table at {arg!r}")
+        if arg:
+            from .data.optimum_table import read_table
+
+            read_table(arg)  # every row checked now, not one day at a time
         return policies.ShippedOptimumPolicy(arg or None)
     if name == "agent":
         if not arg:
@@ -232,10 +240,13 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
                              f"(case, day) -> prices, got {p!r}")
     specs = list(dict.fromkeys([*specs, *YARDSTICK_SPECS]))
     the_case = load_case(checks.instance("case", case, str, "a shipped case name or a case .json path"))
+    for spec in specs:  # a policy that cannot play this case is refused before any work
+        checker = getattr(make_policy(spec), "check", None)
+        if checker is not None:
+            checker(the_case)
     chosen = select_days(the_case, split, limit)
     index = {d.name: i for i, d in enumerate(select_days(the_case, split))}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = writable_file(out, "out")
     prints = {spec: row_fingerprint(the_case, spec) for spec in specs}
     prints |= {spec: python_fingerprint(the_case, spec, obj) for spec, obj in objects.items()}
     kept = _drop_stale(out, the_case, prints, progress)
@@ -252,6 +263,19 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
     if not out.exists():
         _write_rows(out, [], append=False)
     return read_rows(out)
+
+
+def writable_file(path, name: str) -> Path:
+    """`path` as a Path whose folder exists (made if needed); ValueError naming `name` when the path is
+    a directory or one of its parents is a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a directory; a file is meant")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{name}: {parent} is a file, so {path} cannot be written")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _drop_stale(out: Path, case: Case, prints: dict[str, str], progress: bool) -> list[dict]:

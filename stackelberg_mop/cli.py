@@ -228,14 +228,14 @@ def cmd_benchmark(args) -> None:
 
 
 def cmd_optima(args) -> None:
-    from .data.optimum_table import table_path
-    from .optima import compute, merge, table_summary
+    from .optima import compute, merge, shipped_table, table_summary
 
     if not 0 < args.gap < 1:
         raise ValueError(f"--gap: must lie in (0, 1), got {args.gap}")
     if args.merge:
-        out = args.out or table_path(load_case(args.case).name)
-        rows = merge(out, *args.merge, case=load_case(args.case))
+        case = load_case(args.case)
+        out = args.out or shipped_table(args.case, case)
+        rows = merge(out, *args.merge, case=case)
         print(f"merged {len(args.merge)} table(s) into {out}")
     else:
         rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
             args.func(args, extra)
         else:
             args.func(args)
-    except (ValueError, OptimumError, FileNotFoundError) as err:  # bad input: one line, no traceback
+    except (ValueError, OptimumError, OSError) as err:  # bad input or a path that cannot be: one line, no traceback
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
 
 

@@ -92,7 +92,7 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
     if not (time_limit > 0 and 0 < gap < 1):
         raise ValueError(f"time_limit > 0 s and 0 < gap < 1 needed, got {time_limit!r}, {gap!r}")
     case = load_case(case_name)
-    out = table_path(case.name) if out is None else Path(out)
+    out = shipped_table(case_name, case) if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = select_days(case, split)
     chosen = select_days(case, split, limit)
@@ -151,11 +151,26 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
         for path, b in rest:
             if row_data(a) != row_data(b):
                 raise ValueError(f"merge: day {day!r} in {path} was made for other case or day data than in {first}")
-    merged = {day: combine_rows([row for _, row in found]) for day, found in by_day.items()}
+    merged = {}
+    for day, found in by_day.items():
+        distinct = list({json.dumps(row, sort_keys=True): row for _, row in found}.values())  # a table merged twice
+        merged[day] = combine_rows(distinct)
     tmp = out.with_name(out.name + ".merging")
     tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
     tmp.replace(out)
     return merged
+
+
+def shipped_table(case_name: str, case: Case) -> Path:
+    """The shipped table of a shipped case; a case loaded from a file gets none (ValueError asking for
+    ``--out``): a file that `extends` a shipped case keeps its name, and its rows would otherwise land
+    in, and hide, the shipped case's table."""
+    from .cases import available_cases
+
+    if str(case_name) not in available_cases():
+        raise ValueError(f"--out: case {str(case_name)!r} is a case file; name the table it goes to (the shipped "
+                         f"table {table_path(case.name).name} belongs to the shipped case {case.name!r})")
+    return table_path(case.name)
 
 
 def _case_days(case: Case) -> dict[str, str]:
@@ -169,7 +184,11 @@ def _case_days(case: Case) -> dict[str, str]:
 
 
 def _check_case_row(case: Case, known: dict[str, str], path: Path, day: str, row: dict) -> None:
-    """ValueError unless `row` (of `path`) was made for `case` and for its day `day`'s data."""
+    """ValueError unless `row` (of `path`) was made for `case` and for its day `day`'s data (and holds
+    the case's number of MOP terminals)."""
+    if "mop_setpoints" in row and np.shape(row["mop_setpoints"]) != (2, len(case.mop), 24):
+        raise ValueError(f"merge: {path}: day {day!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
+                         f"{case.name!r}, got {' x '.join(map(str, np.shape(row['mop_setpoints'])))}")
     if row.get("case") != case.name or ("case_fingerprint" in row and row["case_fingerprint"] != case.fingerprint):
         raise ValueError(f"merge: {path}: day {day!r} was made for case {row.get('case')!r} (fingerprint "
                          f"{row.get('case_fingerprint')}), not for {case.name!r} ({case.fingerprint})")

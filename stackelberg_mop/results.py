@@ -68,6 +68,8 @@ def _check_row(row: dict, where: str) -> None:
                 float(value)
             except ValueError:
                 raise ValueError(f"{where}: {key}: expected a number, got {value!r:.40}") from None
+    if solved(row) and not np.isfinite(_num(row, "dno_objective")):
+        raise ValueError(f"{where}: dno_objective: a solved row needs a finite objective, got {row['dno_objective']!r}")
     if row.get("prices"):
         try:
             prices = np.asarray(json.loads(row["prices"]), dtype=float)
@@ -75,6 +77,8 @@ def _check_row(row: dict, where: str) -> None:
             raise ValueError(f"{where}: prices: expected a JSON list of numbers (¥/MWh)") from None
         if prices.shape[-1:] != (24,):
             raise ValueError(f"{where}: prices: expected 24 hours, got shape {prices.shape}")
+        if not np.all(np.isfinite(prices)):
+            raise ValueError(f"{where}: prices: must be finite ¥/MWh")
 
 
 def keeps_rules(row: dict) -> bool:

@@ -167,3 +167,121 @@ def test_benchmark_rows_round_trip_and_a_corrupt_number_is_named(tmp_path_factor
     _write_rows(path, written, append=False)
     with pytest.raises(ValueError, match=rf"rows\.csv:{which % len(written) + 2}: dno_objective"):
         read_rows(path)
+
+
+def _case_file(tmp_path, base: str, change) -> Path:
+    spec = json.loads((SHIPPED.parent / f"{base}.json").read_text())
+    change(spec)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.mark.parametrize("base, change, message", [
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=5), "p2p.pairs_bus: expected a list of \\[bus, bus\\] pairs"),
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[3, 12, 12, 25, 3, 25]), "list of \\[bus, bus\\] pairs"),
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]]), "given twice"),
+    ("seed003-p2p", lambda s: s["prosumers"].update(curtailable=[[True], [True, False], True]),
+     "prosumers.curtailable: expected 3 values"),
+    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=True), "price_rules.lower: expected a number"),
+    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=[[400] * 12] * 2), "a flat list of 24"),
+])
+def test_case_values_that_numpy_would_bend_are_refused(tmp_path, base, change, message):
+    with pytest.raises(sm.CaseError, match=message):
+        sm.load_case(str(_case_file(tmp_path, base, change)))
+
+
+def test_case_files_that_are_not_one_clean_json_object_are_named(tmp_path):
+    text = SHIPPED.read_text()
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"v_min_pu": 0.95,', '"v_min_pu": 0.90, "v_min_pu": 0.95,'))
+    with pytest.raises(sm.CaseError, match="v_min_pu: given twice"):
+        sm.load_case(str(twice))
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(text.replace("IEEE", "IEEE é").encode("latin-1", errors="replace"))
+    with pytest.raises(sm.CaseError, match="not a text"):
+        sm.load_case(str(latin))
+    with pytest.raises(sm.CaseError, match="is a directory"):
+        sm.load_case(str(tmp_path))
+
+
+def test_a_case_file_never_writes_into_a_shipped_table(tmp_path):
+    """A file that extends a shipped case keeps its name; `optima` must then be told where its table
+    goes (its rows would otherwise land in, and hide, the shipped case's table)."""
+    from stackelberg_mop import optima
+
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps({"extends": "ieee33-mop", "objective": {**json.loads(SHIPPED.read_text())["objective"],
+                                                                        "omega_voltage": 0.7}}))
+    with pytest.raises(ValueError, match="--out: case .* is a case file"):
+        optima.compute(str(child), "reference", backend="serial", progress=False)
+    with pytest.raises(SystemExit):
+        cli.main(["optima", "--case", str(child), "--merge", str(child)])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: gym.make("StackelbergMOP-v1", reward_scal=1.0), "reward_scal: not an option.*did you mean 'reward_scale'"),
+    (lambda: gym.make("StackelbergMOPHourly-v1", p2p=True), "p2p: not an option of StackelbergMOPHourlyEnv"),
+    (lambda: gym.make("StackelbergMOP-v1").reset(seed="x"), "seed: expected an integer"),
+    (lambda: gym.make("StackelbergMOP-v1", p2p=0), "p2p: must be False, True"),
+    (lambda: gym.make("StackelbergMOPHourly-v1", split="reference", price_expectation=lambda c, d: {"a": 1}).reset(),
+     "price_expectation: must be a callable"),
+    (lambda: gym.make("StackelbergMOPHourly-v1", split="reference", price_expectation=lambda c: None).reset(),
+     "price_expectation: must be a callable"),
+    (lambda: gym.make("StackelbergMOPHourly-v1", split="reference",
+                      price_expectation=lambda c, d: np.full(24, 1e9)).reset(), "outside the day's bounds"),
+])
+def test_environment_arguments_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_policy_specs_and_mismatched_inputs_are_named(tmp_path):
+    case, c3 = sm.load_case(), sm.load_case("seed003-p2p")
+    day, day3 = sm.reference_day(case), sm.reference_day(c3)
+    for spec, message in (("tariff:foo", "takes no option"), ("flat:-5", "finite price > 0"), ("flat:", "nothing after"),
+                          ("kkt:fast", "takes no option")):
+        with pytest.raises(ValueError, match=message):
+            benchmark.make_policy(spec)
+    bad = tmp_path / "t.jsonl"
+    bad.write_text(json.dumps({"day": "reference", "hello": 1}) + "\n")
+    with pytest.raises(ValueError, match="t.jsonl:1"):
+        benchmark.make_policy(f"optimum:{bad}")
+    with pytest.raises(ValueError, match="holds 3 prosumers, case 'ieee33-mop' has 5"):
+        sm.kkt_residuals(case, day, sm.best_response(c3, day3, c3.tariff.buy_price))
+    with pytest.raises(ValueError, match="case: expected a Case"):
+        sm.kkt_residuals("ieee33-mop", day, sm.best_response(case, day, case.tariff.buy_price))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="afile is a file"):
+        benchmark.run(["tariff"], split="reference", out=afile / "rows.csv", backend="serial", progress=False)
+    run = _agent_copy(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | {"env_id": "StackelbergMOPHourly-v1"}))
+    with pytest.raises(ValueError, match="observes 342 values; StackelbergMOPHourly-v1 on case 'ieee33-mop' gives 376"):
+        benchmark.run([f"agent:{run}"], split="test", limit=1, out=tmp_path / "rows.csv", backend="serial",
+                      progress=False)
+    assert not (tmp_path / "rows.csv").exists()
+
+
+def test_training_scripts_refuse_before_writing_and_in_one_line(tmp_path):
+    """A training script's refusal writes nothing (no run folder is started for a run that cannot
+    be), names the flag, and from the command line is one line with exit code 2."""
+    import subprocess
+    import sys
+
+    from stackelberg_mop.rl import sac
+
+    tiny = ["--total-timesteps", "16", "--learning-starts", "8", "--batch-size", "8", "--eval-every", "16",
+            "--eval-days", "1", "--n-envs", "1", "--progress-bar", "false", "--out", str(tmp_path)]
+    for flags, message in ((["--init-from", str(tmp_path / "nothing")], "init_from: no model"),
+                           (["--algo", "td3"], "--algo: this script trains 'sac'"),
+                           (["--env-id", "Foo-v1"], "--env-id")):
+        with pytest.raises((ValueError, FileNotFoundError, SystemExit)):
+            sac.main([*tiny, "--name", "x", *flags])
+        assert not (tmp_path / "x").exists(), flags
+        out = subprocess.run([sys.executable, "-m", "stackelberg_mop.rl.sac", *tiny, "--name", "x", *flags],
+                             capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, flags
+    with pytest.raises(SystemExit):  # an abbreviated flag is a typo, not the flag it begins
+        sac.main([*tiny, "--learning-rat", "0.1"])

@@ -376,6 +376,7 @@ def test_the_leaderboard_table_is_made_from_its_results_file(tmp_path):
     assert np.isnan(summary[1]["test"][1])  # one row: no interval
     lines = markdown(summary).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| td3 |") and "**0.100 [" in lines[2]
+    assert lines[3].startswith("| tariff | – | – | – |")
 
 
 def test_the_leaderboard_plan_keeps_the_best_validated_candidate(tmp_path):

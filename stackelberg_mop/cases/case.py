@@ -63,8 +63,11 @@ def _number(label: str, value, **limits) -> float:
 def _flags(label: str, raw, length: int | None = None) -> np.ndarray:
     """`raw` as a read-only bool array (of `length` if given) from true/false or 0/1 values; CaseError
     naming the field otherwise."""
-    value = np.asarray(raw)
-    shape_ok = value.ndim == 1 and (length is None or value.shape == (length,))
+    try:
+        value = np.asarray(raw)
+    except ValueError:  # ragged nesting
+        value = np.asarray(raw, dtype=object)
+    shape_ok = value.ndim == 1 and value.dtype != object and (length is None or value.shape == (length,))
     if not shape_ok or not (value.dtype == bool or np.isin(value, (0, 1)).all()):
         want = f"{length} values" if length is not None else "values"
         raise CaseError(f"{label}: expected {want} true or false, got {value.tolist()}")
@@ -322,7 +325,9 @@ class Sharing:
     @classmethod
     def from_pairs(cls, buses: np.ndarray, pairs, caps, trade_cost: float) -> Sharing:
         """From pairs of prosumer buses and their caps (MW), as the JSON section ``p2p`` gives them."""
-        pairs = _values("p2p.pairs_bus", np.asarray(pairs, dtype=object).ravel().tolist() if len(pairs) else [], int)
+        if not isinstance(pairs, list | tuple) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in pairs):
+            raise CaseError(f"p2p.pairs_bus: expected a list of [bus, bus] pairs, got {pairs!r:.80}")
+        pairs = _values("p2p.pairs_bus", [b for p in pairs for b in p], int)
         caps = _values("p2p.caps_mw", caps)
         if pairs.size != 2 * caps.size:
             raise CaseError(f"p2p.pairs_bus: expected {caps.size} pairs of buses (one per cap), got {pairs.size} buses")
@@ -332,6 +337,8 @@ class Sharing:
             if int(a) not in index or int(b) not in index or a == b:
                 raise CaseError(f"p2p.pairs_bus: [{a}, {b}] is not a pair of two prosumer buses "
                                 f"(prosumers at {sorted(index)})")
+            if cap[index[int(a)], index[int(b)]] > 0:
+                raise CaseError(f"p2p.pairs_bus: the pair [{a}, {b}] is given twice (one cap per pair)")
             cap[index[int(a)], index[int(b)]] = cap[index[int(b)], index[int(a)]] = c
         return cls(cap=cap, trade_cost=trade_cost)
 
@@ -479,10 +486,11 @@ def _hourly_bound(name: str, value):
         if value not in TARIFF_BOUNDS:
             raise CaseError(f"{label}: a tariff bound must be one of {TARIFF_BOUNDS}, got {value!r}")
         return value
-    try:
-        arr = np.array(value, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise CaseError(f"{label}: expected a number, 24 numbers or one of {TARIFF_BOUNDS}, got {value!r}") from None
+    flat = value if isinstance(value, list) else [value]
+    if any(isinstance(v, bool) or not isinstance(v, int | float | np.number) for v in flat):
+        raise CaseError(f"{label}: expected a number, a flat list of 24 numbers or one of {TARIFF_BOUNDS}, "
+                        f"got {value!r:.80}")
+    arr = np.array(flat, dtype=float)
     if arr.size == 1:
         arr = np.full(HOURS, arr[0])
     if arr.shape != (HOURS,):
@@ -899,6 +907,17 @@ def _resolve_extends(spec: dict, seen: tuple = ()) -> dict:
     return {**base, **{k: v for k, v in spec.items() if k != "extends"}}
 
 
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are all different: a key given twice (the second silently winning in
+    plain JSON) is a CaseError naming it."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise CaseError(f"{key}: given twice in one JSON object (which value is meant?)")
+        seen[key] = value
+    return seen
+
+
 def available_cases() -> list[str]:
     """Names of the cases shipped with the package."""
     return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
@@ -912,17 +931,22 @@ def load_case(name: str = "ieee33-mop") -> Case:
     path = Path(name)
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
-            raise CaseError(f"case file {str(path)!r}: no such file")
-        where, text = str(path), path.read_text()
+            raise CaseError(f"case file {str(path)!r}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
+        try:
+            where, text = str(path), path.read_text()
+        except UnicodeDecodeError:
+            raise CaseError(f"case file {str(path)!r}: not a text (UTF-8) file") from None
     else:
         if name not in available_cases():
             raise CaseError(f"case name: unknown case {name!r}; shipped cases are {available_cases()} "
                             "(or pass the path of a .json file)")
         where, text = f"{name}.json", resources.files(__package__).joinpath(f"{name}.json").read_text()
     try:
-        spec = json.loads(text)
+        spec = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise CaseError(f"case file {where!r}: not valid JSON: {err}") from None
+    except CaseError as err:
+        raise CaseError(f"case file {where!r}: {err}") from None
     try:
         return case_from_dict(spec)
     except CaseError as err:

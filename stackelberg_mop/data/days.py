@@ -47,6 +47,9 @@ class Day:
     wind: np.ndarray | None = None
 
     def __post_init__(self):
+        checks.instance("day.name", self.name, str, "a name (a date 'YYYY-MM-DD' or 'reference')")
+        checks.choice("day.split", self.split, ("reference", "train", "val", "test"))
+        checks.instance("day.calendar", self.calendar, dict, "a dict (day_of_year, weekday)")
         if self.wind is None:
             object.__setattr__(self, "wind", np.zeros(np.shape(self.pv)))
         for name in ("fixed_load", "pv", "wind", "base_p", "base_q", "buy_price", "sell_price"):

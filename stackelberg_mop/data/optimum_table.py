@@ -127,7 +127,10 @@ def read_table(path: str | Path) -> dict[str, dict]:
                 raise ValueError(f"{path}:{k}: not a JSON object ({err})") from None  # noqa: TRY004 - bad input is a ValueError
             raise
         by_day.setdefault(row["day"], []).append(row)
-    return {day: combine_rows(rows) for day, rows in by_day.items()}
+    try:
+        return {day: combine_rows(rows) for day, rows in by_day.items()}
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def _finite(x) -> bool:
@@ -196,6 +199,13 @@ class OptimumTable:
         if row.get("day_hash") != day_hash(day):
             raise OptimumError(f"the optimum of day {day.name!r} in {path} was made for other day data "
                                f"(e.g. sampled HV prices): {how}")
+        if row.get("case") != case.name:
+            raise OptimumError(f"the optimum of day {day.name!r} in {path} names case {row.get('case')!r}, "
+                               f"not {case.name!r}: {how}")
+        shape = np.shape(row["mop_setpoints"])
+        if shape != (2, len(case.mop), 24):
+            raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
+                             f"{case.name!r}, got {' x '.join(map(str, shape))}")
         return Optimum.from_row(row)
 
     def find(self, day: Day) -> Optimum | None:

@@ -84,7 +84,25 @@ class SolvedRow(_Row):
                     raise ValueError(f"{name}: a verified optimal row needs a finite number, got {value}")
         if self.gap is not None and self.gap < 0:
             raise ValueError(f"gap: must be >= 0, got {self.gap}")
+        finite = [x is not None and math.isfinite(x) for x in (self.objective, self.bound)]
+        if all(finite) and self.bound > self.objective + 1e-6 * max(1.0, abs(self.objective)):
+            raise ValueError(f"bound: {self.bound} lies above the objective {self.objective}; a lower bound cannot")
+        if (self.status == "optimal" and self.requested_gap is not None and self.gap is not None
+                and self.gap > self.requested_gap * (1 + 1e-9)):
+            raise ValueError(f"status: 'optimal' with gap {self.gap:.3g} above the requested {self.requested_gap:.3g}")
         return self
+
+    @field_validator("time_to_gap")
+    @classmethod
+    def _gap_keys(cls, v):
+        for key, seconds in (v or {}).items():
+            try:
+                float(key)
+            except ValueError:
+                raise ValueError(f"keys must be relative gaps like '0.001', got {key!r}") from None
+            if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+                raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
+        return v
 
 
 def _describe(err: ValidationError) -> str:

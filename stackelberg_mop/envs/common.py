@@ -29,6 +29,27 @@ def reward_options(reward_scale, violation_penalty, failure_reward) -> tuple[flo
             checks.number("failure_reward", failure_reward))
 
 
+def refuse_unknown(env_cls, unknown: dict) -> None:
+    """ValueError naming an option the environment does not have (and its closest valid name): a
+    misspelled option is an error, not a Python TypeError from deep inside gym.make."""
+    import difflib
+    import inspect
+
+    if not unknown:
+        return
+    valid = [p for p in inspect.signature(env_cls.__init__).parameters if p not in ("self", "unknown")]
+    key = min(unknown)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    raise ValueError(f"{key}: not an option of {env_cls.__name__}" + (f"; did you mean {close[0]!r}?" if close else
+                                                                       f"; options: {valid}"))
+
+
+def check_seed(seed) -> None:
+    """reset's seed: None or a whole number >= 0 (named here rather than by Gymnasium's seeding)."""
+    if seed is not None:
+        checks.integer("seed", seed, lo=0)
+
+
 def check_mop_mode(case: Case, mop: str) -> None:
     """The MOP mode among `MOP_MODES`, and one the case supports: "agent" needs MOP terminals to set."""
     checks.choice("mop", mop, MOP_MODES)
@@ -62,7 +83,10 @@ class DayPool:
             if not self._given:
                 raise ValueError("days: the list of days is empty")
             for i, d in enumerate(self._given):
-                checks.day_arg(case, d, f"days[{i}]")
+                try:
+                    checks.day_arg(case, d, f"days[{i}]")
+                except ValueError as err:
+                    raise ValueError(f"days[{i}]: {err}") from None
 
     def of(self, split: str) -> list[Day]:
         if self._given is not None and split == self.split:

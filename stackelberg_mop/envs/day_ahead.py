@@ -68,7 +68,9 @@ from .common import (
     REWARD_BASELINES,
     DayPool,
     check_mop_mode,
+    check_seed,
     default_voltage_limits,
+    refuse_unknown,
     render_day,
     reward_options,
     yardstick_info,
@@ -121,7 +123,8 @@ class StackelbergMOPEnv(gym.Env):
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
                  reward_baseline: str | None = "tariff", violation_penalty: float = 0.0,
                  failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
-                 p2p=False, render_mode: str | None = None, vector_kwargs: dict | None = None):
+                 p2p=False, render_mode: str | None = None, vector_kwargs: dict | None = None, **unknown):
+        refuse_unknown(type(self), unknown)
         checks.choice("mop", mop, MOP_MODES)
         checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         checks.choice("render_mode", render_mode, RENDER_MODES + [None])
@@ -132,9 +135,9 @@ class StackelbergMOPEnv(gym.Env):
         check_mop_mode(self.case, mop)
         self.mop = mop
         self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1
+        if not isinstance(p2p, bool | P2PMarket):
+            raise ValueError(f"p2p: must be False, True or a market.p2p.P2PMarket, got {p2p!r}")  # noqa: TRY004
         self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)
-        if self.p2p is not None and not isinstance(self.p2p, P2PMarket):
-            raise ValueError(f"p2p: must be False, True or a market.p2p.P2PMarket, got {p2p!r}")
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
         checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
@@ -159,6 +162,7 @@ class StackelbergMOPEnv(gym.Env):
 
     # --- Gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        check_seed(seed)
         super().reset(seed=seed)
         self.day = self.pool.draw(self.np_random, options)
         self.outcome, self.prices, self.done = None, None, False

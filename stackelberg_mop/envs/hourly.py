@@ -59,7 +59,9 @@ from .common import (
     REWARD_BASELINES,
     DayPool,
     check_mop_mode,
+    check_seed,
     default_voltage_limits,
+    refuse_unknown,
     render_day,
     reward_options,
     yardstick_info,
@@ -93,7 +95,8 @@ class StackelbergMOPHourlyEnv(gym.Env):
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
                  reward_baseline: str | None = "tariff", violation_penalty: float = 0.0,
                  failure_reward: float = -10.0, price_expectation=None, hv_prices: str = "day",
-                 render_mode: str | None = None, vector_kwargs: dict | None = None):
+                 render_mode: str | None = None, vector_kwargs: dict | None = None, **unknown):
+        refuse_unknown(type(self), unknown)
         checks.choice("mop", mop, MOP_MODES)
         checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
         checks.choice("render_mode", render_mode, RENDER_MODES + [None])
@@ -136,15 +139,31 @@ class StackelbergMOPHourlyEnv(gym.Env):
         return np.concatenate([self._day_obs, extra, energy / b.capacity, -shifted / sc["fixed_load"],
                                posted]).clip(-OBS_BOUND, OBS_BOUND).astype(np.float32)
 
+    def _expectation(self) -> np.ndarray:
+        """The prosumers' expected prices for the day, checked: 24 finite prices within the day's
+        bounds (a callable that fails or returns anything else is named)."""
+        try:
+            expected = np.asarray(self.price_expectation(self.case, self.day), dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"price_expectation: must be a callable (case, day) -> 24 prices in ¥/MWh; "
+                             f"calling it failed: {err}") from None
+        if expected.shape != (HOURS,) or not np.all(np.isfinite(expected)):
+            raise ValueError(f"price_expectation: must return 24 finite prices, got shape {expected.shape}")
+        bounds = price_bounds(self.case, self.day)
+        outside = np.flatnonzero((expected < bounds.lower - 1e-6) | (expected > bounds.upper + 1e-6))
+        if outside.size:
+            raise ValueError(f"price_expectation: prices outside the day's bounds at hours {outside.tolist()} "
+                             "(the prosumers expect prices the DNO may post)")
+        return expected
+
     # --- Gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        check_seed(seed)
         super().reset(seed=seed)
         self.day = self.pool.draw(self.np_random, options)
         self.hour = 0
         self.bounds = price_bounds(self.case, self.day)
-        self.expected = np.asarray(self.price_expectation(self.case, self.day), dtype=float)
-        if self.expected.shape != (HOURS,) or not np.all(np.isfinite(self.expected)):
-            raise ValueError(f"price_expectation: must return 24 finite prices, got {self.expected}")
+        self.expected = self._expectation()
         self.posted = self.expected.copy()  # hours >= t hold the expectation
         self.plan: BestResponse = best_response(self.case, self.day, self.posted)
         k = len(self.case.mop)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import checks
 from ..cases import HOURS, Case
 from ..data import Day
 from .follower import BestResponse, hourly_bounds
@@ -145,6 +146,8 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
     A response is exact when every value is below 1e-6 (units as in `qp_kkt_residuals`); the cost
     and exchange power reported by the response are also checked against the standard form.
     """
+    checks.case_object(case)
+    checks.day_arg(case, day)
     exchange = getattr(response, "exchange_power", None)
     if exchange is None:
         raise ValueError(f"response: expected a BestResponse, got {type(response).__name__}")
@@ -152,6 +155,9 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
         raise ValueError(f"response: expected one day's BestResponse (exchange power N × 24), got arrays of "
                          f"shape {np.shape(exchange)} (a batch from best_response_batch: check one price "
                          "vector at a time with best_response)")
+    if np.shape(exchange) != (len(case.prosumers), 24):
+        raise ValueError(f"response: holds {np.shape(exchange)[0]} prosumers, case {case.name!r} has "
+                         f"{len(case.prosumers)} (a response of another case)")
     worst: dict[str, float] = {}
     for n in range(len(case.prosumers)):
         qp = follower_qp(case, day, n)

@@ -77,6 +77,10 @@ def price_bounds(case: Case, day, lower=None, upper=None) -> PriceBounds:
     rules = case.price_rules
     if day is None or not hasattr(day, "buy_price"):
         raise ValueError(f"day: expected a Day (or the case's tariff) for the hour's price bounds, got {day!r}")
+    for name in ("buy_price", "sell_price"):
+        if np.shape(getattr(day, name, None)) != (24,):
+            raise ValueError(f"day.{name}: expected 24 hourly prices (¥/MWh), got shape "
+                             f"{np.shape(getattr(day, name, None))}")
     lo, hi = rules.hourly_bounds(day)
     if lower is not None:
         lo = np.maximum(lo, _narrowing("lower", lower))

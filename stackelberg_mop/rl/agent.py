@@ -125,11 +125,31 @@ class AgentPolicy(Policy):
                 dim = self.model.observation_space.shape[0]
                 if np.shape(self._norm.obs_rms.mean) != (dim,):
                     raise ValueError(f"statistics of {np.shape(self._norm.obs_rms.mean)} values for {dim} observations")
-            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
-                raise ValueError(f"run_dir: {stats} is not the model's observation statistics ({err})") from None
+            except Exception as err:  # noqa: BLE001 - unpickling raises anything; all mean "not the statistics"
+                raise ValueError(f"run_dir: {stats} is not the model's observation statistics "
+                                 f"({type(err).__name__}: {err})"[:300]) from None
         self._envs: dict[str, object] = {}
 
+    def check(self, case: Case) -> None:
+        """ValueError unless the model fits `case` in its game: its observation size is what the
+        environment of its ``env_id`` gives for this case (a config that names another game or a
+        model trained on another case are refused before a day is scored)."""
+        from ..envs.observation import day_layout
+
+        size = max(s.stop for s in day_layout(case).values())
+        if self.hourly:
+            size += 3 + len(case.batteries) + len(case.prosumers) + HOURS
+        want = self.model.observation_space.shape[0]
+        if want != size:
+            raise ValueError(f"agent {self.name}: its model observes {want} values; {self.env_id} on case "
+                             f"{case.name!r} gives {size} (config.json's env_id or the case does not match the model)")
+
     def _act(self, obs: np.ndarray) -> np.ndarray:
+        want = self.model.observation_space.shape
+        if obs.shape != want:
+            raise ValueError(f"agent {self.name}: its model observes {want[0]} values, this case's "
+                             f"{self.env_id} gives {obs.shape[0]} (config.json's env_id or case does not match "
+                             "the model)")
         if self._norm is not None:
             obs = np.clip((obs - self._norm.obs_rms.mean) / np.sqrt(self._norm.obs_rms.var + self._norm.epsilon),
                           -self._norm.clip_obs, self._norm.clip_obs).astype(np.float32)

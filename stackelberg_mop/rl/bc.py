@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import arg
+from .config import arg, script_main
 
 
 @dataclass
@@ -268,5 +268,5 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    script_main(main)
 

@@ -196,8 +196,18 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     check_config(config)
     run = Path(config.out) / config.name
     saved = run / "config.json"
+    init = getattr(config, "init_from", "")
+    if init and not (Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)).is_file():
+        raise FileNotFoundError(f"init_from: no model at {init}")  # checked before anything is written
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--out/--name: {run} is a file, not a run folder")
     if saved.is_file():
-        changed = differences(config, json.loads(saved.read_text()))
+        try:
+            earlier = json.loads(saved.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{saved}: not the JSON of a run's settings ({err}); delete the folder or choose "
+                             "another --name") from None
+        changed = differences(config, earlier if isinstance(earlier, dict) else {})
         if changed:
             raise ValueError(f"{run}: holds a run with other settings ({', '.join(changed)} differ); "
                              "choose another --name or --out, or delete the folder")

@@ -82,6 +82,12 @@ def check_config(config) -> None:
         elif isinstance(f.default, float):
             checks.number(flag(f.name), value, lo=None if f.name in SIGNED else 0, lo_open=f.name in POSITIVE,
                           hi=1 if f.name in ("gamma", "gae_lambda") else None)
+    from ..envs import ENV_IDS
+
+    fixed = type(config).__dataclass_fields__["algo"].default
+    if config.algo != fixed:
+        raise ValueError(f"--algo: this script trains {fixed!r}; use the script of {config.algo!r} instead")
+    checks.choice("--env-id", config.env_id, tuple(ENV_IDS))
     checks.choice("--mop", config.mop, MOP_MODES)
     checks.choice("--reward-baseline", str(config.reward_baseline).lower(), REWARD_BASELINE_FLAGS)
     layers(getattr(config, "net_arch", ""))
@@ -125,6 +131,18 @@ def parse_config(cls, argv=None):
     except ValueError as err:
         parser.error(str(err))
     return config
+
+
+def script_main(main, argv=None):
+    """Run a training script's `main` from the command line: bad input (a ValueError, or a path that
+    cannot be) ends with one line naming it and exit code 2, as the ``stackelberg-mop`` command."""
+    import sys
+
+    try:
+        return main(argv)
+    except (ValueError, OSError) as err:
+        sys.stderr.write(f"{sys.argv[0]}: error: {err}\n")
+        raise SystemExit(2) from None
 
 
 def differences(config, saved: dict) -> list[str]:

@@ -62,11 +62,13 @@ def markdown(summary: list[dict]) -> str:
               "| **test aggr. regret** (mean [95 % CI] over seeds) | best-val seed: test | decision ms |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
+        trained = bool(s["candidate"])  # references (baselines, clones, the optimum) have no seeds here
         steps = f"{s['env_steps']:,}" if s["env_steps"] else "–"
         wall = f"{s['wall_s'] / 60:.0f} min" if np.isfinite(s["wall_s"]) and s["wall_s"] > 0 else "–"
-        lines.append(f"| {s['algo']} | {s['env_id']} | {s['candidate']} | {s['seeds']} | {steps} | {wall} | "
-                     f"{_interval(s['val'])} | **{_interval(s['test'])}** | {s['best_seed']}: {s['best_test']:.3f} | "
-                     f"{s['decision_ms']:.2f} |")
+        best = f"{s['best_seed']}: {s['best_test']:.3f}" if trained else "–"
+        decision = f"{s['decision_ms']:.2f}" if s["decision_ms"] < 1e3 else f"{s['decision_ms'] / 1e3:,.0f} s"
+        lines.append(f"| {s['algo']} | {s['env_id']} | {s['candidate'] or '–'} | {s['seeds'] if trained else '–'} | "
+                     f"{steps} | {wall} | {_interval(s['val'])} | **{_interval(s['test'])}** | {best} | {decision} |")
     return "\n".join(lines)
 
 

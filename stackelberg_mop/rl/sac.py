@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from stable_baselines3 import SAC
 
 from .common import train
-from .config import RunConfig, arg, parse_config
+from .config import RunConfig, arg, parse_config, script_main
 
 
 @dataclass
@@ -45,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    script_main(main)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from stable_baselines3 import SAC
 
-from .config import arg
+from .config import arg, script_main
 from .sac import Config as SACConfig
 from .sac import run
 
@@ -31,4 +31,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    script_main(main)

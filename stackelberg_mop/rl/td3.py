@@ -21,7 +21,7 @@ import numpy as np
 from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 
-from .config import arg
+from .config import arg, script_main
 from .sac import Config as SACConfig
 from .sac import run
 
@@ -64,4 +64,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    script_main(main)
