@@ -5,7 +5,8 @@
                                                 the prosumers' verified best response on one day
     stackelberg-mop scenarios [--case NAME] [--day ...] [--prices ...] [--out DIR]
                                                 the paper's three scenarios: table (CSV) and voltage plot (PNG)
-    stackelberg-mop demo                        respond + scenarios on the default case's reference day
+    stackelberg-mop demo [--agent DIR]          the game on the reference day: tariff, fixed point, agent, optimum
+                                                side by side (table + prices picture), then the scenarios
     stackelberg-mop solve --policy SPEC [--case] [--day] [--out DIR]
                                                 one pricing policy on one day: table and plot of the day
     stackelberg-mop train --algo ppo|sac|td3|ppo_hourly|sac_hourly|bc [training flags ...]
@@ -65,9 +66,13 @@ def _day(case: Case, text: str):
     return simbench_day(case, (when - date(2016, 1, 1)).days)
 
 
-def _prices(case: Case, text: str) -> np.ndarray:
+def _prices(case: Case, text: str, day=None) -> np.ndarray:
     if text == "tariff":
         return case.tariff.buy_price.copy()
+    if text == "optimum":  # the shipped bi-level optimum of the day
+        from .data import optimum
+
+        return optimum(case, day if day is not None else reference_day(case)).prices.copy()
     if text.startswith("flat:"):
         try:
             value = float(text[5:])
@@ -75,7 +80,8 @@ def _prices(case: Case, text: str) -> np.ndarray:
             value = float("nan")
         if np.isfinite(value):
             return np.full(24, value)
-    raise ValueError(f"--prices: expected 'tariff' or 'flat:PRICE' with a finite PRICE in ¥/MWh, got {text!r}")
+    raise ValueError(f"--prices: expected 'tariff', 'optimum' or 'flat:PRICE' with a finite PRICE in ¥/MWh, "
+                     f"got {text!r}")
 
 
 def cmd_case(args) -> None:
@@ -99,7 +105,7 @@ def cmd_case(args) -> None:
 def cmd_respond(args) -> None:
     case = load_case(args.case)
     day = _day(case, args.day)
-    prices = _prices(case, args.prices)
+    prices = _prices(case, args.prices, day)
     r = best_response(case, day, prices)
     res = kkt_residuals(case, day, r)
     print(f"{case.name}, day {day.name}, prices {args.prices} (mean {prices.mean():.1f} ¥/MWh)")
@@ -125,7 +131,7 @@ def cmd_scenarios(args) -> None:
 
     case = load_case(args.case)
     day = _day(case, args.day)
-    outcomes = run_scenarios(case, day, _prices(case, args.prices))
+    outcomes = run_scenarios(case, day, _prices(case, args.prices, day))
     table = scenario_table(case, outcomes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +146,20 @@ def cmd_scenarios(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    cmd_respond(args)
+    """The game on one day (tariff, fixed point, a learned agent, the certified optimum, side by side,
+    and their prices as a picture), then the paper's three scenarios at the optimum's prices."""
+    from .demo import format_rows, play, plot_prices
+
+    case = load_case(args.case)
+    day = _day(case, args.day)
+    rows = play(case, day, args.agent)
+    print(f"The game on {case.name}, day {day.name}: the DNO posts 24 prices, the prosumers answer with their exact "
+          "best response, the DNO dispatches the feeder and its MOP (SOCP), the AC power flow checks the voltages")
+    print(format_rows(rows))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {plot_prices(case, day, rows, out / 'demo_prices.png')}")
+    args.prices = args.prices if args.prices != "tariff" else "optimum"
     cmd_scenarios(args)
 
 
@@ -254,13 +273,20 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_case)
     for name, func, text in (("respond", cmd_respond, "the prosumers' verified best response on one day"),
                              ("scenarios", cmd_scenarios, "the paper's three scenarios: table and voltage plot"),
-                             ("demo", cmd_demo, "respond + scenarios on one day (default: the reference day)")):
+                             ("demo", cmd_demo, "the game on one day (tariff, fixed point, agent, optimum) and the scenarios")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
         p.add_argument("--day", default="reference", help="'reference' or a date of 2016, YYYY-MM-DD")
-        p.add_argument("--prices", default="tariff", help="'tariff' (the HV buy price) or 'flat:PRICE' in ¥/MWh")
+        p.add_argument("--prices", default="tariff",
+                       help="'tariff' (the HV buy price), 'optimum' (the day's shipped bi-level optimum) or "
+                            "'flat:PRICE' in ¥/MWh" + (" (demo: the scenarios' prices; default the optimum's)"
+                                                      if name == "demo" else ""))
         if name != "respond":
             p.add_argument("--out", default="results", help="folder for the table (CSV) and plot (PNG)")
+        if name == "demo":
+            from .demo import DEFAULT_AGENT
+
+            p.add_argument("--agent", default=DEFAULT_AGENT, help="a trained agent's folder shown beside the others")
         p.set_defaults(func=func)
     p = sub.add_parser("solve", help="one pricing policy on one day: table and plot",
                        description="Decide prices on one day with a policy, score them with evaluate, plot the day.")

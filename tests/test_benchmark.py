@@ -282,3 +282,20 @@ def test_bootstrap_interval_brackets_the_aggregate(days, seed):
     assert ratios.min() - 1e-9 <= low <= high <= ratios.max() + 1e-9
     same = bootstrap_interval(star + 0.3 * stakes, star, tariff, seed=seed)
     assert same == pytest.approx((0.3, 0.3))
+
+
+def test_the_demo_plays_the_game_and_judges_it_by_the_yardstick(tmp_path, capsys):
+    """`stackelberg-mop demo`: the tariff at normalised regret 1, the certified optimum at 0, the agent
+    between (scored by evaluate, the optimum re-scored to its table's J*), the prices picture and the
+    scenario table at the optimum's prices."""
+    cli.main(["demo", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = {line.split("  ")[0]: line.split() for line in out.splitlines()
+            if line.startswith(("tariff", "LMP", "learned", "bi-level"))}
+    regret = {k: float(v[-4]) for k, v in rows.items()}
+    assert regret["tariff (HV price passed through)"] == 1.0 and regret["bi-level optimum (certified)"] == 0.0
+    assert 0.0 < regret["learned agent bc-regret"] < 1.0
+    case = sm.load_case()
+    j_star = sm.optimum(case, sm.reference_day(case)).objective
+    assert f"{j_star:,.1f}" in out and "prices optimum" in out
+    assert (tmp_path / "demo_prices.png").stat().st_size > 10_000 and (tmp_path / "scenarios.csv").is_file()
