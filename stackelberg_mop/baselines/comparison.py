@@ -1,4 +1,4 @@
-"""The first paper's scenario comparison with the bi-level optimum as prices (issue 5, item 5).
+"""The first paper's scenario comparison with the bi-level optimum as prices.
 
 Each scenario of `scenarios.SCENARIOS` gets its own optimal prices: `kkt.solve` on the scenario's
 case (`scenario_case`) with the scenario's MOP mode and voltage limits; the prices are then scored by

@@ -19,10 +19,9 @@ thread), so the bound holds even when a part stops at its time limit.
 The multipliers are improved by a proximal bundle method (a QP over the last `bundle_size`
 evaluations, Clarabel): β starts at the network's marginal costs at the given prices (ω_1 × LMP),
 π at zero. On the reference day of `ieee33-mop` this proves more than the master of `kkt.solve`
-after about five minutes on one thread (benchmarks/README #37; 22,094.1 ¥ after 28 evaluations),
-but stays short of a 1e-3 gap: the price copies keep disagreeing (`spread`), the mark of a duality
-gap. `branch_and_bound` attacks it by splitting the price box (#39: gap 0.0988 %, 22,116.05 ¥ against
-22,137.91 ¥, after 15 nodes, ~95 minutes in all).
+after a few minutes on one thread, but stays short of a 1e-3 gap: the price copies keep
+disagreeing (`spread`), the mark of a duality gap. `branch_and_bound` attacks it by splitting the
+price box (under 0.1 % after 15 nodes; the measurements are in the lab notebook).
 """
 
 from __future__ import annotations
@@ -189,7 +188,7 @@ class LagrangianDual:
     `kkt.solve`. n_random_cuts: further network cuts at random prices (half uniform in the box, half
     around `prices`); part_time_limit: seconds per prosumer part per evaluation (its dual bound
     counts either way); refine: after each evaluation, add the network's cut at the exchange power
-    the prosumer parts chose (the cuts are loose away from their points, benchmarks/README #27; L
+    the prosumer parts chose (the cuts are loose away from their points; L
     only rises with more cuts, so the bundle's older cuts may then under-estimate it: slower
     steps, never an invalid bound).
     """

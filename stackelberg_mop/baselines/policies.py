@@ -163,7 +163,7 @@ class KKTOptimumPolicy(Policy):
 
     def __init__(self, **options):
         super().__init__()
-        # issue 5's certificate level: stop at a proven relative gap of 1e-3, or after 300 s
+        # the benchmark's certificate level: stop at a proven relative gap of 1e-3, or after 300 s
         self.options = {"gap": 1e-3, "time_limit": 300.0} | options
 
     def decide(self, case, day):

@@ -186,7 +186,7 @@ def dispatch_threads() -> int:
     """How many threads solve the hours of a day's dispatch: `set_dispatch_threads`'s value, else the
     environment variable STACKELBERG_MOP_THREADS (which sets SCIP's threads too), else 2 where this
     process may use two or more cores (1 otherwise). Two threads take the day's 24 hour solves from
-    ~13 to ~7 ms (benchmarks/README.md); set 1 where every core already runs a process of its own
+    ~13 to ~7 ms (the lab notebook); set 1 where every core already runs a process of its own
     (AsyncVectorEnv, SubprocVecEnv; the benchmark's and `optima`'s workers set their share themselves).
     The answer does not depend on it."""
     if _threads is not None:
@@ -365,7 +365,7 @@ class _HourlyClarabel:
     Given the exchange power the hours are independent, so the H-hour problem is the one-hour
     problem H times, hour t's (c, b) being the one-hour affine maps applied to hour t's parameter
     values. Solving the hours one by one rather than as one block-diagonal problem lets each hour
-    stop at its own iteration count (about 10 against 14 for the block: benchmarks/README.md), and
+    stop at its own iteration count (about 10 against 14 for the block; the lab notebook), and
     the day's solve of an hour is the one-hour model's solve of it. The solutions are written into
     the H-hour model's own cvxpy Variables (column t is hour t), so every expression of that model
     evaluates as on cvxpy's path. `DispatchModel._first_hourly` checks the first solve against the

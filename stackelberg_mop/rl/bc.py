@@ -23,7 +23,7 @@ neither side costs anything. The sensitivities take ~8 min once (one core); trai
 The run folder has the layout of `rl.common.train` (config.json, best_model.zip with its
 ``_vecnormalize.pkl``, evaluations.csv as it goes), so it loads with the ``agent:RUN_DIR`` policy and
 can be fine-tuned by RL (``python -m stackelberg_mop.rl.td3 --init-from RUN_DIR --critic-warmup N``;
-on this game that made the validation regret worse, benchmarks/README #48).
+on this game that made the validation regret worse).
 """
 
 from __future__ import annotations

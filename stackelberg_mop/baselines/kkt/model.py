@@ -76,7 +76,7 @@ class KKTModel:
 
     def optimize(self):
         """SCIP's solve; with more than one thread its concurrent solve (one tree search per thread,
-        each with other settings and seeds, sharing solutions and bounds; `benchmarks/README.md` #26)."""
+        each with other settings and seeds, sharing solutions and bounds)."""
         if self.threads > 1:
             self.m.solveConcurrent()
         else:

@@ -1,6 +1,6 @@
 """SCIP's set-up for every KKT model: parameters, threads and the Ipopt options of its NLP heuristics.
 
-What was tried and what each setting bought is in benchmarks/README.md (#26, #40, #41, #49).
+What was tried and what each setting bought is in the lab notebook.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from ..._system import THREADS_ENV, available_cpus, threads_from_env
 
 #: the default number of SCIP threads is the machine's cores up to this. One: under the paper's price
-#: rule SCIP's concurrent solve on two threads is slower (reference day: 1e-4 not reached in 300 s,
-#: against ~130 s on one thread, benchmarks/README.md #40); it helped the flat-cap variant (#26)
+#: rule SCIP's concurrent solve on two threads is slower (the reference day's 1e-4 not reached in
+#: 300 s, against ~130 s on one thread); it helped the flat-cap variant
 MAX_DEFAULT_THREADS = 1
 #: THREADS_ENV (STACKELBERG_MOP_THREADS, `_system`) sets the default number of SCIP threads instead (a
 #: positive integer): for processes that share the machine, e.g. the benchmark's workers (`benchmark.run`)
@@ -23,7 +23,7 @@ IPOPT_OPTIONS_FILE = "ipopt.opt"
 #: SCIP parameters of the models: few separation rounds (root only) and cheap strong branching give
 #: many more nodes per second; best-bound node selection, because the incumbent comes from the local
 #: search and only the bound is left to prove; no restart after root fixings (SCIP's restart presolves
-#: again and re-solves the root: 1e-4 sooner on each of six days without it, #49). Every model also gets
+#: again and re-solves the root: 1e-4 sooner on each of six days without it). Every model also gets
 #: the Ipopt options file first (`IPOPT_OPTIONS_FILE`), whatever the caller passes
 SCIP_PARAMS: dict = {"separating/maxroundsroot": 5, "separating/maxrounds": 0,
                      "branching/relpscost/maxreliable": 2.0, "branching/relpscost/sbiterquot": 0.2,
@@ -54,7 +54,7 @@ def new_scip_model(name: str, threads: int, verbose: bool, params: dict | None):
         m.hideOutput()
     m.setParam("parallel/maxnthreads", threads)
     m.setParam("lp/threads", threads)
-    m.setParam("parallel/mode", 1)  # deterministic concurrent solve: as fast here (#26), reproducible
+    m.setParam("parallel/mode", 1)  # deterministic concurrent solve: as fast here, and reproducible
     m.setParam("numerics/feastol", 1e-7)
     for key, value in {**ipopt_params(), **(params or {})}.items():
         m.setParam(key, value)

@@ -30,7 +30,7 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     mop: "opf" or "off"; voltage_limits: "hard", "soft" or "none" (as `evaluate`; the scenarios).
     price_lower, price_upper: optional (24,) narrowing of the case's price bounds (set both to fix an
     hour's price). threads: SCIP's threads; None (default) takes `default_threads()`: one
-    (`MAX_DEFAULT_THREADS`; benchmarks/README #40: two concurrent searches were slower on 2 cores),
+    (`MAX_DEFAULT_THREADS`: two concurrent searches were slower on 2 cores),
     or `STACKELBERG_MOP_THREADS`. Above one, SCIP solves concurrently (one search per thread,
     sharing solutions and bounds). bigm_scale: multiplies the derived Big-Ms (1.0; smaller values exist
     only to test that the verification catches them).
