@@ -1,4 +1,5 @@
 # Two entry points from a clean clone: `make demo` and `make test`. Both build .venv from nothing.
+# `make docs` builds the documentation site into site/ (mkdocs build --strict).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench docs clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[rl,misocp,dev,cluster]"
 	touch $@
+
+# the docs extra (MkDocs, Material, mkdocstrings) on its own stamp: `make test` does not need it, and
+# mkdocstrings reads the sources without importing them, so the docs need neither torch nor the solvers
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(VENV)/.installed
 	$(BIN)/stackelberg-mop demo
@@ -41,4 +51,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/scenarios.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site

@@ -19,14 +19,14 @@ the cluster named by RAY_ADDRESS, or starts a local one).
 
 Policies are named by specs, built inside each worker: "tariff", "flat" or "flat:<¥/MWh>",
 "fixed_point", "admm" (the clearing prices projected onto the price rules; "admm:raw" unprojected),
-"kkt" (the bi-level optimum, when `baselines.kkt` is available), "optimum" or "optimum:<table.jsonl>"
-(the shipped optimum) and "agent:<run_dir>" (a trained agent of either game, `rl.agent.AgentPolicy`:
+"kkt" (the bi-level optimum, when `baselines.kkt` is available), "optimum" or ``"optimum:<table.jsonl>"``
+(the shipped optimum) and ``"agent:<run_dir>"`` (a trained agent of either game, `rl.agent.AgentPolicy`:
 a day-ahead agent posts its 24 prices, an hourly agent plays the day hour by hour and the day its
 hours made is scored).
 
 Any Python policy can be benchmarked too: a `baselines.policies.Policy` (its ``decide(case, day)``
 returns (prices, mop)) or a plain callable ``f(case, day)`` returning prices (24,) / (N, 24) ¥/MWh
-or (prices, mop). It runs in this process (no pickling needed) and is named "python:<name>" (its
+or (prices, mop). It runs in this process (no pickling needed) and is named ``"python:<name>"`` (its
 ``name`` attribute, else its ``__name__``). Its rows are scored anew on every run (its code cannot
 tell whether a model it uses was retrained), unless it carries a ``fingerprint`` string, which then
 decides their reuse like an agent's files do.
@@ -153,6 +153,10 @@ def score(case: Case, day: Day, spec: str, policy=None) -> dict:
     except (ValueError, RuntimeError, ArithmeticError, OptimumError) as err:  # bad prices, solver trouble,
         # or a day the shipped optimum table does not hold
         return row | {"status": f"policy_error: {err}"[:300]}
+    except Exception as err:
+        if not spec.startswith("python:"):
+            raise
+        return row | {"status": f"policy_error: {type(err).__name__}: {err}"[:300]}
     summary = out.summary()
     row.update({k: summary.get(k) for k in FIELDS if k in summary})
     row.update(status=out.status, decision_time=policy.decision_time, details=json.dumps(policy.details or {}),
@@ -193,6 +197,8 @@ YARDSTICK_SPECS = ("optimum", "tariff")
 
 def python_policy(obj) -> tuple[str, Policy]:
     """(spec, policy) of a Python policy: a `Policy` as it is, a callable wrapped (`CallablePolicy`)."""
+    if isinstance(obj, type):
+        raise ValueError(f"policies: {obj.__name__} is a class; pass an instance, e.g. {obj.__name__}()")  # noqa: TRY004 - bad input is a ValueError
     policy = obj if isinstance(obj, Policy) else CallablePolicy(obj)
     return f"python:{policy.name}", policy
 
@@ -234,6 +240,8 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
             specs.append(p)
         elif callable(p):
             spec, obj = python_policy(p)
+            if spec in objects:
+                raise ValueError(f"policies[{k}]: two Python policies are named {spec!r}; give each a `name`")
             objects[spec] = obj
         else:
             raise ValueError(f"policies[{k}]: expected a policy spec (str), a Policy or a callable "  # noqa: TRY004

@@ -78,9 +78,9 @@ def _prices(case: Case, text: str, day=None) -> np.ndarray:
             value = float(text[5:])
         except ValueError:
             value = float("nan")
-        if np.isfinite(value):
+        if np.isfinite(value) and 0 < value <= 1e5:
             return np.full(24, value)
-    raise ValueError(f"--prices: expected 'tariff', 'optimum' or 'flat:PRICE' with a finite PRICE in ¥/MWh, "
+    raise ValueError(f"--prices: expected 'tariff', 'optimum' or 'flat:PRICE' with PRICE in (0, 100000] ¥/MWh, "
                      f"got {text!r}")
 
 
@@ -131,10 +131,13 @@ def cmd_scenarios(args) -> None:
 
     case = load_case(args.case)
     day = _day(case, args.day)
-    outcomes = run_scenarios(case, day, _prices(case, args.prices, day))
+    if len(case.mop) == 0:
+        raise ValueError(f"--case: {case.name!r} has no MOP terminals; the scenarios compare the feeder with and "
+                         "without its MOP")
+    prices = _prices(case, args.prices, day)
+    out = _out_folder(args.out)
+    outcomes = run_scenarios(case, day, prices)
     table = scenario_table(case, outcomes)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "scenarios.csv")
     png = plot_voltage_envelopes(case, outcomes, out / "voltage_envelopes.png")
     print(f"\nscenarios on day {day.name}, prices {args.prices} (costs ¥/day, voltages p.u.)")
@@ -148,19 +151,32 @@ def cmd_scenarios(args) -> None:
 def cmd_demo(args) -> None:
     """The game on one day (tariff, fixed point, a learned agent, the certified optimum, side by side,
     and their prices as a picture), then the paper's three scenarios at the optimum's prices."""
-    from .demo import format_rows, play, plot_prices
+    from .demo import DEFAULT_AGENT, format_rows, play, plot_prices
 
     case = load_case(args.case)
     day = _day(case, args.day)
+    if args.agent != DEFAULT_AGENT and not (Path(args.agent) / "config.json").is_file():
+        raise ValueError(f"--agent: {args.agent!r} is not a training run folder (no config.json)")
+    args.prices = args.prices if args.prices != "tariff" else "optimum"
+    _prices(case, args.prices, day)  # the scenarios' prices, checked before anything runs
+    out = _out_folder(args.out)
     rows = play(case, day, args.agent)
     print(f"The game on {case.name}, day {day.name}: the DNO posts 24 prices, the prosumers answer with their exact "
           "best response, the DNO dispatches the feeder and its MOP (SOCP), the AC power flow checks the voltages")
     print(format_rows(rows))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     print(f"wrote {plot_prices(case, day, rows, out / 'demo_prices.png')}")
-    args.prices = args.prices if args.prices != "tariff" else "optimum"
     cmd_scenarios(args)
+
+
+def _out_folder(text: str) -> Path:
+    """--out as a folder, made if needed; ValueError for '' (it would mean the current folder) or a file."""
+    if not str(text).strip():
+        raise ValueError("--out: a folder name is needed, got ''")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _policy(spec: str):
@@ -189,8 +205,7 @@ def cmd_solve(args) -> None:
     print("HV buy    " + "".join(f"{x:>6.0f}" for x in day.buy_price))
     for key, value in out.summary().items():
         print(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _out_folder(args.out)
     png = folder / f"solve_{args.policy.replace(':', '_').replace('/', '_')}_{day.name}.png"
     day_figure(case, day, out, prices, f"{args.policy}, {case.name}, {day.name}").savefig(png)
     print(f"wrote {png}")
@@ -210,6 +225,8 @@ def cmd_evaluate(args) -> None:
     from .results import format_report, report
 
     _policy(args.policy)
+    if not str(args.out).strip():
+        raise ValueError("--out: a folder name is needed, got ''")
     # the tariff and the shipped optimum are scored beside it (a table look-up each): the yardstick
     rows = run([args.policy], case=args.case, split=args.split, limit=args.limit,
                out=Path(args.out) / "rows.csv", backend=args.backend, workers=args.workers)
@@ -221,7 +238,11 @@ def cmd_benchmark(args) -> None:
     from .results import format_report, per_day_markdown, plot_benchmark, report
 
     policies, runs = list(args.policies), []
-    limit, out = args.limit, Path(args.out)
+    limit = args.limit
+    for spec in policies:  # every spec and the case checked before anything is trained or written
+        _policy(spec)
+    load_case(args.case)
+    out = _out_folder(args.out)
     if args.quick:  # a few days and a short training run: the whole pipeline in CI time
         from .rl import ppo
 

@@ -45,7 +45,7 @@ class Outcome:
     price_violation: how far the prices break the day's price rules (`market.price_bounds`), ¥/MWh (0 when kept).
     hourly_objective: (24,) ¥, each hour's share of dno_objective (hours are separable given the
     exchange power; they sum to dno_objective).
-    status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed ("follower_failed: <why>", "infeasible", "solver_error: …",
+    status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed (``"follower_failed: <why>"``, "infeasible", "solver_error: …",
     "ac_not_converged"); on failure the costs are NaN.
     """
 

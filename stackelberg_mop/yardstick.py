@@ -100,10 +100,28 @@ class Yardstick:
                 "normalised_regret": float((objective - best) / stakes) if stakes > NO_STAKES else float("nan")}
 
 
+def _days(objective, optimum, tariff) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three per-day sequences as float arrays of one length (NaN allowed: a day not judged);
+    ValueError naming the argument otherwise."""
+    out = []
+    for name, values in (("objective", objective), ("optimum", optimum), ("tariff", tariff)):
+        if isinstance(values, str | bytes) or np.ndim(values) != 1:
+            raise ValueError(f"{name}: expected one number (¥) per day, got {values!r:.60}")
+        try:
+            arr = np.array([float(v) if not isinstance(v, str | bytes | bool) else "x" for v in values], dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected numbers (¥, NaN for a day not judged), got {values!r:.60}") from None
+        out.append(arr)
+    if not out[0].shape == out[1].shape == out[2].shape:
+        raise ValueError(f"objective, optimum, tariff: one value per day each, got lengths "
+                         f"{[a.size for a in out]}")
+    return out[0], out[1], out[2]
+
+
 def aggregate_regret(objective: Sequence[float], optimum: Sequence[float], tariff: Sequence[float]) -> float:
     """Σ(J − J*) / Σ(J_tariff − J*) over the days where all three are finite; NaN when no day has
     stakes (Σ(J_tariff − J*) ≤ `NO_STAKES`)."""
-    j, best, base = (np.asarray(x, dtype=float) for x in (objective, optimum, tariff))
+    j, best, base = _days(objective, optimum, tariff)
     ok = np.isfinite(j) & np.isfinite(best) & np.isfinite(base)
     stakes = (base - best)[ok].sum()
     return float((j - best)[ok].sum() / stakes) if stakes > NO_STAKES else float("nan")
@@ -114,7 +132,12 @@ def bootstrap_interval(objective: Sequence[float], optimum: Sequence[float], tar
     """The percentile bootstrap interval of `aggregate_regret` over days: the days (with all three
     numbers finite) resampled with replacement `resamples` times, the ratio recomputed each time.
     Deterministic for a given `seed`; (NaN, NaN) without a day."""
-    j, best, base = (np.asarray(x, dtype=float) for x in (objective, optimum, tariff))
+    from . import checks
+
+    j, best, base = _days(objective, optimum, tariff)
+    checks.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
+    checks.integer("resamples", resamples, lo=1)
+    checks.integer("seed", seed, lo=0)
     ok = np.isfinite(j) & np.isfinite(best) & np.isfinite(base)
     loss, stakes = (j - best)[ok], (base - best)[ok]
     if loss.size == 0:
@@ -133,7 +156,18 @@ def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     """(mean, low, high) over seeds: the mean and its Student-t interval (NaN bounds for one seed)."""
     from scipy import stats
 
-    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    from . import checks
+
+    checks.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
+    if isinstance(values, str | bytes) or np.ndim(values) != 1:
+        raise ValueError(f"values: expected one number per seed, got {values!r:.60}")
+    try:
+        x = np.array([float(v) for v in values if not isinstance(v, str | bytes)], dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"values: expected numbers, got {values!r:.60}") from None
+    if x.size != len(values):
+        raise ValueError(f"values: expected numbers, got {values!r:.60}")
+    x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
     mean = float(x.mean())

@@ -285,3 +285,89 @@ def test_training_scripts_refuse_before_writing_and_in_one_line(tmp_path):
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, flags
     with pytest.raises(SystemExit):  # an abbreviated flag is a typo, not the flag it begins
         sac.main([*tiny, "--learning-rat", "0.1"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--prices", "flat:abc"], "--prices"),
+    (["demo", "--agent", "/nonexistent"], "--agent"),
+    (["benchmark", "--quick", "--policies", "foo"], "--policy"),
+    (["scenarios", "--case", "seed003-p2p"], "no MOP terminals"),
+    (["respond", "--prices", "flat:-1"], "--prices"),
+    (["respond", "--prices", "flat:1e300"], "--prices"),
+])
+def test_a_refused_command_writes_nothing(tmp_path, argv, message, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*argv, *(["--out", str(out)] if argv[0] != "respond" else [])])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_empty_or_file_output_folders_are_named(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv in (["scenarios", "--out", ""], ["evaluate", "--policy", "tariff", "--out", ""],
+                 ["solve", "--out", str(afile)]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
+    from stackelberg_mop.rl import leaderboard
+
+    with pytest.raises(SystemExit) as exit_:
+        leaderboard.main(["--dry-run", "--out", str(afile)])
+    assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--reward-baseline", "TARIFF"], "--reward-baseline"), (["--n-steps", "1", "--n-envs", "1"], "--n-steps"),
+    (["--batch-size", "1"], "--batch-size"), (["--name", ""], "--name"), (["--name", "a/b"], "--name"),
+])
+def test_training_settings_that_cannot_run_are_refused_before_a_folder_exists(tmp_path, flags, message):
+    from stackelberg_mop.rl import ppo
+
+    with pytest.raises(SystemExit):
+        ppo.main(["--total-timesteps", "16", "--out", str(tmp_path / "runs"), *flags])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_python_policies_that_misbehave_become_statuses_or_named_errors(tmp_path):
+    from stackelberg_mop.baselines.policies import Policy
+
+    def broken(case, day):
+        raise KeyError("a bug in the user's policy")
+
+    rows = benchmark.run([broken], split="reference", out=tmp_path / "rows.csv", backend="serial", progress=False)
+    row = next(r for r in rows if r["policy"] == "python:broken")
+    assert row["status"].startswith("policy_error: KeyError")
+
+    class Mine(Policy):
+        def decide(self, case, day):
+            return np.full(24, 500.0), "opf"
+
+    with pytest.raises(ValueError, match="is a class; pass an instance"):
+        benchmark.run([Mine], split="reference", out=tmp_path / "x.csv", backend="serial", progress=False)
+    with pytest.raises(ValueError, match="two Python policies are named"):
+        benchmark.run([lambda c, d: np.full(24, 500.0), lambda c, d: np.full(24, 600.0)], split="reference",
+                      out=tmp_path / "y.csv", backend="serial", progress=False)
+
+
+def test_yardstick_arguments_are_named():
+    from stackelberg_mop import yardstick as y
+
+    with pytest.raises(ValueError, match="one value per day each"):
+        y.aggregate_regret([1, 2], [0], [3, 4])
+    with pytest.raises(ValueError, match="objective: expected numbers"):
+        y.aggregate_regret(["a"], [0], [1])
+    with pytest.raises(ValueError, match="level"):
+        y.bootstrap_interval([1, 2], [0, 0], [3, 4], level=2)
+    with pytest.raises(ValueError, match="resamples"):
+        y.bootstrap_interval([1, 2], [0, 0], [3, 4], resamples=10.5)
+    with pytest.raises(ValueError, match="values"):
+        y.seed_interval(["a", "b"])
+
+
+def test_render_before_reset_is_named():
+    env = sm.StackelbergMOPEnv(render_mode="rgb_array")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.render()

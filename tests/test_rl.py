@@ -393,7 +393,8 @@ def test_the_leaderboard_plan_keeps_the_best_validated_candidate(tmp_path):
         run = lb.Run("sac", c, 0, tmp_path)
         run.folder.mkdir(parents=True)
         (run.folder / "scores.json").write_text(json.dumps({"val_aggregate_regret": regret, "env_steps": 10,
-                                                            "wall_s": 1.0}))
+                                                            "wall_s": 1.0, "algo": "sac",
+                                                            "env_id": "StackelbergMOP-v1"}))
     assert lb.chosen("sac", tmp_path) == sac[1]
     assert names()[len(sac):len(sac) + 2] == [f"sac-{sac[1]}-s{s}" for s in (1, 2)]
     assert names()[len(sac) + 2].startswith("td3-")

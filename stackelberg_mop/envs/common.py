@@ -145,6 +145,8 @@ def render_day(env, outcome, prices, title: str):
     """The `render()` of both environments."""
     if env.render_mode is None:
         return None
+    if env.day is None:
+        raise RuntimeError("render: call reset() first (there is no day to draw)")
     fig = day_figure(env.case, env.day, outcome, prices, title)
     if env.render_mode == "rgb_array":
         return figure_to_rgb(fig)

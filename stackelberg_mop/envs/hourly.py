@@ -8,7 +8,8 @@ clipped into each hour's bounds (the shape they know, scaled into the prices the
 dispatches it. Hours are separable for the network given the exchange power, so hour t is scored
 alone (`evaluate_hour`: a one-hour dispatch, 1/24 of the day's solver work), equal to its share of
 `evaluate` on the day's plan (`Outcome.hourly_objective[t]`) to solver tolerance; the rewards of a
-day sum to −F(realised day) / reward_scale, and the last step's info carries the day's full score.
+day sum to (J_tariff − F(realised day)) / reward_scale (see Reward), and the last step's info carries
+the day's full score.
 
 Action: Box [-1, 1]^1 (or 1 + 2K with mop "agent": [a_λ, a_P(K), a_Q(K)]). λ_t = lo_t + (a + 1)/2 ·
   (hi_t − lo_t) with the day's hourly bounds (`market.price_bounds`), then capped at

@@ -178,19 +178,20 @@ def main(argv=None) -> Path:
     from ..envs.observation import OBS_BOUND, day_features
     from .agent import AgentPolicy
     from .common import make_vec_env, normalise
-    from .config import parse_config
+    from .config import layers, parse_config
 
     c = parse_config(Config, argv)
     if not Path(c.labels).is_file():
-        raise SystemExit(f"--labels: no table at {c.labels!r}; make it with `stackelberg-mop optima --split train "
+        raise ValueError(f"--labels: no table at {c.labels!r}; make it with `stackelberg-mop optima --split train "
                          f"--out {c.labels}`")
+    arch = {"pi": layers(c.actor_layers, "--actor-layers"), "qf": layers(c.critic_layers, "--critic-layers")}
     torch.manual_seed(c.seed)
     rng = np.random.default_rng(c.seed)
     case = load_case()
     table = OptimumTable(case, c.labels)
     train_days, y = _targets(case, days(case, "train"), table)
     if not train_days:
-        raise SystemExit(f"--labels: {c.labels} holds no row for this case's training days")
+        raise ValueError(f"--labels: {c.labels} holds no row for this case's training days")
     if c.loss == "regret":
         from ..market import price_bounds
 
@@ -212,12 +213,6 @@ def main(argv=None) -> Path:
     venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))
     venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = x.mean(axis=0), x.var(axis=0), float(len(x))
     venv.training = False
-    layers = lambda text: [int(n) for n in text.split(",") if n.strip()]
-    try:
-        arch = {"pi": layers(c.actor_layers), "qf": layers(c.critic_layers)}
-    except ValueError:
-        raise SystemExit(f"--actor-layers/--critic-layers: expected sizes like 256,256, got "
-                         f"{c.actor_layers!r}, {c.critic_layers!r}") from None
     model = TD3("MlpPolicy", venv, seed=c.seed, device="cpu", verbose=0, policy_kwargs={"net_arch": arch})
     actor = model.actor
     inputs = torch.as_tensor(venv.normalize_obs(x), dtype=torch.float32)

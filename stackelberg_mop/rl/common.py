@@ -40,7 +40,7 @@ EVAL_FIELDS = ["timesteps", "wall_s", "val_aggregate_regret", "val_ci_low", "val
 
 def env_kwargs(config) -> dict:
     """The environment's keyword arguments from a training config."""
-    baseline = None if str(config.reward_baseline).lower() in ("none", "") else config.reward_baseline
+    baseline = None if config.reward_baseline == "none" else config.reward_baseline
     return {"mop": config.mop, "reward_baseline": baseline, "reward_scale": config.reward_scale}
 
 

@@ -89,20 +89,33 @@ def check_config(config) -> None:
         raise ValueError(f"--algo: this script trains {fixed!r}; use the script of {config.algo!r} instead")
     checks.choice("--env-id", config.env_id, tuple(ENV_IDS))
     checks.choice("--mop", config.mop, MOP_MODES)
-    checks.choice("--reward-baseline", str(config.reward_baseline).lower(), REWARD_BASELINE_FLAGS)
+    checks.choice("--reward-baseline", config.reward_baseline, REWARD_BASELINE_FLAGS)
     layers(getattr(config, "net_arch", ""))
+    for flag_name in ("actor_layers", "critic_layers"):
+        if hasattr(config, flag_name):
+            layers(getattr(config, flag_name), flag(flag_name), empty_ok=False)
+    name = str(config.name)
+    if not name.strip() or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"--name: a run folder's name (no path separators), got {name!r}")
+    if not str(config.out).strip():
+        raise ValueError("--out: the folder of the run folders, got ''")
+    if getattr(config, "batch_size", 2) < 2:
+        raise ValueError(f"--batch-size: must be >= 2, got {config.batch_size}")
+    if hasattr(config, "n_steps") and config.n_steps * config.n_envs < 2:
+        raise ValueError(f"--n-steps: n_steps × n_envs must be >= 2 (PPO's advantage normalisation), got "
+                         f"{config.n_steps} × {config.n_envs}")
     if hasattr(config, "loss"):
         checks.choice("--loss", config.loss, LOSSES)
 
 
-def layers(text: str) -> list[int]:
-    """Hidden layer sizes from "256,256" ([] for ""); ValueError naming --net-arch otherwise."""
+def layers(text: str, flag: str = "--net-arch", empty_ok: bool = True) -> list[int]:
+    """Hidden layer sizes from "256,256" ([] for "" where `empty_ok`); ValueError naming `flag` otherwise."""
     try:
         sizes = [int(n) for n in str(text).split(",") if n.strip()]
     except ValueError:
         sizes = [0]
-    if any(n < 1 for n in sizes):
-        raise ValueError(f"--net-arch: expected positive sizes like 256,256, got {text!r}")
+    if any(n < 1 for n in sizes) or (not sizes and not empty_ok):
+        raise ValueError(f"{flag}: expected positive sizes like 256,256, got {text!r}")
     return sizes
 
 

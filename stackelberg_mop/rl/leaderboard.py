@@ -103,7 +103,17 @@ class Run:
         return (self.folder / "scores.json").is_file()
 
     def scores(self) -> dict:
-        return json.loads((self.folder / "scores.json").read_text())
+        """The finished run's scores.json, checked: a JSON object with the fields the leaderboard reads."""
+        path = self.folder / "scores.json"
+        try:
+            scores = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a run's scores ({err}); delete it to run the run again") from None
+        missing = [k for k in ("algo", "env_id", "env_steps", "wall_s", "val_aggregate_regret") if k not in scores] \
+            if isinstance(scores, dict) else ["(a JSON object)"]
+        if missing:
+            raise ValueError(f"{path}: missing {missing}; delete it to run the run again")
+        return scores
 
 
 def chosen(algo: str, out: Path) -> str | None:
@@ -273,6 +283,15 @@ def main(argv=None) -> None:
     if args.workers < 1:
         p.error(f"--workers: must be >= 1, got {args.workers}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out: {out} is a file, not a folder")
+    try:
+        _main(args, out)
+    except (ValueError, OSError) as err:
+        p.exit(2, f"{p.prog}: error: {err}\n")
+
+
+def _main(args, out: Path) -> None:
     if args.dry_run:
         print(status(out, args.algos))
         return
