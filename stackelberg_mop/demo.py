@@ -53,7 +53,7 @@ def format_rows(rows: list[dict]) -> str:
         volts = f"{np.min(out.voltages_ac):.3f}–{np.max(out.voltages_ac):.3f}"
         t = r["decision_time"]
         when = f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.1f} s"
-        lines.append(f"{r['policy']:<36}{out.dno_objective:>16,.1f}{judged['normalised_regret'] + 0.0:>13.3f}{volts:>16}"
+        lines.append(f"{r['policy']:<36}{out.dno_objective:>16,.1f}{round(judged['normalised_regret'], 3) + 0.0:>13.3f}{volts:>16}"
                      f"{when:>12}")
     best = rows[-1]
     gap = best["details"].get("gap")
@@ -80,7 +80,7 @@ def plot_prices(case: Case, day: Day, rows: list[dict], path: str | Path) -> Pat
     # the tariff dashed on top (a clearing that posts it, as the fixed point often does, stays visible)
     styles = {0: {"color": "0.3", "ls": "--", "zorder": 4}, len(rows) - 1: {"color": "k", "lw": 2.5, "zorder": 3}}
     for k, r in enumerate(rows):
-        regret = r["judged"]["normalised_regret"] + 0.0
+        regret = round(r["judged"]["normalised_regret"], 2) + 0.0  # no "-0.00" for the optimum
         ax.step(hours, r["prices"], where="mid", label=f"{r['policy']} (regret {regret:.2f})",
                 **styles.get(k, {"lw": 1.6}))
     ax.set(xlabel="hour", ylabel="clearing price ¥/MWh", xlim=(-0.5, 23.5),
