@@ -187,6 +187,13 @@ def _response(case: Case, day: Day, lam: np.ndarray, response):
         raise ValueError(f"response: expected a BestResponse (or a P2PResult), got {type(response).__name__}")
     if not np.array_equal(response.prices, lam):
         raise ValueError("response: was computed for other prices")
+    if isinstance(response, BestResponse):  # its power balance must hold with this day's loads and sources
+        balance = (day.fixed_load + response.transfer + response.charge - response.discharge - day.pv - day.wind
+                   + response.elastic + response.curtailed)
+        if np.shape(balance) != np.shape(response.exchange_power) or \
+                np.abs(response.exchange_power - balance).max() > 1e-6:
+            raise ValueError("response: was computed for another day (its exchange power does not balance this "
+                             "day's loads and PV)")
     return response
 
 

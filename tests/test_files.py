@@ -371,3 +371,14 @@ def test_render_before_reset_is_named():
     env = sm.StackelbergMOPEnv(render_mode="rgb_array")
     with pytest.raises(RuntimeError, match="reset"):
         env.render()
+
+
+def test_a_response_of_another_day_is_refused_by_evaluate():
+    """A best response to the same prices on another day does not balance this day's loads and PV:
+    `evaluate` names it instead of scoring another day's schedules."""
+    case = sm.load_case()
+    day, other = sm.reference_day(case), sm.days(case, "test")[0]
+    prices = case.tariff.buy_price
+    with pytest.raises(ValueError, match="response: was computed for another day"):
+        sm.evaluate(case, day, prices, response=sm.best_response(case, other, prices))
+    assert sm.evaluate(case, day, prices, response=sm.best_response(case, day, prices)).status == "optimal"
