@@ -382,3 +382,38 @@ def test_a_response_of_another_day_is_refused_by_evaluate():
     with pytest.raises(ValueError, match="response: was computed for another day"):
         sm.evaluate(case, day, prices, response=sm.best_response(case, other, prices))
     assert sm.evaluate(case, day, prices, response=sm.best_response(case, day, prices)).status == "optimal"
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_agent_configs_and_run_scores_round_trip_and_corruptions_are_named(data, tmp_path_factory):
+    """An agent folder's config.json and a leaderboard run's scores.json read back as written; a
+    field the reader needs, corrupted at random (another type, an unknown value, removed, the file
+    not JSON), is a ValueError naming the file and field, never another exception."""
+    from stackelberg_mop.rl import leaderboard
+    from stackelberg_mop.rl.agent import read_config
+
+    folder = tmp_path_factory.mktemp("agent")
+    config = json.loads(Path("benchmarks/agents/bc-regret/config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config))
+    assert read_config(folder) == config
+    key = data.draw(st.sampled_from(["algo", "env_id", "mop"]))
+    how = data.draw(st.sampled_from(["number", "unknown", "list", "broken"]))
+    bad = dict(config)
+    bad[key] = {"number": 3, "unknown": "sac2", "list": [config.get(key)]}.get(how)
+    (folder / "config.json").write_text(json.dumps(bad) if how != "broken" else json.dumps(bad)[:-3])
+    with pytest.raises(ValueError, match="config.json" + ("" if how == "broken" else f".*{key}")):
+        read_config(folder)
+
+    out = tmp_path_factory.mktemp("board")
+    run = leaderboard.Run("sac", "scale1e2", 0, out)
+    run.folder.mkdir(parents=True)
+    scores = {"algo": "sac", "env_id": "StackelbergMOP-v1", "env_steps": 30_000, "wall_s": 1700.0,
+              "val_aggregate_regret": data.draw(st.floats(0, 2))}
+    (run.folder / "scores.json").write_text(json.dumps(scores))
+    assert run.scores() == scores
+    field = data.draw(st.sampled_from(sorted(scores)))
+    del scores[field]
+    (run.folder / "scores.json").write_text(json.dumps(scores) if data.draw(st.booleans()) else "{not json")
+    with pytest.raises(ValueError, match="scores.json"):
+        run.scores()
