@@ -424,3 +424,26 @@ def test_the_slim_policy_a_run_keeps_posts_the_same_prices_as_its_model(script, 
     case = sm.load_case()
     for day in sm.days(case, "val")[:3]:
         assert np.array_equal(AgentPolicy(run)(case, day)[0], AgentPolicy(full)(case, day)[0])
+
+
+@pytest.mark.parametrize("damage", ["state", "model", "log"])
+def test_a_damaged_checkpoint_is_named_and_nothing_is_written(damage, tmp_path, monkeypatch):
+    """A run whose checkpoint (or validation log) cannot be read is refused with a ValueError naming
+    it, before any file of the run changes."""
+    from stackelberg_mop.rl import checkpoint as ck
+    from stackelberg_mop.rl import sac
+
+    monkeypatch.setattr(ck, "remove", lambda run: None)  # the run keeps its last checkpoint, as if killed
+    flags = ["--total-timesteps", "64", "--learning-starts", "8", "--batch-size", "8", "--net-arch", "16",
+             "--checkpoint-every", "16", "--eval-every", "32", "--eval-days", "1", "--n-envs", "1",
+             "--out", str(tmp_path), "--progress-bar", "false"]
+    run = sac.main(flags)
+    (run / "scores.json").unlink()  # as if killed before its end
+    folder = run / ck.FOLDER
+    assert (folder / "state.pkl").is_file()
+    target = {"state": folder / "state.pkl", "model": folder / "model.zip", "log": run / "evaluations.csv"}[damage]
+    target.write_bytes(b"\x00garbage" if damage != "log" else b"timesteps\nnot a number\n")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="checkpoint cannot be read|not the run's validation log"):
+        sac.main(flags)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -267,25 +267,34 @@ def _start(config, algo_cls, algo_kwargs, env_kwargs_of, run: Path, inner):
 def _resume(config, algo_cls, run: Path, folder: Path, inner):
     """The model, its environments and generators as they were at the checkpoint in `folder`;
     evaluations.csv cut back to the rows before it (they are run again)."""
-    state = checkpoint.read_state(folder)
-    obs = checkpoint.restore_envs(inner, state)
-    venv = inner
-    if (folder / "vecnormalize.pkl").is_file():
-        venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), inner)
-        venv.old_obs = state["original_obs"] if state["original_obs"] is not None else obs
-    model = algo_cls.load(folder / "model.zip", env=venv, device="cpu", force_reset=False)
-    if (folder / "replay_buffer.pkl").is_file():
-        model.load_replay_buffer(folder / "replay_buffer.pkl")
-    checkpoint.restore_generators(model, state)
-    checkpoint.restore_best(run, folder)
+    try:  # everything read before anything is written
+        state = checkpoint.read_state(folder)
+        obs = checkpoint.restore_envs(inner, state)
+        venv = inner
+        if (folder / "vecnormalize.pkl").is_file():
+            venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), inner)
+            venv.old_obs = state["original_obs"] if state["original_obs"] is not None else obs
+        model = algo_cls.load(folder / "model.zip", env=venv, device="cpu", force_reset=False)
+        if (folder / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(folder / "replay_buffer.pkl")
+        checkpoint.restore_generators(model, state)
+        trainer_state = state["trainer"]
+    except Exception as err:  # noqa: BLE001 - unpickling and SB3's loaders raise anything: all mean "unreadable"
+        raise ValueError(f"{folder}: the checkpoint cannot be read ({type(err).__name__}: {err}"[:300]
+                         + "); delete it to start the run again") from None
     done = model.num_timesteps
-    rows = [r for r in csv.DictReader((run / "evaluations.csv").open()) if int(r["timesteps"]) <= done]
+    try:
+        rows = [r for r in csv.DictReader((run / "evaluations.csv").open()) if int(r["timesteps"]) <= done]
+    except (OSError, KeyError, TypeError, ValueError, csv.Error) as err:
+        raise ValueError(f"{run / 'evaluations.csv'}: not the run's validation log ({err}); delete the run folder "
+                         "to start again") from None
+    checkpoint.restore_best(run, folder)
     with (run / "evaluations.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=EVAL_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     say(f"{config.name}: resuming at {done:,} of {config.total_timesteps:,} steps from {folder}")
-    return model, state["trainer"]
+    return model, trainer_state
 
 
 def keep_slim(run: Path, algo: str) -> None:
