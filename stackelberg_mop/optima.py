@@ -201,9 +201,9 @@ def _check_case_row(case: Case, known: dict[str, str], path: Path, day: str, row
 
 def table_summary(rows: dict[str, dict]) -> dict:
     """Coverage and solve times of a table: days, optimal days, median and max gap and solve time."""
-    vals = list(rows.values())
+    vals = [r for r in rows.values() if r.get("gap") is not None and r.get("solve_time") is not None]
     if not vals:
-        return {"days": 0}
+        return {"days": len(rows), "optimal": 0} if rows else {"days": 0}
     gaps = np.array([r["gap"] for r in vals], float)
     times = np.array([r["solve_time"] for r in vals], float)
     return {"days": len(vals), "optimal": sum(r["status"] == "optimal" for r in vals),

@@ -417,3 +417,61 @@ def test_agent_configs_and_run_scores_round_trip_and_corruptions_are_named(data,
     (run.folder / "scores.json").write_text(json.dumps(scores) if data.draw(st.booleans()) else "{not json")
     with pytest.raises(ValueError, match="scores.json"):
         run.scores()
+
+
+def _shipped_row(day="2016-01-22", **changes):
+    from stackelberg_mop.data.optimum_table import table_path
+
+    rows = {json.loads(line)["day"]: json.loads(line) for line in table_path("ieee33-mop").read_text().splitlines()}
+    return {**rows[day], **changes}
+
+
+@pytest.mark.parametrize("row, message", [
+    (_shipped_row(threads=10**30), "threads"), (_shipped_row(time_limit=-600.0), "time_limit"),
+    (_shipped_row(solve_time=1e12), "solve_time"), (_shipped_row(runs=None), "runs"),
+    (_shipped_row(gap=1e-9, bound=10.0), "gap"), (_shipped_row(status="time_limit", gap=1e300), "gap"),
+    (_shipped_row(time_to_gap={"nan": 3.0}), "time_to_gap"), (_shipped_row(day="2016-01-22") | {"day": "2016-02-30"}, "day"),
+    (_shipped_row(status="time_limit", objective=float("-inf")), "objective"), (_shipped_row(split="winter"), "split"),
+])
+def test_table_rows_that_contradict_themselves_are_named(tmp_path, row, message):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=f"t.jsonl:1: .*{message}"):
+        sm.data.optimum_table.read_table(path)
+
+
+def test_table_rows_that_do_not_fit_the_case_or_day_are_refused(tmp_path):
+    case = sm.load_case()
+    day = sm.days(case, "test")[0]
+    path = tmp_path / "t.jsonl"
+    for row, message in ((_shipped_row(prices=[-1000.0] * 24), "price rules"),
+                         (_shipped_row(mop_setpoints=[[[1e6] * 24] * 4] * 2), "ratings"),
+                         (_shipped_row(split="val"), "split")):
+        path.write_text(json.dumps(row) + "\n")
+        with pytest.raises(ValueError, match=message):
+            sm.optimum(case, day, table=path)
+    whole = json.dumps(_shipped_row())
+    path.write_text(whole[:-1] + ', "threads": 0, "threads": 1}\n')  # a key given twice: which one?
+    with pytest.raises(ValueError, match="threads: given twice"):
+        sm.optimum(case, day, table=path)
+    path.write_text(json.dumps(_shipped_row(threads=0)))  # whole but wrong, no newline: not a torn write
+    with pytest.raises(ValueError, match="threads"):
+        sm.optimum(case, day, table=path)
+    path.write_bytes(b"\xef\xbb\xbf" + whole.encode())  # a byte-order mark before the first row
+    assert sm.optimum(case, day, table=path).objective == _shipped_row()["objective"]
+    path.write_text(json.dumps(_shipped_row(status="time_limit", objective=None, gap=None)) + "\n")
+    with pytest.raises(sm.OptimumError, match="holds no solution"):
+        sm.optimum(case, day, table=path)
+
+
+@pytest.mark.parametrize("base, change, message", [
+    ("seed003-p2p", lambda s: s["generators"].update(bus=None), "generators.bus"),
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]], caps_mw=[0.0, 0.2, 0.18]),
+     "given twice"),
+    ("seed003-p2p", lambda s: s.update(p2p={}), "p2p: missing field"),
+    ("seed001-dsa", lambda s: s.update(dsa={}), "dsa: missing field"),
+    ("seed003-p2p", lambda s: s["reference_profiles"].update(wind=[3.0] * 24), "reference_profiles.wind"),
+])
+def test_optional_sections_given_empty_or_contradictory_are_refused(tmp_path, base, change, message):
+    with pytest.raises(sm.CaseError, match=message):
+        sm.load_case(str(_case_file(tmp_path, base, change)))

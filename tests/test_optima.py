@@ -198,11 +198,11 @@ def test_a_days_runs_combine_into_their_best_certificate(j, runs, seed, tmp_path
     """Runs of one day (each: a verified score J(1+u) above the true J*, a proven bound J(1−v) below
     it), in any order, read back as one certificate: the lowest score with its own prices, the highest
     bound, a gap no larger than any run's and "optimal" exactly when it is within the requested gap."""
-    rows = [_run_row("d", j * (1 + u), j * (1 - v), prices=400 + k, solve_time=10.0 + k) for k, (u, v) in enumerate(runs)]
+    rows = [_run_row("2016-01-04", j * (1 + u), j * (1 - v), prices=400 + k, solve_time=10.0 + k) for k, (u, v) in enumerate(runs)]
     order = np.random.default_rng(seed).permutation(len(rows))
     path = tmp_path_factory.mktemp("runs") / "t.jsonl"
     path.write_text("".join(json.dumps(rows[k]) + "\n" for k in order))
-    got = read_table(path)["d"]
+    got = read_table(path)["2016-01-04"]
     best = min(reversed([rows[k] for k in order]), key=lambda r: r["objective"])  # a tie: the later run
     assert got["objective"] == best["objective"] and got["prices"] == best["prices"]
     assert got["solve_time"] == best["solve_time"]
@@ -216,21 +216,21 @@ def test_a_days_runs_combine_into_their_best_certificate(j, runs, seed, tmp_path
 
 def test_combining_refuses_contradicting_runs_and_drops_stale_ones(tmp_path):
     path = tmp_path / "t.jsonl"
-    stale = _run_row("d", 90.0, 89.99, prices=1, fingerprint="old")  # other case data: superseded
-    unverified = dict(_run_row("d", 95.0, 94.0, prices=2), verified=False)  # no certificate at all
-    good = [_run_row("d", 100.0, 99.0, prices=3), _run_row("d", 100.5, 99.995, prices=4)]
+    stale = _run_row("2016-01-04", 90.0, 89.99, prices=1, fingerprint="old")  # other case data: superseded
+    unverified = dict(_run_row("2016-01-04", 95.0, 94.0, prices=2), verified=False)  # no certificate at all
+    good = [_run_row("2016-01-04", 100.0, 99.0, prices=3), _run_row("2016-01-04", 100.5, 99.995, prices=4)]
     path.write_text("".join(json.dumps(r) + "\n" for r in (stale, unverified, *good)))
-    got = read_table(path)["d"]
+    got = read_table(path)["2016-01-04"]
     assert (got["objective"], got["bound"], got["prices"][0], got["runs"]) == (100.0, 99.995, 3, 2)
     assert got["status"] == "optimal" and got["gap"] == pytest.approx(5e-5)
     # a later run whose verification failed hides nothing; with no verified run the last row stands
     path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], unverified)))
-    assert read_table(path)["d"] == good[0]
+    assert read_table(path)["2016-01-04"] == good[0]
     path.write_text(json.dumps(unverified) + "\n" + json.dumps(dict(unverified, objective=None)) + "\n")
-    assert read_table(path)["d"]["objective"] is None
+    assert read_table(path)["2016-01-04"]["objective"] is None
     # a bound above another run's verified score: one of them is wrong, and the table says which day
-    path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], _run_row("d", 101.0, 100.2, prices=5))))
-    with pytest.raises(ValueError, match="day 'd'.*bound 100.2"):
+    path.write_text("".join(json.dumps(r) + "\n" for r in (good[0], _run_row("2016-01-04", 101.0, 100.2, prices=5))))
+    with pytest.raises(ValueError, match="day '2016-01-04'.*bound 100.2"):
         read_table(path)
 
 
@@ -238,17 +238,17 @@ def test_merge_folds_other_runs_into_the_table(tmp_path):
     """`stackelberg-mop optima --merge B --out A`: one row per day, each day's best certificate, days in
     A's order then B's new ones; tables made for other data are refused and A is left as it was."""
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    a.write_text("".join(json.dumps(_run_row(d, 100.0, 99.0, prices=1)) + "\n" for d in ("x", "y")))
-    b.write_text(json.dumps(_run_row("y", 99.5, 99.499, prices=2)) + "\n" + json.dumps(_run_row("z", 50.0, 49.0, prices=3)) + "\n")
+    a.write_text("".join(json.dumps(_run_row(d, 100.0, 99.0, prices=1)) + "\n" for d in ("2016-01-05", "2016-01-06")))
+    b.write_text(json.dumps(_run_row("2016-01-06", 99.5, 99.499, prices=2)) + "\n" + json.dumps(_run_row("2016-01-07", 50.0, 49.0, prices=3)) + "\n")
     optima.merge(a, b)
     lines = [json.loads(line) for line in a.read_text().splitlines()]
-    assert [r["day"] for r in lines] == ["x", "y", "z"]
+    assert [r["day"] for r in lines] == ["2016-01-05", "2016-01-06", "2016-01-07"]
     assert (lines[1]["objective"], lines[1]["bound"], lines[1]["status"]) == (99.5, 99.499, "optimal")
-    assert lines[0] == _run_row("x", 100.0, 99.0, prices=1)  # a day with one run is copied as it was
+    assert lines[0] == _run_row("2016-01-05", 100.0, 99.0, prices=1)  # a day with one run is copied as it was
     before = a.read_text()
     c = tmp_path / "c.jsonl"
-    c.write_text(json.dumps(_run_row("x", 99.0, 98.0, prices=4, fingerprint="other")) + "\n")
-    with pytest.raises(ValueError, match=r"day 'x' in .*c\.jsonl was made for other case or day data"):
+    c.write_text(json.dumps(_run_row("2016-01-05", 99.0, 98.0, prices=4, fingerprint="other")) + "\n")
+    with pytest.raises(ValueError, match=r"day '2016-01-05' in .*c\.jsonl was made for other case or day data"):
         optima.merge(a, c)
     with pytest.raises(FileNotFoundError, match="no table"):
         optima.merge(a, tmp_path / "missing.jsonl")

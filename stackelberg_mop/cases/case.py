@@ -333,12 +333,14 @@ class Sharing:
             raise CaseError(f"p2p.pairs_bus: expected {caps.size} pairs of buses (one per cap), got {pairs.size} buses")
         index = {int(b): i for i, b in enumerate(buses)}
         cap = np.zeros((len(buses), len(buses)))
+        seen = set()
         for (a, b), c in zip(pairs.reshape(-1, 2), caps):
             if int(a) not in index or int(b) not in index or a == b:
                 raise CaseError(f"p2p.pairs_bus: [{a}, {b}] is not a pair of two prosumer buses "
                                 f"(prosumers at {sorted(index)})")
-            if cap[index[int(a)], index[int(b)]] > 0:
+            if frozenset((int(a), int(b))) in seen:
                 raise CaseError(f"p2p.pairs_bus: the pair [{a}, {b}] is given twice (one cap per pair)")
+            seen.add(frozenset((int(a), int(b))))
             cap[index[int(a)], index[int(b)]] = cap[index[int(b)], index[int(a)]] = c
         return cls(cap=cap, trade_cost=trade_cost)
 
@@ -812,18 +814,19 @@ def case_from_dict(spec: dict, net=None) -> Case:
                               obj["loss_cost_cny_per_mwh"])
         mop = MOP(bus=mop.get("bus", []), s_max=mop.get("s_max_mva", []), loss_coefficient=mop.get("loss_coefficient", []))
         gen, grid = sections["generators"], sections["grid"]
+        n_gen = len(_values("generators.bus", gen.get("bus", []), int))
         generators = Generators(
-            bus=gen.get("bus", []), p_min=gen.get("p_min_mw", [0.0] * len(gen.get("bus", []))),
+            bus=gen.get("bus", []), p_min=gen.get("p_min_mw", [0.0] * n_gen),
             p_max=gen.get("p_max_mw", []), q_min=gen.get("q_min_mvar", []), q_max=gen.get("q_max_mvar", []),
             cost_quadratic=gen.get("cost_quadratic_cny_per_mw2h", []),
             cost_linear=gen.get("cost_linear_cny_per_mwh", []),
-            cost_fixed=gen.get("cost_fixed_cny_per_h", [0.0] * len(gen.get("bus", []))))
+            cost_fixed=gen.get("cost_fixed_cny_per_h", [0.0] * n_gen))
         grid = Grid(import_limit=grid.get("import_limit_mw"), export_limit=grid.get("export_limit_mw"))
         p2p = sections["p2p"]
-        sharing = None if not p2p else Sharing.from_pairs(prosumers.bus, p2p["pairs_bus"], p2p["caps_mw"],
+        sharing = None if "p2p" not in spec else Sharing.from_pairs(prosumers.bus, p2p["pairs_bus"], p2p["caps_mw"],
                                                          p2p.get("trade_cost_cny_per_mw2h", 10.0))
         dsa = sections["dsa"]
-        dsa = None if not dsa else DSAMarket(
+        dsa = None if "dsa" not in spec else DSAMarket(
             comfort_cost=dsa["comfort_cost_cny_per_mwh"], import_max=dsa["import_max_mw"],
             export_max=dsa["export_max_mw"], curtailable=dsa.get("curtailable", [False] * len(prosumers)),
             admm_penalty=dsa["admm_penalty_cny_per_mw2h"])
@@ -832,6 +835,11 @@ def case_from_dict(spec: dict, net=None) -> Case:
         profiles = {f"reference_{k}": _values(f"reference_profiles.{k}", ref[k]) for k in ("load", "pv")}
         if "wind" in ref:
             profiles["reference_wind"] = _values("reference_profiles.wind", ref["wind"])
+        for k in ("pv", "wind"):  # shares of an installed capacity
+            share = profiles.get(f"reference_{k}")
+            if share is not None and (np.any(share < 0) or np.any(share > 1)):
+                raise CaseError(f"reference_profiles.{k}: shares of the capacity lie in [0, 1], got max "
+                                f"{share.max():g}, min {share.min():g}")
         limits = {f"v_{k}": _number(f"voltage.v_{k}_pu", volt[f"v_{k}_pu"]) for k in ("min", "max", "slack")}
         s_base = _number("network.s_base_mva", sections["network"].get("s_base_mva", 10.0))
         load_scale = _number("network.load_scale", sections["network"].get("load_scale", 1.0), lo=0)

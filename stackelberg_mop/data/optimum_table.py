@@ -111,7 +111,7 @@ def read_table(path: str | Path) -> dict[str, dict]:
     if not path.is_file():
         raise ValueError(f"{path}: is not a file (an optimum table is a JSON-lines file)")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first row
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a text file (an optimum table is a JSON-lines file)") from None
     lines = text.splitlines()
@@ -119,18 +119,28 @@ def read_table(path: str | Path) -> dict[str, dict]:
         if not line.strip():
             continue
         try:
-            row = check_row(json.loads(line), f"{path}:{k}")
-        except (json.JSONDecodeError, ValueError) as err:
-            if k == len(lines) and not text.endswith("\n"):
+            row = json.loads(line, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as err:
+            if k == len(lines) and not text.endswith("\n"):  # a line torn by a kill: that day is solved again
                 break
-            if isinstance(err, json.JSONDecodeError):
-                raise ValueError(f"{path}:{k}: not a JSON object ({err})") from None  # noqa: TRY004 - bad input is a ValueError
-            raise
+            raise ValueError(f"{path}:{k}: not a JSON object ({err})") from None
+        except KeyError as err:
+            raise ValueError(f"{path}:{k}: {err.args[0]}: given twice in one row") from None
+        row = check_row(row, f"{path}:{k}")
         by_day.setdefault(row["day"], []).append(row)
     try:
         return {day: combine_rows(rows) for day, rows in by_day.items()}
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+def _unique_keys(pairs: list) -> dict:
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise KeyError(key)
+        seen[key] = value
+    return seen
 
 
 def _finite(x) -> bool:
@@ -202,11 +212,24 @@ class OptimumTable:
         if row.get("case") != case.name:
             raise OptimumError(f"the optimum of day {day.name!r} in {path} names case {row.get('case')!r}, "
                                f"not {case.name!r}: {how}")
+        if row.get("objective") is None:
+            raise OptimumError(f"the row of day {day.name!r} in {path} holds no solution ({row.get('status')}): {how}")
+        if row.get("split") not in (None, day.split):
+            raise ValueError(f"{path}: day {day.name!r}: split: the row says {row['split']!r}, the day is in "
+                             f"{day.split!r}")
         shape = np.shape(row["mop_setpoints"])
         if shape != (2, len(case.mop), 24):
             raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
                              f"{case.name!r}, got {' x '.join(map(str, shape))}")
-        return Optimum.from_row(row)
+        opt = Optimum.from_row(row)
+        lo, hi = case.price_rules.hourly_bounds(day)
+        breach = max(float(np.max(lo - opt.prices)), float(np.max(opt.prices - hi)),
+                     float(opt.prices.mean() - case.price_rules.mean_cap))
+        if breach > 1e-6:
+            raise ValueError(f"{path}: day {day.name!r}: prices: outside the case's price rules on that day")
+        if len(case.mop) and np.any(np.hypot(*opt.mop_setpoints) > case.mop.s_max[:, None] * (1 + 1e-6) + 1e-9):
+            raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: beyond the terminals' ratings")
+        return opt
 
     def find(self, day: Day) -> Optimum | None:
         """The day's optimum if the table holds a proven one (status "optimal"), else None."""
@@ -214,7 +237,7 @@ class OptimumTable:
             opt = self.get(day)
         except OptimumError:
             return None
-        return opt if opt.status == "optimal" else None
+        return opt if opt.status == "optimal" and self.rows[day.name].get("verified", True) else None
 
 
 def optimum(case: Case, day: Day, table: str | Path | None = None) -> Optimum:

@@ -9,7 +9,8 @@ a failed solve (`FailedRow`: case, day and a status that says why; rewritten by 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,6 +28,16 @@ class _Row(BaseModel):
     day: str = Field(min_length=1)
     status: str = Field(min_length=1)
 
+    @field_validator("day")
+    @classmethod
+    def _day_name(cls, v: str) -> str:
+        if v != "reference":
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise ValueError("a day is 'reference' or a date YYYY-MM-DD") from None
+        return v
+
 
 class FailedRow(_Row):
     """A solve that failed: the status names the error."""
@@ -39,13 +50,13 @@ class SolvedRow(_Row):
     the relative gap, the solve's time (s) and threads, what made the row (package version, case
     fingerprint, day hash) and the MOP set-points (2 × K × 24, MW/Mvar)."""
 
-    split: str | None = None
-    objective: Real | None
-    bound: Real | None
+    split: Literal["reference", "train", "val", "test"] | None = None
+    objective: float | None  # ¥, finite (None: the solve found no prices)
+    bound: Real | None  # ¥, finite or -inf (no bound proven)
     gap: Real | None
-    solve_time: float = Field(ge=0)
-    threads: int = Field(ge=1)
-    time_limit: Real | None = None
+    solve_time: float = Field(ge=0, le=1e7)
+    threads: int = Field(ge=1, le=1024)
+    time_limit: float | None = Field(default=None, gt=0, le=1e7)
     requested_gap: float | None = Field(default=None, gt=0, lt=1)
     iterations: int | None = Field(default=None, ge=0)
     verified: bool = True
@@ -53,7 +64,7 @@ class SolvedRow(_Row):
     case_fingerprint: str = Field(min_length=1)
     day_hash: str = Field(min_length=1)
     time_to_gap: dict[str, float | None] | None = None
-    runs: int | None = Field(default=None, ge=1)
+    runs: int = Field(default=1, ge=1)
     prices: list[float] = Field(min_length=HOURS, max_length=HOURS)
     mop_setpoints: list[list[list[float]]]
 
@@ -84,11 +95,20 @@ class SolvedRow(_Row):
                     raise ValueError(f"{name}: a verified optimal row needs a finite number, got {value}")
         if self.gap is not None and self.gap < 0:
             raise ValueError(f"gap: must be >= 0, got {self.gap}")
+        if self.objective is not None and not math.isfinite(self.objective):
+            raise ValueError(f"objective: must be a finite number of ¥ (or null), got {self.objective}")
+        if self.bound is not None and (math.isnan(self.bound) or self.bound == math.inf):
+            raise ValueError(f"bound: must be finite or -Infinity (nothing proven), got {self.bound}")
         finite = [x is not None and math.isfinite(x) for x in (self.objective, self.bound)]
         if all(finite) and self.bound > self.objective + 1e-6 * max(1.0, abs(self.objective)):
             raise ValueError(f"bound: {self.bound} lies above the objective {self.objective}; a lower bound cannot")
+        if self.objective is not None and self.bound is not None and self.gap is not None:
+            proven = (max(0.0, (self.objective - self.bound) / max(abs(self.objective), 1e-12))
+                      if math.isfinite(self.bound) else math.inf)
+            if not (proven == self.gap or abs(self.gap - proven) <= 1e-6 + 1e-3 * proven):
+                raise ValueError(f"gap: {self.gap:.3g} is not (objective − bound)/|objective| = {proven:.3g}")
         if (self.status == "optimal" and self.requested_gap is not None and self.gap is not None
-                and self.gap > self.requested_gap * (1 + 1e-9)):
+                and self.gap > self.requested_gap * (1 + 1e-3)):
             raise ValueError(f"status: 'optimal' with gap {self.gap:.3g} above the requested {self.requested_gap:.3g}")
         return self
 
@@ -97,9 +117,11 @@ class SolvedRow(_Row):
     def _gap_keys(cls, v):
         for key, seconds in (v or {}).items():
             try:
-                float(key)
+                ok = 0 < float(key) < 1
             except ValueError:
-                raise ValueError(f"keys must be relative gaps like '0.001', got {key!r}") from None
+                ok = False
+            if not ok:
+                raise ValueError(f"keys must be relative gaps in (0, 1) like '0.001', got {key!r}")
             if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
                 raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
         return v
