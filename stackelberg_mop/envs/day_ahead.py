@@ -1,8 +1,8 @@
 """`StackelbergMOP-v1`: the day-ahead Stackelberg game, one decision per episode.
 
 The DNO (the agent) sees a day's forecasts and posts 24 hourly clearing prices; the prosumers answer
-with their exact best response, the DNO's SOCP dispatches the network (and the MOP), pandapower's AC
-power flow checks the voltages (`evaluate`); the episode ends after that one step.
+with their exact best response, the DNO's SOCP dispatches the network (and the MOP), an AC power
+flow checks the voltages (`evaluate`); the episode ends after that one step.
 
 Action space
     Box(-1, 1, (24,), float32) with mop "opf" or "off"; with price_per_prosumer=True the first block
