@@ -236,7 +236,6 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
     specs, objects = [], {}
     for k, p in enumerate(policies):  # fail fast on a bad spec, before any work starts
         if isinstance(p, str):
-            make_policy(p)
             specs.append(p)
         elif callable(p):
             spec, obj = python_policy(p)
@@ -247,9 +246,10 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
             raise ValueError(f"policies[{k}]: expected a policy spec (str), a Policy or a callable "  # noqa: TRY004
                              f"(case, day) -> prices, got {p!r}")
     specs = list(dict.fromkeys([*specs, *YARDSTICK_SPECS]))
+    built = {spec: make_policy(spec) for spec in specs}
     the_case = load_case(checks.instance("case", case, str, "a shipped case name or a case .json path"))
-    for spec in specs:  # a policy that cannot play this case is refused before any work
-        checker = getattr(make_policy(spec), "check", None)
+    for policy in built.values():  # a policy that cannot play this case is refused before any work
+        checker = getattr(policy, "check", None)
         if checker is not None:
             checker(the_case)
     chosen = select_days(the_case, split, limit)

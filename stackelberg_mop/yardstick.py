@@ -43,29 +43,25 @@ class TariffScore:
 
     def __init__(self, case: Case, mop: str = "opf", voltage_limits: str = "hard"):
         self.case, self.mop, self.voltage_limits = case, ("opf" if mop == "agent" else mop), voltage_limits
-        self._values: dict[tuple, float] = {}
-        self._hourly: dict[tuple, np.ndarray] = {}
+        self._scores: dict[tuple, tuple[float, np.ndarray]] = {}
 
-    def _key(self, day: Day) -> tuple:
-        return day.name, day.buy_price.tobytes(), day.sell_price.tobytes()
-
-    def _score(self, day: Day) -> None:
-        prices = project_prices(self.case, day, day.buy_price)
-        out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
-        ok = out.status.startswith("optimal")
-        self._values[self._key(day)] = out.dno_objective if ok else float("nan")
-        self._hourly[self._key(day)] = np.asarray(out.hourly_objective, dtype=float) if ok else np.full(24, np.nan)
+    def _score(self, day: Day) -> tuple[float, np.ndarray]:
+        """(J_tariff, its hourly shares) of `day`, scored once per day and HV tariff."""
+        key = day.name, day.buy_price.tobytes(), day.sell_price.tobytes()
+        if key not in self._scores:
+            prices = project_prices(self.case, day, day.buy_price)
+            out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
+            ok = out.status.startswith("optimal")
+            self._scores[key] = ((out.dno_objective, np.asarray(out.hourly_objective, dtype=float)) if ok
+                                 else (float("nan"), np.full(24, np.nan)))
+        return self._scores[key]
 
     def __call__(self, day: Day) -> float:
-        if self._key(day) not in self._values:
-            self._score(day)
-        return self._values[self._key(day)]
+        return self._score(day)[0]
 
     def hourly(self, day: Day) -> np.ndarray:
         """(24,) ¥: each hour's share of J_tariff (`Outcome.hourly_objective`)."""
-        if self._key(day) not in self._hourly:
-            self._score(day)
-        return self._hourly[self._key(day)]
+        return self._score(day)[1]
 
 
 class Yardstick:

@@ -134,9 +134,9 @@ def yardstick_info(yardstick: Yardstick | None, tariff: TariffScore, day: Day, o
     and normalised_regret on every day the optimum table holds (proven or not) when the game is the
     one J* was solved for. They are left out elsewhere (a training day, mop "off" ...), not NaN, so
     that equal steps give equal infos; regret is NaN only when the day itself failed to solve."""
-    info = {}
-    if yardstick is not None and yardstick.optimum(day) is not None:
-        info.update(yardstick.judge(day, objective))
+    info = yardstick.judge(day, objective) if yardstick is not None else {}
+    if not np.isfinite(info.get("optimum_objective", np.nan)):  # no row for this day: no J*-based keys
+        info = {}
     info["tariff_objective"] = float(tariff(day))
     return info
 

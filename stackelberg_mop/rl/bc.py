@@ -138,46 +138,17 @@ def _cached_sensitivities(case, days, prices, labels: str, probe: float, progres
     return cost
 
 
-class Validation:
-    """Aggregate and mean normalised regret of a policy on validation days against the shipped optimum
-    (`yardstick`; J_tariff of each day computed once)."""
-
-    def __init__(self, case, days):
-        from ..yardstick import Yardstick
-
-        self.case, self.yardstick = case, Yardstick(case)
-        self.days = [d for d in days if self.yardstick.optimum(d) is not None]
-
-    def __call__(self, policy) -> dict:
-        from ..evaluate import evaluate
-        from ..yardstick import aggregate_regret
-
-        judged, failures = [], 0
-        for day in self.days:
-            prices, mop = policy(self.case, day)
-            out = evaluate(self.case, day, prices, mop=mop)
-            failures += not out.status.startswith("optimal")
-            judged.append(self.yardstick.judge(day, out.dno_objective if out.status.startswith("optimal") else np.nan))
-        j = np.array([x["optimum_objective"] + x["regret"] for x in judged])
-        ratios = np.array([x["normalised_regret"] for x in judged])
-        return {"aggregate_regret": aggregate_regret(j, [x["optimum_objective"] for x in judged],
-                                                     [x["tariff_objective"] for x in judged]),
-                "normalised_regret": float(np.nanmean(ratios)) if np.isfinite(ratios).any() else float("nan"),
-                "mean_dno_objective": float(np.nanmean(j)) if np.isfinite(j).any() else float("nan"),
-                "failures": failures}
-
-
 def main(argv=None) -> Path:
     import torch
     from stable_baselines3 import TD3
     from tqdm import tqdm
 
     from .. import load_case
+    from ..benchmark import select_days
     from ..data import days
     from ..data.optimum_table import OptimumTable
     from ..envs.observation import OBS_BOUND, day_features
-    from .agent import AgentPolicy
-    from .common import make_vec_env, normalise
+    from .common import make_vec_env, normalise, validate, validation_env
     from .config import layers, parse_config
 
     c = parse_config(Config, argv)
@@ -203,9 +174,8 @@ def main(argv=None) -> Path:
         slope = np.clip(cost, 0, None) / (c.probe * 2.0 / np.maximum(spans, 1e-9))[:, :, None] / 1e3
         slope = torch.as_tensor(slope, dtype=torch.float32)
     x = np.array([np.clip(day_features(case, d), -OBS_BOUND, OBS_BOUND) for d in train_days])
-    val_pool = days(case, "val")
-    val = Validation(case, [val_pool[i] for i in np.linspace(0, len(val_pool) - 1, min(c.eval_days, len(val_pool)))
-                            .round().astype(int)])
+    val_days = select_days(case, "val", c.eval_days)
+    val_env = validation_env(c.env_id, {"mop": c.mop}, val_days)
 
     run = Path(c.out) / c.name
     run.mkdir(parents=True, exist_ok=True)
@@ -244,21 +214,22 @@ def main(argv=None) -> Path:
         model.actor_target.load_state_dict(actor.state_dict())
         model.save(run / "model")
         venv.save(str(run / "model_vecnormalize.pkl"))
-        scores = val(AgentPolicy(run, which="model"))
+        scores = validate(lambda obs: model.predict(obs, deterministic=True)[0], val_env, venv.normalize_obs)
+        regret = scores["val_aggregate_regret"]
         with log.open("a", newline="") as fh:
-            csv.writer(fh).writerow([epoch * len(x), epoch, np.mean(losses), scores["aggregate_regret"],
-                                     scores["normalised_regret"], -scores["aggregate_regret"],
-                                     scores["mean_dno_objective"], scores["failures"],
+            csv.writer(fh).writerow([epoch * len(x), epoch, np.mean(losses), regret, scores["val_normalised_regret"],
+                                     -regret, scores["mean_dno_objective"], scores["failures"],
                                      round(time.perf_counter() - start, 1)])
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}", val_regret=f"{scores['aggregate_regret']:.3f}")
-        if scores["aggregate_regret"] < best:
-            best = scores["aggregate_regret"]
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}", val_regret=f"{regret:.3f}")
+        if regret < best:
+            best = regret
             model.save(run / "best_model")
             venv.save(str(run / "best_model_vecnormalize.pkl"))
     bar.close()
     venv.close()
+    val_env.close()
     print(f"saved to {run}: best validation aggregate regret {best:.3f} ({len(train_days)} training days, "
-          f"{len(val.days)} validation days)")
+          f"{len(val_days)} validation days)")
     return run
 
 

@@ -91,14 +91,6 @@ def validate(predict, env, normalize=None) -> dict:
             "failures": failures}
 
 
-def validation_days(case, n_days: int) -> list:
-    """`n_days` evenly spaced validation days of the case (all of them when n_days ≥ their number)."""
-    from ..data import days
-
-    pool = days(case, "val")
-    return [pool[i] for i in np.linspace(0, len(pool) - 1, min(n_days, len(pool))).round().astype(int)]
-
-
 def selection_key(score: dict) -> float:
     return score["val_aggregate_regret"] if np.isfinite(score["val_aggregate_regret"]) else -score["mean_reward"]
 
@@ -190,6 +182,7 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     folder, whose best_model is taken, or a model .zip) starts from that model with its observation
     statistics held fixed; the replay buffer starts empty.
     """
+    from ..benchmark import select_days
     from ..cases import load_case
     from .config import check_config
 
@@ -216,7 +209,7 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
             return run
     run.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    days = validation_days(load_case(), config.eval_days)
+    days = select_days(load_case(), "val", config.eval_days)
     folder = checkpoint.latest(run)
     inner = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs(config), config.subprocess)
     if folder is not None:
