@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checks
+from . import _validate
 from ._system import available_cpus
 from .baselines.policies import CallablePolicy, Policy
 from .cases import Case, load_case
@@ -132,9 +132,9 @@ def row_fingerprint(case: Case, spec: str) -> str:
 
 def select_days(case: Case, split: str, limit: int | None = None) -> list[Day]:
     """The days of `split` ("test", "val", "train" or "reference"); `limit` evenly spaced ones."""
-    checks.choice("split", split, ("test", "val", "train", "reference"))
+    _validate.choice("split", split, ("test", "val", "train", "reference"))
     if limit is not None:
-        limit = checks.integer("limit", limit, lo=1)
+        limit = _validate.integer("limit", limit, lo=1)
     pool = [reference_day(case)] if split == "reference" else days(case, split)
     if limit is not None and limit < len(pool):
         pool = [pool[i] for i in np.linspace(0, len(pool) - 1, limit).round().astype(int)]
@@ -228,9 +228,9 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
     an interrupted run resumes; rows made by other data (another case, a retrained agent, another
     version) are moved to ``<out>.stale.csv`` first. Returns the rows of `out`, all of this case.
     """
-    checks.choice("backend", backend, BACKENDS)
+    _validate.choice("backend", backend, BACKENDS)
     if workers is not None:
-        workers = checks.integer("workers", workers, lo=1)
+        workers = _validate.integer("workers", workers, lo=1)
     if not isinstance(policies, list | tuple) or not policies:
         raise ValueError(f"policies: expected a non-empty list of policy specs or Python policies, got {policies!r}")
     specs, objects = [], {}
@@ -247,7 +247,7 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
                              f"(case, day) -> prices, got {p!r}")
     specs = list(dict.fromkeys([*specs, *YARDSTICK_SPECS]))
     built = {spec: make_policy(spec) for spec in specs}
-    the_case = load_case(checks.instance("case", case, str, "a shipped case name or a case .json path"))
+    the_case = load_case(_validate.instance("case", case, str, "a shipped case name or a case .json path"))
     for policy in built.values():  # a policy that cannot play this case is refused before any work
         checker = getattr(policy, "check", None)
         if checker is not None:

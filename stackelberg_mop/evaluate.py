@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import checks
+from . import _validate
 from .cases import HOURS, Case
 from .data import Day
+from .data.days import check_day
 from .market import BestResponse, best_response, check_prices, price_bounds
 from .powerflow import DispatchResult, dispatch_model
 from .powerflow.ac import pandapower_power_flow, sweep_power_flow
+from .powerflow.distflow import check_market_options
 
 #: voltages within this of a limit (p.u.) do not count as violations (solver round-off)
 VIOLATION_TOL = 1e-6
@@ -116,7 +118,7 @@ def check_mop_setpoints(case: Case, setpoints) -> tuple[np.ndarray, np.ndarray]:
     if len(case.generators):
         raise ValueError(f"mop: set-points are not supported for a case with generators ({len(case.generators)} "
                          "DGs, whose output only the dispatch model decides); use mop='opf' or 'off'")
-    arr = checks.array("mop", setpoints, "set-points MW/Mvar")
+    arr = _validate.array("mop", setpoints, "set-points MW/Mvar")
     if arr.shape != (2, k, HOURS):
         raise ValueError(f"mop: set-points must have shape (2, K, 24) = (2, {k}, 24) for [P; Q], got {arr.shape}")
     p, q = arr
@@ -247,9 +249,9 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     exchange with the DNO and costs are then scored (``p2p=True`` in the environments).
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
     """
-    checks.choice("ac", ac, AC_MODES)
+    _validate.choice("ac", ac, AC_MODES)
     fixed = not isinstance(mop, str)
-    checks.market_options(case, day, None if fixed else mop, voltage_limits, formulation)
+    check_market_options(case, day, None if fixed else mop, voltage_limits, formulation)
     lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
@@ -330,9 +332,9 @@ def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestRespons
     """Score hour `hour` of `prices` on `day` alone: the followers' response (given, or solved), a
     one-hour dispatch (`DispatchModel(hours=1)`) or the hour's MOP set-points, the AC sweep, and that
     hour's share of the DNO objective. The same arithmetic as `evaluate`, 1/24 of its solver work."""
-    hour = checks.integer("hour", hour, lo=0, hi=HOURS - 1)
+    hour = _validate.integer("hour", hour, lo=0, hi=HOURS - 1)
     fixed = not isinstance(mop, str)
-    checks.market_options(case, day, None if fixed else mop, voltage_limits, formulation)
+    check_market_options(case, day, None if fixed else mop, voltage_limits, formulation)
     lam = check_prices(case, prices, batched=False)[0]
     response = _response(case, day, lam, response)
     exchange, n_bus, t = response.exchange_power, case.buses.size, slice(hour, hour + 1)
@@ -414,7 +416,7 @@ def evaluate_expected(case: Case, day: Day, prices, scenarios, **kwargs) -> Expe
     Calls `evaluate` once per scenario with the day's buy/sell prices replaced; keyword arguments go
     to `evaluate`. The best response is computed once (it does not depend on the HV prices).
     """
-    checks.day_arg(case, day)
+    check_day(case, day)
     lam = check_prices(case, prices, batched=False)[0]
     if not hasattr(scenarios, "days") or not hasattr(scenarios, "weight"):
         raise ValueError(f"scenarios: expected data.hv_prices.PriceScenarios, got {type(scenarios).__name__}")

@@ -24,6 +24,7 @@ from .data.optimum_table import combine_rows, day_hash, read_table, row_data, ta
 #: the certificate every shipped day is solved to (relative gap), and the time each may take (s)
 DEFAULT_GAP = 1e-4
 DEFAULT_TIME_LIMIT = 600.0
+#: the order in which `compute` fills a table: the reference day first, then the held-out days
 SPLITS = ("reference", "test", "val", "train")
 
 

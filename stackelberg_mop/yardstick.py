@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _validate
 from .cases import Case
 from .data import Day
 from .data.optimum_table import Optimum, OptimumError, OptimumTable
@@ -128,12 +129,10 @@ def bootstrap_interval(objective: Sequence[float], optimum: Sequence[float], tar
     """The percentile bootstrap interval of `aggregate_regret` over days: the days (with all three
     numbers finite) resampled with replacement `resamples` times, the ratio recomputed each time.
     Deterministic for a given `seed`; (NaN, NaN) without a day."""
-    from . import checks
-
     j, best, base = _days(objective, optimum, tariff)
-    checks.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
-    checks.integer("resamples", resamples, lo=1)
-    checks.integer("seed", seed, lo=0)
+    _validate.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
+    _validate.integer("resamples", resamples, lo=1)
+    _validate.integer("seed", seed, lo=0)
     ok = np.isfinite(j) & np.isfinite(best) & np.isfinite(base)
     loss, stakes = (j - best)[ok], (base - best)[ok]
     if loss.size == 0:
@@ -152,9 +151,7 @@ def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     """(mean, low, high) over seeds: the mean and its Student-t interval (NaN bounds for one seed)."""
     from scipy import stats
 
-    from . import checks
-
-    checks.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
+    _validate.number("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
     if isinstance(values, str | bytes) or np.ndim(values) != 1:
         raise ValueError(f"values: expected one number per seed, got {values!r:.60}")
     try:

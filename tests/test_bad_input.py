@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
-from stackelberg_mop import benchmark, checks, cli
+from stackelberg_mop import _validate, benchmark, cli
 from stackelberg_mop.baselines import admm, fixed_point, kkt, lagrangian
 from stackelberg_mop.cases import CaseError, case_from_dict
 from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
@@ -340,7 +340,7 @@ def test_accepted_env_options_give_finite_rewards(case, day, action, penalty, sc
 
 def test_whole_floats_are_accepted_as_integers(case):
     assert sm.simbench_day(case, 3.0).name == sm.simbench_day(case, 3).name == "2016-01-04"
-    assert checks.integer("n", np.int64(5)) == 5
+    assert _validate.integer("n", np.int64(5)) == 5
 
 
 def test_a_follower_failure_says_why(case, day):

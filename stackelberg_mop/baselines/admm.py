@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
@@ -45,7 +45,7 @@ from ..market import best_response
 from ..market._solve import solve_reported
 from ..market.admm_rule import ResidualLog
 from ..market.prosumer_model import ProsumerBlock
-from ..powerflow.distflow import DispatchModel, dispatch_model
+from ..powerflow.distflow import DispatchModel, check_market_options, dispatch_model
 
 
 # --- the DNO with the exchange as a variable ------------------------------------------------------
@@ -234,14 +234,14 @@ def solve(case: Case, day: Day, rho: float = 1000.0, eps_abs: float = 1e-4, eps_
     P^D^0 = the best response to y^0. scenarios: HV price scenarios
     (the DNO's expected cost = its cost at the expected prices). verbose: print the iteration log.
     """
-    checks.market_options(case, day, mop, voltage_limits, formulation)
-    rho = checks.number("rho", rho, lo=0, lo_open=True, unit="¥/(MW²h)")
-    eps_abs = checks.number("eps_abs", eps_abs, lo=0, lo_open=True, unit="MW")
-    eps_rel = checks.number("eps_rel", eps_rel, lo=0)
-    max_iter = checks.integer("max_iter", max_iter, lo=1)
+    check_market_options(case, day, mop, voltage_limits, formulation)
+    rho = _validate.number("rho", rho, lo=0, lo_open=True, unit="¥/(MW²h)")
+    eps_abs = _validate.number("eps_abs", eps_abs, lo=0, lo_open=True, unit="MW")
+    eps_rel = _validate.number("eps_rel", eps_rel, lo=0)
+    max_iter = _validate.integer("max_iter", max_iter, lo=1)
     n = len(case.prosumers)
     if initial_prices is not None:
-        initial_prices = checks.array("initial_prices", initial_prices, "¥/MWh")
+        initial_prices = _validate.array("initial_prices", initial_prices, "¥/MWh")
         if initial_prices.shape not in ((HOURS,), (n, HOURS)):
             raise ValueError(f"initial_prices: expected (24,) or ({n}, 24) ¥/MWh, got shape {initial_prices.shape}")
     mday = _market_day(day, scenarios)

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached, share
 from ..cases import Case
 from ..data import Day
@@ -64,6 +64,7 @@ from ..market.admm_rule import balanced_rho
 from ..market.p2p import P2PMarket, p2p_response, solve_centralised
 from ..market.prices import project_prices
 from ..powerflow import DispatchResult, dispatch_model
+from ..powerflow.distflow import check_market_options
 from . import admm
 
 
@@ -159,19 +160,19 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
     rho: the proximal iteration's starting ρ, ¥/(MW²h) (> 0).
     mop, voltage_limits, formulation: the dispatch model (as in `evaluate`).
     """
-    checks.market_options(case, day, mop, voltage_limits, formulation)
+    check_market_options(case, day, mop, voltage_limits, formulation)
     proximal = damping == "proximal"
     if not proximal and damping != "msa":
         if isinstance(damping, str):
             raise ValueError(f"damping: must be 'proximal', 'msa' or lie in (0, 1], got {damping!r}")
-        damping = checks.number("damping", damping, lo=0, lo_open=True, hi=1)
-    rho = checks.number("rho", rho, lo=0, lo_open=True, unit="¥/(MW²h)")
-    tol_price = checks.number("tol_price", tol_price, lo=0, lo_open=True, unit="¥/MWh")
-    tol_power = checks.number("tol_power", tol_power, lo=0, lo_open=True, unit="MW")
-    max_iter = checks.integer("max_iter", max_iter, lo=1)
+        damping = _validate.number("damping", damping, lo=0, lo_open=True, hi=1)
+    rho = _validate.number("rho", rho, lo=0, lo_open=True, unit="¥/(MW²h)")
+    tol_price = _validate.number("tol_price", tol_price, lo=0, lo_open=True, unit="¥/MWh")
+    tol_power = _validate.number("tol_power", tol_power, lo=0, lo_open=True, unit="MW")
+    max_iter = _validate.integer("max_iter", max_iter, lo=1)
     for name, value in (("price_per_prosumer", price_per_prosumer), ("project", project),
                         ("evaluate_result", evaluate_result)):
-        checks.flag(name, value)
+        _validate.flag(name, value)
     market_day = day if scenarios is None else scenarios.expected_day(day)
     model = dispatch_model(case, formulation, mop, voltage_limits)
     pos = case.bus_position(case.prosumers.bus)
@@ -184,7 +185,7 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
     if initial_prices is None:
         lam = post(np.tile(market_day.buy_price, (n, 1)))
     else:
-        lam = checks.array("initial_prices", initial_prices, "¥/MWh")
+        lam = _validate.array("initial_prices", initial_prices, "¥/MWh")
         if lam.shape not in ((24,), (n, 24)):
             raise ValueError(f"initial_prices: expected finite (24,) or ({n}, 24) ¥/MWh, got shape {lam.shape}")
     lam = np.broadcast_to(lam, (n, 24)).copy() if price_per_prosumer else np.array(lam, float)

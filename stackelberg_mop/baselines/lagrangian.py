@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import evaluate
 from ..market import best_response, follower_qp, project_prices
+from ..powerflow.distflow import check_market_options
 from . import kkt
 
 
@@ -196,11 +197,11 @@ class LagrangianDual:
     def __init__(self, case: Case, day: Day, prices: np.ndarray | None = None, price_lower=None,
                  price_upper=None, mop: str = "opf", voltage_limits: str = "hard", n_random_cuts: int = 60,
                  part_time_limit: float = 30.0, seed: int = 0, refine: bool = True):
-        checks.market_options(case, day, mop, voltage_limits)
-        n_random_cuts = checks.integer("n_random_cuts", n_random_cuts, lo=0)
-        part_time_limit = checks.number("part_time_limit", part_time_limit, lo=0, lo_open=True, unit="s")
+        check_market_options(case, day, mop, voltage_limits)
+        n_random_cuts = _validate.integer("n_random_cuts", n_random_cuts, lo=0)
+        part_time_limit = _validate.number("part_time_limit", part_time_limit, lo=0, lo_open=True, unit="s")
         if prices is not None:
-            prices = checks.array("prices", prices, "¥/MWh")
+            prices = _validate.array("prices", prices, "¥/MWh")
             if prices.shape != (HOURS,):
                 raise ValueError(f"prices: expected {HOURS} finite values ¥/MWh, got {prices!r}")
         lo, hi = kkt.price_box(case, day, price_lower, price_upper)
@@ -265,10 +266,10 @@ def lagrangian_bound(case: Case, day: Day, prices: np.ndarray | None = None, tim
     voltage_limits, n_random_cuts, part_time_limit, seed). A part that fails ends the run with
     status "failed: …" and the best bound so far (−inf if none).
     """
-    time_limit = checks.number("time_limit", time_limit, lo=0, lo_open=True, unit="s", allow_inf=True)
-    max_evaluations = checks.integer("max_evaluations", max_evaluations, lo=1)
-    bundle_size = checks.integer("bundle_size", bundle_size, lo=1)
-    tol = checks.number("tol", tol, lo=0, unit="¥")
+    time_limit = _validate.number("time_limit", time_limit, lo=0, lo_open=True, unit="s", allow_inf=True)
+    max_evaluations = _validate.integer("max_evaluations", max_evaluations, lo=1)
+    bundle_size = _validate.integer("bundle_size", bundle_size, lo=1)
+    tol = _validate.number("tol", tol, lo=0, unit="¥")
     t0 = time.perf_counter()
     elapsed = lambda: time.perf_counter() - t0
     dual = LagrangianDual(case, day, **options)
@@ -424,15 +425,15 @@ def branch_and_bound(case: Case, day: Day, prices: np.ndarray, objective: float,
 
     from .._system import available_cpus
 
-    checks.market_options(case, day, options.get("mop", "opf"), options.get("voltage_limits", "hard"))
-    gap = checks.number("gap", gap, lo=0, hi=1)
-    time_limit = checks.number("time_limit", time_limit, lo=0, lo_open=True, unit="s", allow_inf=True)
-    objective = checks.number("objective", objective, unit="¥")
+    check_market_options(case, day, options.get("mop", "opf"), options.get("voltage_limits", "hard"))
+    gap = _validate.number("gap", gap, lo=0, hi=1)
+    time_limit = _validate.number("time_limit", time_limit, lo=0, lo_open=True, unit="s", allow_inf=True)
+    objective = _validate.number("objective", objective, unit="¥")
     for name, value in (("root_evaluations", root_evaluations), ("node_evaluations", node_evaluations),
                         ("max_nodes", max_nodes)):
-        checks.integer(name, value, lo=1)
+        _validate.integer(name, value, lo=1)
     if workers is not None:
-        workers = checks.integer("workers", workers, lo=1)
+        workers = _validate.integer("workers", workers, lo=1)
     t0 = time.perf_counter()
     elapsed = lambda: time.perf_counter() - t0
     lo, hi = kkt.price_box(case, day, options.pop("price_lower", None), options.pop("price_upper", None))

@@ -14,10 +14,12 @@ from .case import (
     Prosumers,
     Sharing,
     Tariff,
+    as_case,
     available_cases,
     case_from_dict,
+    check_case,
     load_case,
 )
 
 __all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "DSAMarket", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Sharing", "Tariff",
-           "available_cases", "case_from_dict", "load_case"]
+           "as_case", "available_cases", "case_from_dict", "check_case", "load_case"]

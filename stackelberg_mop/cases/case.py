@@ -18,18 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checks
+from .. import _validate
+from ..options import HOURS
 from .schema import CaseError, check_layout
-
-HOURS = 24
 
 
 def _values(label: str, raw, dtype=float, length: int | None = None, allow_inf: bool = False) -> np.ndarray:
-    """`raw` as a read-only 1-D array (of `length` if given) of finite numbers (`checks.array`); with
+    """`raw` as a read-only 1-D array (of `length` if given) of finite numbers (`_validate.array`); with
     dtype int, of whole numbers (bus 6.5 is an error, not bus 6). Strings, booleans and nested lists
     are refused with a `CaseError` naming the field."""
     try:
-        value = checks.array(label, raw, allow_inf=allow_inf)
+        value = _validate.array(label, raw, allow_inf=allow_inf)
     except ValueError as err:
         raise CaseError(str(err)) from None
     if value.ndim > 1:
@@ -53,9 +52,9 @@ def _array(owner, name: str, dtype=float, length: int | None = None, allow_inf: 
 
 
 def _number(label: str, value, **limits) -> float:
-    """A finite number (`checks.number`), its error a `CaseError` naming the field."""
+    """A finite number (`_validate.number`), its error a `CaseError` naming the field."""
     try:
-        return checks.number(label, value, **limits)
+        return _validate.number(label, value, **limits)
     except ValueError as err:
         raise CaseError(str(err)) from None
 
@@ -311,7 +310,7 @@ class Sharing:
 
     def __post_init__(self):
         try:
-            cap = checks.array("sharing.cap", self.cap, "MW")
+            cap = _validate.array("sharing.cap", self.cap, "MW")
         except ValueError as err:
             raise CaseError(str(err)) from None
         if cap.ndim != 2 or cap.shape[0] != cap.shape[1]:
@@ -959,3 +958,16 @@ def load_case(name: str = "ieee33-mop") -> Case:
         return case_from_dict(spec)
     except CaseError as err:
         raise CaseError(f"case file {where!r}: {err}") from None
+
+
+def check_case(case, name: str = "case") -> Case:
+    """`case` if it is a `Case`; ValueError otherwise (where a name is not accepted: see `as_case`)."""
+    return _validate.instance(name, case, Case, "a Case (load_case)")
+
+
+def as_case(case, name: str = "case") -> Case:
+    """A `Case` given as itself or as a shipped name / case file path (`load_case`)."""
+    if isinstance(case, Case):
+        return case
+    _validate.instance(name, case, str, "a Case or a case name (load_case)")
+    return load_case(case)

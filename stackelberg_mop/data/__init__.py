@@ -1,7 +1,19 @@
 """Daily profiles: the reference day and real SimBench days split into whole weeks."""
 
-from .days import LOAD_SETS, SPLITS, Day, day_indices, days, reference_day, simbench_day
+from ..options import SPLITS
+from .days import LOAD_SETS, Day, check_day, day_indices, days, reference_day, simbench_day
 from .optimum_table import Optimum, OptimumError, optimum
 
-__all__ = ["LOAD_SETS", "SPLITS", "Day", "Optimum", "OptimumError", "day_indices", "days", "optimum",
-           "reference_day", "simbench_day"]
+__all__ = [
+           "LOAD_SETS",
+           "SPLITS",
+           "Day",
+           "Optimum",
+           "OptimumError",
+           "check_day",
+           "day_indices",
+           "days",
+           "optimum",
+           "reference_day",
+           "simbench_day",
+]

@@ -16,10 +16,10 @@ from importlib import resources
 
 import numpy as np
 
-from .. import checks
-from ..cases import HOURS, Case
+from .. import _validate
+from ..cases import Case, check_case
+from ..options import DAY_SOURCES, HOURS, SPLITS
 
-SPLITS = ("train", "val", "test")
 LOAD_SETS = ("aggregate", "household")
 
 
@@ -47,13 +47,13 @@ class Day:
     wind: np.ndarray | None = None
 
     def __post_init__(self):
-        checks.instance("day.name", self.name, str, "a name (a date 'YYYY-MM-DD' or 'reference')")
-        checks.choice("day.split", self.split, ("reference", "train", "val", "test"))
-        checks.instance("day.calendar", self.calendar, dict, "a dict (day_of_year, weekday)")
+        _validate.instance("day.name", self.name, str, "a name (a date 'YYYY-MM-DD' or 'reference')")
+        _validate.choice("day.split", self.split, DAY_SOURCES)
+        _validate.instance("day.calendar", self.calendar, dict, "a dict (day_of_year, weekday)")
         if self.wind is None:
             object.__setattr__(self, "wind", np.zeros(np.shape(self.pv)))
         for name in ("fixed_load", "pv", "wind", "base_p", "base_q", "buy_price", "sell_price"):
-            value = checks.array(f"day.{name}", getattr(self, name))
+            value = _validate.array(f"day.{name}", getattr(self, name))
             if value.ndim != (1 if name.endswith("price") else 2) or value.shape[-1] != HOURS:
                 want = f"({HOURS},)" if name.endswith("price") else f"(rows, {HOURS})"
                 raise ValueError(f"day.{name}: expected shape {want}, got {value.shape}")
@@ -67,7 +67,7 @@ class Day:
 
     def check(self, case: Case) -> Day:
         """Raise ValueError unless the array shapes fit `case`; returns self."""
-        checks.case_object(case)
+        check_case(case)
         n, b = len(case.prosumers), case.buses.size
         for name, shape in (("fixed_load", (n, HOURS)), ("pv", (n, HOURS)), ("wind", (n, HOURS)), ("base_p", (b, HOURS)),
                             ("base_q", (b, HOURS))):
@@ -108,7 +108,7 @@ def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarr
 def reference_day(case: Case) -> Day:
     """MODEL.md's reference day: every bus follows ``case.reference_load``, every PV ``reference_pv``,
     every wind turbine ``reference_wind``."""
-    checks.case_object(case)
+    check_case(case)
     b, n = case.buses.size, len(case.prosumers)
     return _day_from_profiles(case, np.tile(case.reference_load, (b, 1)), np.tile(case.reference_pv, (n, 1)),
                               np.tile(case.reference_wind, (n, 1)),
@@ -129,7 +129,7 @@ def _week_split(day_of_year: np.ndarray) -> np.ndarray:
 
 def day_indices(split: str) -> np.ndarray:
     """Days of the year (0 = 2016-01-01) in `split`, ascending."""
-    checks.choice("split", split, SPLITS)
+    _validate.choice("split", split, SPLITS)
     n_days = _profiles()["pv"].shape[1]
     doy = np.arange(n_days)
     return doy[_week_split(doy) == split]
@@ -145,10 +145,10 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     prosumer's fixed_load_peak) × max(reference_load), PV capacity × max(reference_pv), wind
     capacity × max(reference_wind).
     """
-    checks.case_object(case)
-    checks.choice("load_set", load_set, LOAD_SETS)
+    check_case(case)
+    _validate.choice("load_set", load_set, LOAD_SETS)
     prof = _profiles()
-    d = checks.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
+    d = _validate.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
     loads, pvs = prof[load_set], prof["pv"]
     bus_profile = loads[np.arange(case.buses.size) % len(loads), d].astype(float) * case.reference_load.max()
     n = len(case.prosumers)
@@ -168,5 +168,11 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
 
 def days(case: Case, split: str = "train", load_set: str = "aggregate") -> list[Day]:
     """All SimBench days of `split` ("train", "val" or "test") for `case`, in calendar order."""
-    checks.case_object(case)
+    check_case(case)
     return [simbench_day(case, d, load_set) for d in day_indices(split)]
+
+
+def check_day(case: Case, day, name: str = "day") -> Day:
+    """`day` if it is a `Day` whose arrays fit `case` (`Day.check`); ValueError otherwise."""
+    check_case(case)
+    return _validate.instance(name, day, Day, "a Day (reference_day, simbench_day, days)").check(case)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checks
-from ..cases import Case
-from .days import Day
+from .. import _validate
+from ..cases import Case, check_case
+from .days import Day, check_day
 from .table_schema import check_row
 
 #: where the shipped tables live (inside this package), one JSON-lines file per case name
@@ -188,16 +188,16 @@ class OptimumTable:
     `OptimumError`, ``find(day)`` gives it or None (e.g. an environment's per-step ``info``)."""
 
     def __init__(self, case: Case, table: str | Path | None = None):
-        checks.case_object(case)
+        check_case(case)
         if table is not None:
-            checks.instance("table", table, str | Path, "a path to a table (.jsonl) or None")
+            _validate.instance("table", table, str | Path, "a path to a table (.jsonl) or None")
         self.case, self.explicit = case, table is not None
         self.path = table_path(case.name) if table is None else Path(table)
         self.rows = read_table(self.path)
 
     def get(self, day: Day) -> Optimum:
         case, path = self.case, self.path
-        checks.day_arg(case, day)
+        check_day(case, day)
         row = self.rows.get(day.name)
         how = (f"compute it with `stackelberg-mop optima --case {case.name} --split {day.split or 'test'}"
                f"{f' --out {path}' if self.explicit else ''}`")

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cases import Case
 from ..data import Day, days, reference_day
+from ..data.days import check_day
 from ..data.hv_prices import draw_hv_prices
+from ..options import DAY_SOURCES, ENV_MOP_MODES
 from ..yardstick import TariffScore, Yardstick
 from .render import day_figure, figure_to_rgb
 
-MOP_MODES = ("opf", "agent", "off")
 REWARD_BASELINES = (None, "tariff")
 #: what `gym.make_vec` gives both vectorisation modes (registered with the IDs): a finished day is
 #: reset within the step that ends it, so no step of a vector env is a dummy transition
 VECTOR_KWARGS = {"autoreset_mode": "SameStep"}
 HV_PRICE_MODES = ("day", "sampled")
-SPLITS = ("train", "val", "test", "reference")
 RENDER_MODES = ["human", "rgb_array"]
 
 
 def reward_options(reward_scale, violation_penalty, failure_reward) -> tuple[float, float, float]:
     """The reward's numbers, checked: scale > 0 (¥ per unit of reward), penalty >= 0 (¥ per violating
     bus-hour: a negative one would reward violations), a finite failure reward."""
-    return (checks.number("reward_scale", reward_scale, lo=0, lo_open=True, unit="¥ per unit of reward"),
-            checks.number("violation_penalty", violation_penalty, lo=0, unit="¥ per bus-hour"),
-            checks.number("failure_reward", failure_reward))
+    return (_validate.number("reward_scale", reward_scale, lo=0, lo_open=True, unit="¥ per unit of reward"),
+            _validate.number("violation_penalty", violation_penalty, lo=0, unit="¥ per bus-hour"),
+            _validate.number("failure_reward", failure_reward))
 
 
 def refuse_unknown(env_cls, unknown: dict) -> None:
@@ -47,12 +47,12 @@ def refuse_unknown(env_cls, unknown: dict) -> None:
 def check_seed(seed) -> None:
     """reset's seed: None or a whole number >= 0 (named here rather than by Gymnasium's seeding)."""
     if seed is not None:
-        checks.integer("seed", seed, lo=0)
+        _validate.integer("seed", seed, lo=0)
 
 
 def check_mop_mode(case: Case, mop: str) -> None:
-    """The MOP mode among `MOP_MODES`, and one the case supports: "agent" needs MOP terminals to set."""
-    checks.choice("mop", mop, MOP_MODES)
+    """The MOP mode among `options.ENV_MOP_MODES`, and one the case supports: "agent" needs MOP terminals to set."""
+    _validate.choice("mop", mop, ENV_MOP_MODES)
     if mop == "agent" and len(case.mop) == 0:
         raise ValueError(f"mop: 'agent' sets the MOP's terminals, and case {case.name!r} has none; use 'opf' or 'off'")
 
@@ -70,8 +70,8 @@ class DayPool:
 
     def __init__(self, case: Case, split: str, day_list: list[Day] | None, hv_prices: str = "day"):
         self.case = case
-        checks.choice("split", split, SPLITS)
-        checks.choice("hv_prices", hv_prices, HV_PRICE_MODES)
+        _validate.choice("split", split, DAY_SOURCES)
+        _validate.choice("hv_prices", hv_prices, HV_PRICE_MODES)
         self.split, self.hv_prices = split, hv_prices
         if day_list is not None and (isinstance(day_list, str | bytes | dict | Day)
                                      or not hasattr(day_list, "__iter__")):
@@ -84,14 +84,14 @@ class DayPool:
                 raise ValueError("days: the list of days is empty")
             for i, d in enumerate(self._given):
                 try:
-                    checks.day_arg(case, d, f"days[{i}]")
+                    check_day(case, d, f"days[{i}]")
                 except ValueError as err:
                     raise ValueError(f"days[{i}]: {err}") from None
 
     def of(self, split: str) -> list[Day]:
         if self._given is not None and split == self.split:
             return self._given
-        checks.choice("options['split']", split, SPLITS)
+        _validate.choice("options['split']", split, DAY_SOURCES)
         if split not in self._cache:
             self._cache[split] = [reference_day(self.case)] if split == "reference" else days(self.case, split)
         return self._cache[split]
@@ -105,7 +105,7 @@ class DayPool:
 
     def _pick(self, rng: np.random.Generator, options: dict | None) -> Day:
         options = {} if options is None else options
-        checks.instance("options", options, dict, "a dict with 'split' and/or 'day'")
+        _validate.instance("options", options, dict, "a dict with 'split' and/or 'day'")
         unknown = set(options) - {"split", "day"}
         if unknown:
             raise ValueError(f"options: unknown keys {sorted(unknown)}; allowed: 'split', 'day'")
@@ -114,14 +114,14 @@ class DayPool:
         if choice is None:
             return pool[int(rng.integers(len(pool)))]
         if isinstance(choice, Day):
-            return checks.day_arg(self.case, choice, "options['day']")
+            return check_day(self.case, choice, "options['day']")
         if isinstance(choice, str):
             for d in pool:
                 if d.name == choice:
                     return d
             raise ValueError(f"options['day']: no day named {choice!r} in this split")
         try:
-            index = checks.integer("options['day']", choice, lo=0, hi=len(pool) - 1)
+            index = _validate.integer("options['day']", choice, lo=0, hi=len(pool) - 1)
         except ValueError as err:
             raise ValueError(f"{err} (an index into the split's {len(pool)} days, a date 'YYYY-MM-DD' "
                              "or a Day)") from None

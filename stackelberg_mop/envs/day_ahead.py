@@ -54,16 +54,16 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
-from .. import checks
-from ..cases import HOURS, Case
+from .. import _validate
+from ..cases import HOURS, Case, as_case
 from ..data import Day
 from ..evaluate import Outcome, evaluate
 from ..market import action_to_prices
 from ..market.p2p import P2PMarket, p2p_market, p2p_response
+from ..options import ENV_MOP_MODES, VOLTAGE_MODES
 from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
 from ..yardstick import TariffScore, Yardstick
 from .common import (
-    MOP_MODES,
     RENDER_MODES,
     REWARD_BASELINES,
     DayPool,
@@ -80,7 +80,7 @@ from .observation import OBS_BOUND, day_features, day_layout, observation_box
 
 def check_action(action, space: gym.spaces.Box) -> np.ndarray:
     """The action as float array of the space's shape; ValueError naming the problem."""
-    a = checks.array("action", action)
+    a = _validate.array("action", action)
     if a.size != space.shape[0] or a.ndim > 1 and a.shape != (1, space.shape[0]):
         raise ValueError(f"action: expected {space.shape[0]} values, got shape {np.shape(action)}")
     return a.reshape(space.shape)
@@ -125,13 +125,13 @@ class StackelbergMOPEnv(gym.Env):
                  failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
                  p2p=False, render_mode: str | None = None, vector_kwargs: dict | None = None, **unknown):
         refuse_unknown(type(self), unknown)
-        checks.choice("mop", mop, MOP_MODES)
-        checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
-        checks.choice("render_mode", render_mode, RENDER_MODES + [None])
+        _validate.choice("mop", mop, ENV_MOP_MODES)
+        _validate.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
+        _validate.choice("render_mode", render_mode, RENDER_MODES + [None])
         reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
                                                                          failure_reward)
-        checks.flag("price_per_prosumer", price_per_prosumer)
-        self.case = checks.case_arg(case)
+        _validate.flag("price_per_prosumer", price_per_prosumer)
+        self.case = as_case(case)
         check_mop_mode(self.case, mop)
         self.mop = mop
         self.price_rows = len(self.case.prosumers) if price_per_prosumer else 1
@@ -139,7 +139,7 @@ class StackelbergMOPEnv(gym.Env):
             raise ValueError(f"p2p: must be False, True or a market.p2p.P2PMarket, got {p2p!r}")  # noqa: TRY004
         self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
-        checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        _validate.choice("voltage_limits", self.voltage_limits, VOLTAGE_MODES)
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)

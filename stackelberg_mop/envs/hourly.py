@@ -46,16 +46,16 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 
-from .. import checks
-from ..cases import HOURS, Case
+from .. import _validate
+from ..cases import HOURS, Case, as_case
 from ..data import Day
 from ..evaluate import Outcome, evaluate, evaluate_hour
 from ..market import BestResponse, best_response, price_bounds, replan
+from ..options import ENV_MOP_MODES, VOLTAGE_MODES
 from ..powerflow import join_windows
 from ..powerflow.mop import action_to_mop_setpoints
 from ..yardstick import TariffScore, Yardstick
 from .common import (
-    MOP_MODES,
     RENDER_MODES,
     REWARD_BASELINES,
     DayPool,
@@ -98,18 +98,18 @@ class StackelbergMOPHourlyEnv(gym.Env):
                  failure_reward: float = -10.0, price_expectation=None, hv_prices: str = "day",
                  render_mode: str | None = None, vector_kwargs: dict | None = None, **unknown):
         refuse_unknown(type(self), unknown)
-        checks.choice("mop", mop, MOP_MODES)
-        checks.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
-        checks.choice("render_mode", render_mode, RENDER_MODES + [None])
+        _validate.choice("mop", mop, ENV_MOP_MODES)
+        _validate.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
+        _validate.choice("render_mode", render_mode, RENDER_MODES + [None])
         reward_scale, violation_penalty, failure_reward = reward_options(reward_scale, violation_penalty,
                                                                          failure_reward)
         if price_expectation is not None and not callable(price_expectation):
             raise ValueError("price_expectation: must be None or a callable (case, day) -> (24,) ¥/MWh")
-        self.case = checks.case_arg(case)
+        self.case = as_case(case)
         check_mop_mode(self.case, mop)
         self.mop = mop
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
-        checks.choice("voltage_limits", self.voltage_limits, ("hard", "soft", "none"))
+        _validate.choice("voltage_limits", self.voltage_limits, VOLTAGE_MODES)
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.price_expectation = price_expectation or expected_prices
         self.render_mode = render_mode

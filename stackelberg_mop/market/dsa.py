@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached
-from ..cases import HOURS, Case
+from ..cases import HOURS, Case, check_case
 from ..data import Day
+from ..powerflow.distflow import check_market_options
 from ._solve import solve_reported
 from .prosumer_model import ProsumerBlock, own_costs
 
@@ -207,15 +208,15 @@ def checked_arguments(case: Case, day: Day, mode: str, dr: bool, buy_price, volt
                       formulation: str = "lindistflow") -> np.ndarray:
     """The DSA market's arguments checked where they enter (`operate`, `dsa_admm.algorithm1`); returns
     the buy price (24,) ¥/MWh (the day's tariff when `buy_price` is None)."""
-    checks.case_object(case)
+    check_case(case)
     if case.dsa is None:
         raise ValueError(f"case {case.name!r} has no DSA market (section 'dsa'); e.g. load_case('seed001-dsa')")
-    checks.choice("mode", mode, MODES)
-    checks.flag("dr", dr)
-    checks.market_options(case, day, "off", voltage_limits, formulation)
+    _validate.choice("mode", mode, MODES)
+    _validate.flag("dr", dr)
+    check_market_options(case, day, "off", voltage_limits, formulation)
     if formulation != "lindistflow":
         raise ValueError(f"formulation: the DSA market uses 'lindistflow' (seeds/001's network model), got {formulation!r}")
-    price = day.buy_price if buy_price is None else checks.array("buy_price", buy_price, "¥/MWh")
+    price = day.buy_price if buy_price is None else _validate.array("buy_price", buy_price, "¥/MWh")
     if np.shape(price) != (HOURS,):
         raise ValueError(f"buy_price: expected 24 values in ¥/MWh, got shape {np.shape(price)}")
     return price

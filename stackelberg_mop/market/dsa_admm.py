@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached
 from ..cases import HOURS, Case
 from ..data import Day
@@ -98,13 +98,13 @@ def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True,
     the case's `dsa.admm_penalty`); eps_pri MW, eps_dual ¥/MWh per coupled entry; max_iter iterations.
     Same arguments otherwise as `market.dsa.operate`, whose centralised optimum it reaches."""
     price = checked_arguments(case, day, mode, dr, buy_price, voltage_limits)
-    rho = np.asarray(case.dsa.admm_penalty if rho is None else checks.array("rho", rho, "¥/(MW²h)"), float)
+    rho = np.asarray(case.dsa.admm_penalty if rho is None else _validate.array("rho", rho, "¥/(MW²h)"), float)
     rho = np.broadcast_to(rho, (len(case.prosumers),)).copy()
     if np.any(rho <= 0):
         raise ValueError(f"rho: must be > 0 ¥/(MW²h), got {rho}")
-    eps_pri = checks.number("eps_pri", eps_pri, lo=0, lo_open=True, unit="MW")
-    eps_dual = checks.number("eps_dual", eps_dual, lo=0, lo_open=True, unit="¥/MWh")
-    max_iter = checks.integer("max_iter", max_iter, lo=1)
+    eps_pri = _validate.number("eps_pri", eps_pri, lo=0, lo_open=True, unit="MW")
+    eps_dual = _validate.number("eps_dual", eps_dual, lo=0, lo_open=True, unit="¥/MWh")
+    max_iter = _validate.integer("max_iter", max_iter, lo=1)
     n, pairs = len(case.prosumers), trading_pairs(case, mode)
     partners = [[m for i, m in pairs if i == k] + [i for i, m in pairs if m == k] for k in range(n)]
     agents = cached(case, "dsa_admm", dict)

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 import daqp
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached
-from ..cases import HOURS, Case
+from ..cases import HOURS, Case, check_case
 from ..data import Day
+from ..data.days import check_day
 
 #: DAQP's default primal tolerance (1e-6) would let E_t sit that far outside its limits on degenerate prices
 DAQP_SETTINGS = {"primal_tol": 1e-11, "dual_tol": 1e-11}
@@ -113,8 +114,8 @@ class BestResponse:
 # --- input checks -------------------------------------------------------------------------------
 def check_prices(case: Case, prices, batched: bool) -> np.ndarray:
     """Prices as a float array (S, N, 24); ValueError naming the problem for NaN/inf/shape/type."""
-    checks.case_object(case)
-    lam = checks.array("prices", prices, "¥/MWh", finite=False)
+    check_case(case)
+    lam = _validate.array("prices", prices, "¥/MWh", finite=False)
     n = len(case.prosumers)
     want = "(S, 24) or (S, N, 24)" if batched else "(24,) or (N, 24)"
     if not batched:
@@ -254,7 +255,7 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
 
     committed, hours: the first `hours` hours of `committed` (an (N, 24) response) are fixed.
     """
-    checks.day_arg(case, day)
+    check_day(case, day)
     s, n = lam.shape[0], len(case.prosumers)
     pros = case.prosumers
     hi = pros.shift_fraction[:, None] * day.fixed_load
@@ -337,8 +338,8 @@ def replan(case: Case, day: Day, prices, committed: BestResponse, hours: int) ->
 
     `hours` = 0 is `best_response`; the result's arrays cover the whole day (N, 24).
     """
-    hours = checks.integer("hours", hours, lo=0, hi=HOURS)
-    checks.instance("committed", committed, BestResponse, "a BestResponse")
+    hours = _validate.integer("hours", hours, lo=0, hi=HOURS)
+    _validate.instance("committed", committed, BestResponse, "a BestResponse")
     return _respond(case, day, check_prices(case, prices, batched=False), committed, hours)[0]
 
 

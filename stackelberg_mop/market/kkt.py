@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import checks
-from ..cases import HOURS, Case
+from ..cases import HOURS, Case, check_case
 from ..data import Day
+from ..data.days import check_day
 from .follower import BestResponse, hourly_bounds
 
 
@@ -146,8 +146,8 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
     A response is exact when every value is below 1e-6 (units as in `qp_kkt_residuals`); the cost
     and exchange power reported by the response are also checked against the standard form.
     """
-    checks.case_object(case)
-    checks.day_arg(case, day)
+    check_case(case)
+    check_day(case, day)
     exchange = getattr(response, "exchange_power", None)
     if exchange is None:
         raise ValueError(f"response: expected a BestResponse, got {type(response).__name__}")

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 
-from .. import checks
+from .. import _validate
 from ..cache import cached
-from ..cases import HOURS, Case
+from ..cases import HOURS, Case, check_case
 from ..data import Day
 from ._solve import solve_reported
 from .admm_rule import ResidualLog
@@ -63,7 +63,7 @@ class P2PMarket:
     exchange_upper: np.ndarray | None = None
 
     def __post_init__(self):
-        cap = checks.array("cap", self.cap, "MW", finite=False)
+        cap = _validate.array("cap", self.cap, "MW", finite=False)
         if cap.ndim != 2 or cap.shape[0] != cap.shape[1]:
             raise ValueError(f"cap: expected a square (N, N) matrix in MW, got shape {cap.shape}")
         if not np.all(np.isfinite(cap)) or np.any(cap < 0) or not np.allclose(cap, cap.T):
@@ -71,9 +71,9 @@ class P2PMarket:
         np.fill_diagonal(cap, 0.0)
         cap.setflags(write=False)
         object.__setattr__(self, "cap", cap)
-        checks.number("trade_cost", self.trade_cost, lo=0, lo_open=True, unit="¥/(MW²h)")
+        _validate.number("trade_cost", self.trade_cost, lo=0, lo_open=True, unit="¥/(MW²h)")
         if self.exchange_limit is not None:
-            lim = checks.array("exchange_limit", self.exchange_limit, "MW", finite=False).reshape(-1)
+            lim = _validate.array("exchange_limit", self.exchange_limit, "MW", finite=False).reshape(-1)
             if lim.shape != (cap.shape[0],) or np.any(lim <= 0) or not np.all(np.isfinite(lim)):
                 raise ValueError(f"exchange_limit: expected {cap.shape[0]} positive values in MW, got {lim}")
             lim.setflags(write=False)
@@ -86,7 +86,7 @@ class P2PMarket:
         n = cap.shape[0]
         for name, default in (("exchange_lower", -np.inf), ("exchange_upper", np.inf)):
             value = getattr(self, name)
-            value = np.full(n, default) if value is None else checks.array(name, value, "MW", allow_inf=True).reshape(-1)
+            value = np.full(n, default) if value is None else _validate.array(name, value, "MW", allow_inf=True).reshape(-1)
             if value.shape != (n,):
                 raise ValueError(f"{name}: expected {n} values in MW, got shape {value.shape}")
             value.setflags(write=False)
@@ -121,20 +121,20 @@ def p2p_market(case: Case, cap_mw: float | np.ndarray | None = None, trade_cost:
     at γ = `trade_cost` ¥/(MW²h), with |g_n| <= `exchange_limit_mw` if given. Defaults: the case's own
     platform (`case.sharing`: its caps and γ), else 0.2 MW and γ = 10. The prosumers' bid limits (if
     any) always bound their exchange after trades, intersected with `exchange_limit_mw`."""
-    n = len(checks.case_object(case).prosumers)
+    n = len(check_case(case).prosumers)
     own, pros = case.sharing, case.prosumers
     if cap_mw is None:
         cap_mw = 0.2 if own is None else np.array(own.cap)
     if trade_cost is None:
         trade_cost = 10.0 if own is None else own.trade_cost
-    cap = checks.array("cap_mw", cap_mw, "MW")
+    cap = _validate.array("cap_mw", cap_mw, "MW")
     if cap.shape not in ((), (n, n)):
         raise ValueError(f"cap_mw: expected one value or an ({n}, {n}) matrix in MW, got shape {cap.shape}")
     if cap.ndim == 0:
         cap = np.full((n, n), float(cap))
     limit = None
     if exchange_limit_mw is not None:
-        limit = checks.array("exchange_limit_mw", exchange_limit_mw, "MW")
+        limit = _validate.array("exchange_limit_mw", exchange_limit_mw, "MW")
         if limit.shape not in ((), (n,)):
             raise ValueError(f"exchange_limit_mw: expected one value or {n}, got shape {limit.shape}")
         limit = np.broadcast_to(limit, (n,))
@@ -346,7 +346,7 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     up to the stopping tolerance (measured 7.6e-5 MW at eps_abs 1e-4), and the joint cost may then
     lie that little below the centralised optimum.
     """
-    checks.choice("rule", rule, ("boyd", "paper"))
+    _validate.choice("rule", rule, ("boyd", "paper"))
     paper = rule == "paper"
     if paper:
         balance_residuals = False

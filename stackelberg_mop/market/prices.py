@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import checks
-from ..cases import HOURS, Case
+from .. import _validate
+from ..cases import HOURS, Case, check_case
 
 #: ¥/MWh: a price vector within this of the rules counts as keeping them (solver round-off)
 RULE_TOLERANCE = 1e-6
@@ -73,7 +73,7 @@ def price_bounds(case: Case, day, lower=None, upper=None) -> PriceBounds:
     ValueError naming the hour where the lower bound exceeds the upper one, or when the hours' lower
     bounds alone break the mean cap.
     """
-    checks.case_object(case)
+    check_case(case)
     rules = case.price_rules
     if day is None or not hasattr(day, "buy_price"):
         raise ValueError(f"day: expected a Day (or the case's tariff) for the hour's price bounds, got {day!r}")
@@ -127,14 +127,14 @@ def prices_to_action(case: Case, day, prices) -> np.ndarray:
 
 
 def _checked(prices, name: str = "prices") -> np.ndarray:
-    p = checks.array(name, prices, "¥/MWh")
+    p = _validate.array(name, prices, "¥/MWh")
     if p.ndim not in (1, 2) or p.shape[-1] != HOURS:
         raise ValueError(f"{name}: expected shape ({HOURS},) or (S, {HOURS}), got {p.shape}")
     return p
 
 
 def _narrowing(name: str, value) -> np.ndarray:
-    arr = checks.array(name, value, "¥/MWh", allow_inf=True)  # ±inf: this side not narrowed
+    arr = _validate.array(name, value, "¥/MWh", allow_inf=True)  # ±inf: this side not narrowed
     if arr.shape not in ((), (HOURS,)):
         raise ValueError(f"{name}: expected one number or {HOURS} (¥/MWh), got shape {arr.shape}")
     return np.broadcast_to(arr, (HOURS,))

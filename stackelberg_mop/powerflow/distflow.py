@@ -36,15 +36,14 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from .. import checks
+from .. import _validate
 from .._system import available_cpus, threads_from_env
 from ..cache import cached
 from ..cases import HOURS, Case
-from ..data import Day
+from ..data import Day, check_day
+from ..options import FORMULATION_NAMES, MOP_MODES, VOLTAGE_MODES
 from .network import Feeder, feeder
 
-MOP_MODES = ("opf", "off")
-VOLTAGE_MODES = ("hard", "soft", "none")
 #: ¥ per p.u. (of v = |V|²) per bus-hour outside the limits in "soft" mode; reported separately
 SOFT_VOLTAGE_PENALTY = 1e4
 
@@ -110,6 +109,7 @@ class LinDistFlow:
 
 
 FORMULATIONS = {"socp": SOCP, "lindistflow": LinDistFlow}
+assert tuple(FORMULATIONS) == FORMULATION_NAMES
 
 
 @dataclass(frozen=True, eq=False)
@@ -458,7 +458,7 @@ class DispatchModel:
             raise ValueError(f"voltage_limits: must be one of {VOLTAGE_MODES}, got {voltage_limits!r}")
         if exchange not in ("parameter", "variable"):
             raise ValueError(f"exchange: must be 'parameter' or 'variable', got {exchange!r}")
-        hours = checks.integer("hours", hours, lo=1, hi=HOURS)
+        hours = _validate.integer("hours", hours, lo=1, hi=HOURS)
         self.case, self.solver, self.exchange_mode = case, solver, exchange
         self.options = (formulation, mop, voltage_limits)
         self.hours = H = int(hours)
@@ -616,7 +616,7 @@ class DispatchModel:
         exchange="variable")."""
         case = self.case
         day.check(case)
-        start = checks.integer(f"start (the first hour of a {self.hours}-hour window)", start, lo=0,
+        start = _validate.integer(f"start (the first hour of a {self.hours}-hour window)", start, lo=0,
                                hi=HOURS - self.hours)
         w = self.window = slice(start, start + self.hours)
         self.demand_q.value = day.base_q[:, w] / case.s_base
@@ -856,3 +856,14 @@ def dispatch(case: Case, day: Day, exchange_power, formulation: str = "socp", mo
              voltage_limits: str = "hard") -> DispatchResult:
     """Solve the DNO's dispatch of `day` for the prosumers' exchange power (N, 24) MW."""
     return dispatch_model(case, formulation, mop, voltage_limits).solve(day, exchange_power)
+
+
+def check_market_options(case, day, mop="opf", voltage_limits: str = "hard", formulation: str = "socp") -> None:
+    """The arguments every solver of the market takes, checked where it enters: a `Case`, a `Day` that
+    fits it, mop "opf"/"off" (None: not a mode, e.g. `evaluate`'s set-points, checked by the caller),
+    voltage_limits "hard"/"soft"/"none", formulation "socp"/"lindistflow"."""
+    check_day(case, day)
+    if mop is not None:
+        _validate.choice("mop", mop, MOP_MODES)
+    _validate.choice("voltage_limits", voltage_limits, VOLTAGE_MODES)
+    _validate.choice("formulation", formulation, FORMULATION_NAMES)

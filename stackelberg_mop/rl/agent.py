@@ -23,6 +23,7 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..envs.observation import OBS_BOUND, day_features
 from ..market import action_to_prices
+from ..options import ENV_MOP_MODES
 from ..powerflow.mop import action_to_mop_setpoints
 
 ALGORITHMS = ("ppo", "sac", "td3")
@@ -71,7 +72,6 @@ def read_config(run: Path) -> dict:
     """A run folder's config.json, checked: a JSON object naming a known algorithm, an environment of
     this package and a MOP mode; ValueError naming the folder and the field."""
     from ..envs import ENV_IDS
-    from ..envs.common import MOP_MODES
 
     path = run / "config.json"
     if not path.is_file():
@@ -82,8 +82,8 @@ def read_config(run: Path) -> dict:
         raise ValueError(f"run_dir: {path} is not valid JSON ({err})") from None
     if not isinstance(config, dict):
         raise ValueError(f"run_dir: {path} must hold a JSON object, got {type(config).__name__}")  # noqa: TRY004 - bad input is a ValueError
-    checks = {"algo": ALGORITHMS, "env_id": tuple(ENV_IDS), "mop": MOP_MODES}
-    for key, allowed in checks.items():
+    allowed_values = {"algo": ALGORITHMS, "env_id": tuple(ENV_IDS), "mop": ENV_MOP_MODES}
+    for key, allowed in allowed_values.items():
         value = config.get(key, {"env_id": "StackelbergMOP-v1", "mop": "opf"}.get(key))
         if value not in allowed:
             raise ValueError(f"run_dir: {path}: {key}: expected one of {list(allowed)}, got {value!r}")

@@ -13,8 +13,9 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from .. import checks
+from .. import _validate
 from ..argparsing import Parser
+from ..options import ENV_MOP_MODES
 
 
 def arg(default, help: str):
@@ -71,25 +72,23 @@ def check_config(config) -> None:
     learning_starts, critic_warmup >= 0), floats finite and >= 0 (learning_rate, probe, reward_scale
     > 0; gamma and gae_lambda <= 1; log_std_init any finite number), mop, reward_baseline, net_arch and
     loss among their choices."""
-    from ..envs.common import MOP_MODES
-
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(f.default, bool):
-            checks.flag(flag(f.name), value)
+            _validate.flag(flag(f.name), value)
         elif isinstance(f.default, int):
-            checks.integer(flag(f.name), value, lo=0 if f.name in ZERO_OK else 1)
+            _validate.integer(flag(f.name), value, lo=0 if f.name in ZERO_OK else 1)
         elif isinstance(f.default, float):
-            checks.number(flag(f.name), value, lo=None if f.name in SIGNED else 0, lo_open=f.name in POSITIVE,
+            _validate.number(flag(f.name), value, lo=None if f.name in SIGNED else 0, lo_open=f.name in POSITIVE,
                           hi=1 if f.name in ("gamma", "gae_lambda") else None)
     from ..envs import ENV_IDS
 
     fixed = type(config).__dataclass_fields__["algo"].default
     if config.algo != fixed:
         raise ValueError(f"--algo: this script trains {fixed!r}; use the script of {config.algo!r} instead")
-    checks.choice("--env-id", config.env_id, tuple(ENV_IDS))
-    checks.choice("--mop", config.mop, MOP_MODES)
-    checks.choice("--reward-baseline", config.reward_baseline, REWARD_BASELINE_FLAGS)
+    _validate.choice("--env-id", config.env_id, tuple(ENV_IDS))
+    _validate.choice("--mop", config.mop, ENV_MOP_MODES)
+    _validate.choice("--reward-baseline", config.reward_baseline, REWARD_BASELINE_FLAGS)
     layers(getattr(config, "net_arch", ""))
     for flag_name in ("actor_layers", "critic_layers"):
         if hasattr(config, flag_name):
@@ -105,7 +104,7 @@ def check_config(config) -> None:
         raise ValueError(f"--n-steps: n_steps × n_envs must be >= 2 (PPO's advantage normalisation), got "
                          f"{config.n_steps} × {config.n_envs}")
     if hasattr(config, "loss"):
-        checks.choice("--loss", config.loss, LOSSES)
+        _validate.choice("--loss", config.loss, LOSSES)
 
 
 def layers(text: str, flag: str = "--net-arch", empty_ok: bool = True) -> list[int]:

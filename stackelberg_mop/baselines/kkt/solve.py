@@ -6,10 +6,11 @@ import time
 
 import numpy as np
 
-from ... import checks
+from ... import _validate
 from ...cases import Case
 from ...data import Day
 from ...evaluate import evaluate
+from ...powerflow.distflow import check_market_options
 from .heuristics import start_prices
 from .model import new_model, price_box
 from .outer import OuterApproximation
@@ -37,14 +38,14 @@ def solve(case: Case, day: Day, time_limit: float = 300.0, gap: float = 1e-4, me
     scip_params: SCIP parameters for the master (default `SCIP_PARAMS`).
     Returns a `KKTResult`; the objective is λ*'s score by `evaluate`, the bound SCIP's proven bound.
     """
-    checks.choice("method", method, METHODS)
-    checks.market_options(case, day, mop, voltage_limits)
-    time_limit = checks.number("time_limit", time_limit, lo=0, lo_open=True, unit="s")
-    gap = checks.number("gap", gap, lo=0, hi=1)
-    threads = default_threads() if threads is None else checks.integer("threads", threads, lo=1)
-    bigm_scale = checks.number("bigm_scale", bigm_scale, lo=0, lo_open=True)
-    max_iterations = checks.integer("max_iterations", max_iterations, lo=1)
-    checks.flag("verbose", verbose)
+    _validate.choice("method", method, METHODS)
+    check_market_options(case, day, mop, voltage_limits)
+    time_limit = _validate.number("time_limit", time_limit, lo=0, lo_open=True, unit="s")
+    gap = _validate.number("gap", gap, lo=0, hi=1)
+    threads = default_threads() if threads is None else _validate.integer("threads", threads, lo=1)
+    bigm_scale = _validate.number("bigm_scale", bigm_scale, lo=0, lo_open=True)
+    max_iterations = _validate.integer("max_iterations", max_iterations, lo=1)
+    _validate.flag("verbose", verbose)
     start = time.perf_counter()
     lo, hi = price_box(case, day, price_lower, price_upper)
     if method == "misocp":

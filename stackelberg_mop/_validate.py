@@ -1,11 +1,13 @@
-"""Input checks shared by every public entry point: a bad argument raises `ValueError` naming it.
+"""Generic input checks: a bad argument raises `ValueError` naming it. Imports nothing of the package.
 
-Each check returns the value in its working form (a float, an int, a validated `Case` or `Day`) or
-raises ``ValueError("<name>: <what was expected>, got <what came>")``, so that a wrong type, NaN, an
+Each check returns the value in its working form (a float, an int, an array) or raises
+``ValueError("<name>: <what was expected>, got <what came>")``, so that a wrong type, NaN, an
 out-of-range number or a non-integer where a count is meant is named where it enters, not discovered
 three calls later as an `AttributeError` or a silently truncated value. Booleans are not numbers here
-(``True`` is not a count of days).
+(``True`` is not a count of days). The domain's own checks sit beside what they check:
+`cases.check_case` / `cases.as_case`, `data.check_day`, `powerflow.check_market_options`.
 """
+
 
 from __future__ import annotations
 
@@ -76,31 +78,6 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
-def case_object(case, name: str = "case"):
-    """`case` if it is a `Case`; ValueError otherwise (where a name is not accepted: see `case_arg`)."""
-    from .cases import Case
-
-    return instance(name, case, Case, "a Case (load_case)")
-
-
-def case_arg(case, name: str = "case"):
-    """A `Case` given as itself or as a shipped name / case file path (`load_case`)."""
-    from .cases import Case, load_case
-
-    if isinstance(case, Case):
-        return case
-    instance(name, case, str, "a Case or a case name (load_case)")
-    return load_case(case)
-
-
-def day_arg(case, day, name: str = "day"):
-    """`day` if it is a `Day` whose arrays fit `case` (`Day.check`); ValueError otherwise."""
-    from .data import Day
-
-    case_object(case)
-    return instance(name, day, Day, "a Day (reference_day, simbench_day, days)").check(case)
-
-
 def array(name: str, value, unit: str = "", allow_inf: bool = False, finite: bool = True) -> np.ndarray:
     """`value` as a float array of finite numbers (any shape; ±inf too with allow_inf, never NaN);
     strings, None, booleans and ragged lists raise ValueError naming `name`. Shapes are the caller's
@@ -118,16 +95,3 @@ def array(name: str, value, unit: str = "", allow_inf: bool = False, finite: boo
         raise ValueError(f"{name}: must be {'a number' if allow_inf else 'finite'}{f' ({unit})' if unit else ''}; found {arr[tuple(where)]}"
                          + (f" at index {tuple(int(i) for i in where)}" if arr.ndim else ""))
     return arr
-
-
-def market_options(case, day, mop="opf", voltage_limits: str = "hard", formulation: str = "socp") -> None:
-    """The arguments every solver of the market takes, checked where it enters: a `Case`, a `Day` that
-    fits it, mop "opf"/"off" (None: not a mode, e.g. `evaluate`'s set-points, checked by the caller),
-    voltage_limits "hard"/"soft"/"none", formulation "socp"/"lindistflow"."""
-    from .powerflow.distflow import FORMULATIONS, MOP_MODES, VOLTAGE_MODES
-
-    day_arg(case, day)
-    if mop is not None:
-        choice("mop", mop, MOP_MODES)
-    choice("voltage_limits", voltage_limits, VOLTAGE_MODES)
-    choice("formulation", formulation, tuple(FORMULATIONS))
