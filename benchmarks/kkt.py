@@ -25,7 +25,7 @@ import numpy as np
 
 import stackelberg_mop as sm
 from stackelberg_mop.baselines import kkt
-from stackelberg_mop.cases.case import Batteries, Prosumers
+from stackelberg_mop.cases import Batteries, Prosumers
 from stackelberg_mop.optima import time_to_gap
 
 

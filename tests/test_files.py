@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import stackelberg_mop as sm
 from stackelberg_mop import benchmark, cli
-from stackelberg_mop.cases.case import case_from_dict
+from stackelberg_mop.cases import case_from_dict
 from stackelberg_mop.cases.schema import SECTIONS
 from stackelberg_mop.results import read_rows
 

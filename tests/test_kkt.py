@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import stackelberg_mop as sm
 from stackelberg_mop.baselines import kkt, lagrangian
 from stackelberg_mop.baselines.bigm import multiplier_bounds
-from stackelberg_mop.cases.case import case_from_dict
+from stackelberg_mop.cases import case_from_dict
 from stackelberg_mop.market import follower_qp, qp_kkt_residuals, standard_solution
 
 #: the small case's free hours (the other 18 prices are fixed): "six hours" of the issue on the

@@ -1,25 +1,16 @@
-"""Cases: the network, the market participants and the rules, validated on construction."""
+"""Cases: the network, the market participants and the rules, validated on construction.
 
-from .case import (
-    HOURS,
-    MOP,
-    Batteries,
-    Case,
-    CaseError,
-    DSAMarket,
-    Generators,
-    Grid,
-    Objective,
-    PriceRules,
-    Prosumers,
-    Sharing,
-    Tariff,
-    as_case,
-    available_cases,
-    case_from_dict,
-    check_case,
-    load_case,
-)
+`parties` (prosumers, batteries, MOP, generators, sharing, DSA market, grid), `rules` (tariff, price
+rules, objective), `case` (the `Case` that holds them), `topology` (the radial-network check), `schema`
+(the case file's keys) and `loader` (case files and the shipped cases).
+"""
 
-__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "DSAMarket", "Generators", "Grid", "Objective", "PriceRules", "Prosumers", "Sharing", "Tariff",
-           "as_case", "available_cases", "case_from_dict", "check_case", "load_case"]
+from ..options import HOURS
+from .case import Case, check_case
+from .loader import as_case, available_cases, case_from_dict, load_case
+from .parties import MOP, Batteries, DSAMarket, Generators, Grid, Prosumers, Sharing
+from .rules import Objective, PriceRules, Tariff
+from .schema import CaseError
+
+__all__ = ["HOURS", "MOP", "Batteries", "Case", "CaseError", "DSAMarket", "Generators", "Grid", "Objective", "PriceRules",
+           "Prosumers", "Sharing", "Tariff", "as_case", "available_cases", "case_from_dict", "check_case", "load_case"]
