@@ -16,9 +16,8 @@ from .cases import HOURS, Case
 from .data import Day
 from .data.days import check_day
 from .market import BestResponse, best_response, check_prices, price_bounds
-from .powerflow import DispatchResult, dispatch_model
+from .powerflow import DispatchResult, check_market_options, dispatch_model
 from .powerflow.ac import pandapower_power_flow, sweep_power_flow
-from .powerflow.distflow import check_market_options
 
 #: voltages within this of a limit (p.u.) do not count as violations (solver round-off)
 VIOLATION_TOL = 1e-6

@@ -12,7 +12,7 @@ import stackelberg_mop as sm
 from stackelberg_mop.cases import case_from_dict
 from stackelberg_mop.powerflow import DispatchModel, dispatch, feeder
 from stackelberg_mop.powerflow.ac import bus_demand, pandapower_power_flow, sweep_power_flow
-from stackelberg_mop.powerflow.distflow import ACCURATE_OPTIONS, CLARABEL_OPTIONS
+from stackelberg_mop.powerflow.clarabel_backend import ACCURATE_OPTIONS, CLARABEL_OPTIONS
 from stackelberg_mop.scenarios import run_scenarios, scenario_table
 
 
@@ -304,9 +304,9 @@ def test_direct_clarabel_path_equals_cvxpy(case, day_of_year, seed, limits):
             np.testing.assert_allclose(a.lmp[:, unique], b.lmp[:, unique], rtol=0, atol=1.0, err_msg="lmp")
             assert unique.sum() >= 20  # non-unique LMPs are the exception, not the rule
     # the day is solved hour by hour with the one-hour model's solver, not compiled itself
-    from stackelberg_mop.powerflow.distflow import _HourlyClarabel
+    from stackelberg_mop.powerflow.clarabel_backend import HourlyClarabel
 
-    assert isinstance(direct._direct, _HourlyClarabel)
+    assert isinstance(direct._direct, HourlyClarabel) and direct.solve_path == "hourly"
 
 
 def _assert_optimal_duals(model, result):
@@ -364,33 +364,55 @@ def test_the_dispatch_does_not_depend_on_its_thread_count(case, day_of_year, see
 
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
 def test_a_bad_thread_count_is_named(monkeypatch, value):
-    from stackelberg_mop.powerflow import distflow
+    from stackelberg_mop.powerflow import threads
 
-    monkeypatch.setattr(distflow, "_threads", None)
+    monkeypatch.setattr(threads, "_threads", None)
     monkeypatch.setenv("STACKELBERG_MOP_THREADS", value)
     with pytest.raises(ValueError, match="STACKELBERG_MOP_THREADS"):
-        distflow.dispatch_threads()
+        threads.dispatch_threads()
     monkeypatch.setenv("STACKELBERG_MOP_THREADS", "3")
-    assert distflow.dispatch_threads() == 3
+    assert threads.dispatch_threads() == 3
     for bad in (0, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
-            distflow.set_dispatch_threads(bad)
+            threads.set_dispatch_threads(bad)
 
 
 @pytest.mark.parametrize("wrong", ["hourly", "both"])
 def test_direct_path_that_disagrees_is_dropped(case, day, tariff_response, opf, monkeypatch, wrong):
     # a direct solve with wrong data (here: the objective's prices halved) fails its first-solve check:
     # a wrong hourly solver (checked hour by hour against the one-hour model) gives way to the day's
-    # own compiled direct path (checked against cvxpy); when that is wrong too, cvxpy's path stays
-    from stackelberg_mop.powerflow import distflow
+    # own compiled direct path (checked against cvxpy); when that is wrong too, cvxpy's path stays.
+    # Each step down is reported by a SlowPathWarning naming why, never silent
+    from stackelberg_mop.powerflow import SlowPathWarning, clarabel_backend
 
     case = case.replace(name=case.name)  # a case of its own, with an empty cache: its one-hour model is new too
     halve = lambda data: lambda self: (data(self)[0] * 0.5, data(self)[1])
-    monkeypatch.setattr(distflow._HourlyClarabel, "data", halve(distflow._HourlyClarabel.data))
+    monkeypatch.setattr(clarabel_backend.HourlyClarabel, "data", halve(clarabel_backend.HourlyClarabel.data))
     if wrong == "both":
-        monkeypatch.setattr(distflow._DirectClarabel, "data", halve(distflow._DirectClarabel.data))
+        monkeypatch.setattr(clarabel_backend.DirectClarabel, "data", halve(clarabel_backend.DirectClarabel.data))
     model = DispatchModel(case)
-    result = model.solve(day, tariff_response.exchange_power)
-    assert (model._direct is None) if wrong == "both" else (type(model._direct) is distflow._DirectClarabel)
+    with pytest.warns(SlowPathWarning, match="hourly path") as caught:
+        result = model.solve(day, tariff_response.exchange_power)
+    assert model.solve_path == ("cvxpy" if wrong == "both" else "direct")
+    assert str(caught[-1].message).endswith(f"solved by the slower {model.solve_path} path")
+    assert (model._direct is None) if wrong == "both" else (type(model._direct) is clarabel_backend.DirectClarabel)
     np.testing.assert_allclose(result.lmp, opf.lmp, atol=0.05)
     assert result.grid_cost == pytest.approx(opf.grid_cost, rel=1e-7)
+
+
+def test_the_fast_path_fits_the_installed_cvxpy(case, day, tariff_response):
+    # the dispatch drives Clarabel through cvxpy's private internals (`clarabel_backend`); a cvxpy
+    # release that moved them would make every step slower without a word: this fails loudly instead
+    from stackelberg_mop.powerflow import clarabel_backend
+
+    assert clarabel_backend.cvxpy_version() in clarabel_backend.TESTED_CVXPY, (
+        f"cvxpy {clarabel_backend.cp.__version__} is untested with the direct Clarabel path: check it, then "
+        "add its version to TESTED_CVXPY")
+    import warnings
+
+    for hours in (1, 24):
+        model = DispatchModel(case.replace(name=case.name), hours=hours)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", sm.powerflow.SlowPathWarning)
+            model.solve(day, tariff_response.exchange_power)
+        assert model.solve_path == ("direct" if hours == 1 else "hourly")

@@ -45,7 +45,7 @@ from ..market import best_response
 from ..market._solve import solve_reported
 from ..market.admm_rule import ResidualLog
 from ..market.prosumer_model import ProsumerBlock
-from ..powerflow.distflow import DispatchModel, check_market_options, dispatch_model
+from ..powerflow import DispatchModel, check_market_options, dispatch_model
 
 
 # --- the DNO with the exchange as a variable ------------------------------------------------------

@@ -63,8 +63,7 @@ from ..market import best_response
 from ..market.admm_rule import balanced_rho
 from ..market.p2p import P2PMarket, p2p_response, solve_centralised
 from ..market.prices import project_prices
-from ..powerflow import DispatchResult, dispatch_model
-from ..powerflow.distflow import check_market_options
+from ..powerflow import DispatchResult, check_market_options, dispatch_model
 from . import admm
 
 

@@ -36,7 +36,7 @@ from ..cases import HOURS, Case
 from ..data import Day
 from ..evaluate import evaluate
 from ..market import best_response, follower_qp, project_prices
-from ..powerflow.distflow import check_market_options
+from ..powerflow import check_market_options
 from . import kkt
 
 

@@ -31,7 +31,7 @@ from .. import _validate
 from ..cache import cached
 from ..cases import HOURS, Case, check_case
 from ..data import Day
-from ..powerflow.distflow import check_market_options
+from ..powerflow import check_market_options
 from ._solve import solve_reported
 from .prosumer_model import ProsumerBlock, own_costs
 
@@ -148,7 +148,7 @@ class _Model:
     built once per case, mode, formulation and voltage mode."""
 
     def __init__(self, case: Case, day: Day, mode: str, formulation: str, voltage_limits: str):
-        from ..powerflow.distflow import DispatchModel
+        from ..powerflow import DispatchModel
 
         n = len(case.prosumers)
         self.case, self.mode = case, mode

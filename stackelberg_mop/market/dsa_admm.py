@@ -65,7 +65,7 @@ class _Network:
     """The network agent: the one network definition's rows, min Σ_n [−μ_n Ñ_n + (ρ_n/2)‖N_n − Ñ_n‖²]."""
 
     def __init__(self, case: Case, formulation: str, voltage_limits: str):
-        from ..powerflow.distflow import DispatchModel
+        from ..powerflow import DispatchModel
 
         n = len(case.prosumers)
         self.model = DispatchModel(case, formulation, "off", voltage_limits, exchange="variable")

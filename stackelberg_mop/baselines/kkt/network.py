@@ -33,7 +33,7 @@ from ...cases import HOURS, Case
 from ...data import Day
 from ...evaluate import economic_costs, hourly_network_costs
 from ...powerflow import dispatch_model, feeder
-from ...powerflow.distflow import soft_limit_penalty, voltage_excess
+from ...powerflow.formulations import soft_limit_penalty, voltage_excess
 
 
 def hourly_network_cost(case: Case, day: Day, result, voltage_limits: str) -> np.ndarray:

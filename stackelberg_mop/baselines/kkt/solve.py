@@ -10,7 +10,7 @@ from ... import _validate
 from ...cases import Case
 from ...data import Day
 from ...evaluate import evaluate
-from ...powerflow.distflow import check_market_options
+from ...powerflow import check_market_options
 from .heuristics import start_prices
 from .model import new_model, price_box
 from .outer import OuterApproximation
