@@ -17,7 +17,7 @@ import torch
 from _timing import median_seconds
 
 import stackelberg_mop as sm
-from stackelberg_mop import benchmark
+from stackelberg_mop.runner import benchmark
 
 
 def main() -> None:

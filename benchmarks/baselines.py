@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import admm, fixed_point, kkt
+from stackelberg_mop.algorithms import admm, fixed_point
+from stackelberg_mop.bilevel import kkt
 from stackelberg_mop.cases.variants import line_limited_case
 from stackelberg_mop.data.hv_prices import hv_price_scenarios
-from stackelberg_mop.evaluate import evaluate_expected
+from stackelberg_mop.scoring import evaluate_expected
 
 
 def _row(name, day, o, iterations, seconds, expected=None):

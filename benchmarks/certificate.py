@@ -10,7 +10,7 @@ On the reference day of `--case` (default `ieee33-mop-flatcap`), each stage from
 2. `kkt.solve` again within ± 300 ¥/MWh of its prices (T seconds), a search for a better incumbent
    (a narrow box is where the master finds one, benchmarks/README #31); scored by `evaluate`;
 3. `lagrangian.lagrangian_bound` from the incumbent's prices, `--evaluations` evaluations (one core);
-4. `lagrangian.branch_and_bound` from its multipliers until `--gap` is proven or `--branch-time` runs out.
+4. `branch_and_bound.branch_and_bound` from its multipliers until `--gap` is proven or `--branch-time` runs out.
 Prints every stage's bound, the gap to the incumbent and the cumulative wall time, and writes them to
 `<out>/stages.csv` (the branch-and-bound's history after each branching included). About 95 minutes
 on an otherwise idle 2-core machine (benchmarks/README #39).
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import kkt, lagrangian
+from stackelberg_mop.bilevel import branch_and_bound, kkt, lagrangian
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
     bound = max(bound, lb.bound)
     record(f"lagrangian_bound ({lb.evaluations} evaluations)", bound, objective)
     t_branch = time.perf_counter() - t0
-    bb = lagrangian.branch_and_bound(case, day, prices, objective, gap=args.gap, time_limit=args.branch_time,
+    bb = branch_and_bound.branch_and_bound(case, day, prices, objective, gap=args.gap, time_limit=args.branch_time,
                                      root_evaluations=args.root_evaluations,
                                      node_evaluations=args.node_evaluations, start=(lb.beta, lb.pi),
                                      prox=(0.03, 3e4), verbose=True)

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import kkt
+from stackelberg_mop.bilevel import kkt
 from stackelberg_mop.cases import Batteries, Prosumers
-from stackelberg_mop.optima import time_to_gap
+from stackelberg_mop.runner.optima import time_to_gap
 
 
 def replicated_case(case, n: int):

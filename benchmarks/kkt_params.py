@@ -48,7 +48,7 @@ def _scip_setting(apply) -> dict:
 def variants() -> dict[str, dict]:
     from pyscipopt import SCIP_PARAMEMPHASIS, SCIP_PARAMSETTING
 
-    from stackelberg_mop.baselines import kkt
+    from stackelberg_mop.bilevel import kkt
 
     base = dict(kkt.SCIP_PARAMS)
     restarts = {**base, "presolving/maxrestarts": -1}  # SCIP's default: restart after root fixings
@@ -70,8 +70,8 @@ FIELDS = ["day", "variant", "seed", "status", "objective", "bound", "gap", "J_ta
 def solve_one(task) -> dict:
     day_name, variant, seed, time_limit = task
     import stackelberg_mop as sm
-    from stackelberg_mop.baselines import kkt
-    from stackelberg_mop.optima import time_to_gap
+    from stackelberg_mop.bilevel import kkt
+    from stackelberg_mop.runner.optima import time_to_gap
 
     case = sm.load_case()
     day = sm.reference_day(case) if day_name == "reference" else \

@@ -2,7 +2,7 @@
 
     python benchmarks/kkt_scenarios.py [--time-limit 300] [--gap 1e-3] [--out results/kkt_scenarios]
 
-Each scenario (MODEL.md) gets its own optimal prices from `baselines.kkt.solve` on its own case;
+Each scenario (MODEL.md) gets its own optimal prices from `bilevel.kkt.solve` on its own case;
 prints the table (with each optimum's bound and gap) and writes scenarios_optimal.csv,
 optimal_prices.csv and four PNGs (clearing price vs tariff, exchange power, battery energy,
 voltage envelopes) into --out.
@@ -15,8 +15,8 @@ import argparse
 import pandas as pd
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines.comparison import run_comparison
-from stackelberg_mop.scenarios import format_table
+from stackelberg_mop.papers.scenario_comparison import run_comparison
+from stackelberg_mop.papers.scenarios import format_table
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The Lagrangian bound (`baselines.lagrangian`) beside the master's bound of `kkt.solve`, one thread each.
+"""The Lagrangian bound (`bilevel.lagrangian`) beside the master's bound of `kkt.solve`, one thread each.
 
     python benchmarks/lagrangian.py [--time-limit 600] [--evaluations 60] [--out results/lagrangian]
 
@@ -16,7 +16,7 @@ import csv
 from pathlib import Path
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import kkt, lagrangian
+from stackelberg_mop.bilevel import kkt, lagrangian
 
 
 def best_until(history, t_end):

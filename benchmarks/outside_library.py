@@ -33,10 +33,11 @@ from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from skrl.trainers.torch import SequentialTrainer
 from skrl.utils import set_seed
 
-from stackelberg_mop import benchmark, results  # importing the package registers the environment IDs
 from stackelberg_mop.envs import day_features
 from stackelberg_mop.envs.observation import OBS_BOUND
 from stackelberg_mop.market import action_to_prices
+from stackelberg_mop.runner import benchmark  # importing the package registers the environment IDs
+from stackelberg_mop.runner import report as results
 
 ENV_ID, NUM_ENVS = "StackelbergMOP-v1", 2
 

@@ -11,7 +11,12 @@ import argparse
 from pathlib import Path
 
 import stackelberg_mop as sm
-from stackelberg_mop.scenarios import format_table, plot_voltage_envelopes, run_scenarios, scenario_table
+from stackelberg_mop.papers.scenarios import (
+    format_table,
+    plot_voltage_envelopes,
+    run_scenarios,
+    scenario_table,
+)
 
 
 def main() -> None:

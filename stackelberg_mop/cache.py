@@ -19,7 +19,7 @@ orders and compares the answers bit for bit). Entries, by name:
 | ``battery_qps`` | `market.follower` | one battery QP per battery (the exact solve's fallback) |
 | ``observation_scales`` | `envs.observation` | the observation's normalising constants |
 | ``scenario_cases`` | `scenarios.scenario_case` | {scenario: the case as it sees it} |
-| ``admm_dno_models``, ``admm_prosumers`` | `baselines.admm` | ADMM's DNO and prosumer blocks |
+| ``admm_dno_models``, ``admm_prosumers`` | `algorithms.admm` | ADMM's DNO and prosumer blocks |
 | ``p2p_<kind>`` | `market.p2p` | {market key: P2P models} |
 """
 

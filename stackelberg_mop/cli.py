@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import best_response, kkt_residuals, load_case, reference_day, simbench_day
 from .argparsing import Parser as _Parser
-from .cases import Case
-from .data import OptimumError
+from .cases import Case, load_case
+from .data import OptimumError, reference_day, simbench_day
+from .market import best_response, kkt_residuals
 
 
 def _count(text: str) -> int:
@@ -127,7 +127,7 @@ def cmd_respond(args) -> None:
 
 
 def cmd_scenarios(args) -> None:
-    from .scenarios import format_table, plot_voltage_envelopes, run_scenarios, scenario_table
+    from .papers.scenarios import format_table, plot_voltage_envelopes, run_scenarios, scenario_table
 
     case = load_case(args.case)
     day = _day(case, args.day)
@@ -151,7 +151,7 @@ def cmd_scenarios(args) -> None:
 def cmd_demo(args) -> None:
     """The game on one day (tariff, fixed point, a learned agent, the certified optimum, side by side,
     and their prices as a picture), then the paper's three scenarios at the optimum's prices."""
-    from .demo import DEFAULT_AGENT, format_rows, play, plot_prices
+    from .runner.demo import DEFAULT_AGENT, format_rows, play, plot_prices
 
     case = load_case(args.case)
     day = _day(case, args.day)
@@ -180,7 +180,7 @@ def _out_folder(text: str) -> Path:
 
 
 def _policy(spec: str):
-    from .benchmark import make_policy
+    from .runner.benchmark import make_policy
 
     try:
         return make_policy(spec)
@@ -190,7 +190,7 @@ def _policy(spec: str):
 
 def cmd_solve(args) -> None:
     from .envs.render import day_figure
-    from .evaluate import evaluate
+    from .scoring import evaluate
 
     case = load_case(args.case)
     day = _day(case, args.day)
@@ -221,8 +221,8 @@ def cmd_train(args, extra: list[str]) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .benchmark import run
-    from .results import format_report, report
+    from .runner.benchmark import run
+    from .runner.report import format_report, report
 
     _policy(args.policy)
     if not str(args.out).strip():
@@ -234,8 +234,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_benchmark(args) -> None:
-    from .benchmark import run
-    from .results import format_report, per_day_markdown, plot_benchmark, report
+    from .runner.benchmark import run
+    from .runner.report import format_report, per_day_markdown, plot_benchmark, report
 
     policies, runs = list(args.policies), []
     limit = args.limit
@@ -268,7 +268,7 @@ def cmd_benchmark(args) -> None:
 
 
 def cmd_optima(args) -> None:
-    from .optima import compute, merge, shipped_table, table_summary
+    from .runner.optima import compute, merge, shipped_table, table_summary
 
     if not 0 < args.gap < 1:
         raise ValueError(f"--gap: must lie in (0, 1), got {args.gap}")
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         if name != "respond":
             p.add_argument("--out", default="results", help="folder for the table (CSV) and plot (PNG)")
         if name == "demo":
-            from .demo import DEFAULT_AGENT
+            from .runner.demo import DEFAULT_AGENT
 
             p.add_argument("--agent", default=DEFAULT_AGENT, help="a trained agent's folder shown beside the others")
         p.set_defaults(func=func)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from stackelberg_mop.baselines import admm
+from stackelberg_mop.algorithms import admm
 from stackelberg_mop.cases.variants import line_limited_case
-from stackelberg_mop.evaluate import network_costs
 from stackelberg_mop.powerflow import dispatch_model, feeder
+from stackelberg_mop.scoring import network_costs
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +79,9 @@ def test_admm_line_limited_matches_centralised(case, day):
 def test_admm_policy_posts_prices_within_the_rules(case, day, distributed):
     # the benchmark's "admm" projects each prosumer's clearing prices onto the price rules; the raw
     # clearing prices break them (so they could not be judged against the bi-level optimum)
-    from stackelberg_mop.baselines.policies import ADMMPolicy
-    from stackelberg_mop.evaluate import price_violation
     from stackelberg_mop.market import project_prices
+    from stackelberg_mop.policies.baselines import ADMMPolicy
+    from stackelberg_mop.scoring import price_violation
 
     policy = ADMMPolicy()
     prices, _ = policy(case, day)

@@ -12,13 +12,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
-from stackelberg_mop import _validate, benchmark, cli
-from stackelberg_mop.baselines import admm, fixed_point, kkt, lagrangian
+from stackelberg_mop import _validate, cli
+from stackelberg_mop.algorithms import admm, fixed_point
+from stackelberg_mop.bilevel import branch_and_bound, kkt, lagrangian
 from stackelberg_mop.cases import CaseError, case_from_dict
 from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
-from stackelberg_mop.evaluate import evaluate_hour
 from stackelberg_mop.market.p2p import p2p_market
 from stackelberg_mop.powerflow import DispatchModel
+from stackelberg_mop.runner import benchmark
+from stackelberg_mop.scoring import evaluate_hour
 
 SLOW_OK = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -151,7 +153,7 @@ def _entries(case, day):
         ("lagrangian_bound max_evaluations", "max_evaluations", bad_integer(lo=1),
          lambda v: lagrangian.lagrangian_bound(case, day, max_evaluations=v)),
         ("branch_and_bound gap", "gap", bad_number(lo=0, hi=1),
-         lambda v: lagrangian.branch_and_bound(case, day, day.buy_price, 1.0, gap=v)),
+         lambda v: branch_and_bound.branch_and_bound(case, day, day.buy_price, 1.0, gap=v)),
         ("benchmark.run backend", "backend", bad_choice(benchmark.BACKENDS),
          lambda v: benchmark.run(["tariff"], split="reference", backend=v, progress=False)),
         ("benchmark.run workers", "workers", bad_integer(lo=1).filter(lambda v: v is not None),

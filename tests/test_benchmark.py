@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop import benchmark, cli, results
-from stackelberg_mop.baselines.policies import Policy
+from stackelberg_mop import cli
 from stackelberg_mop.data.optimum_table import OptimumTable
+from stackelberg_mop.policies.baselines import Policy
+from stackelberg_mop.runner import benchmark
+from stackelberg_mop.runner import report as results
 
 
 def _row(policy, day, objective, status="optimal", **extra):
@@ -270,7 +272,7 @@ def test_bootstrap_interval_brackets_the_aggregate(days, seed):
     """Over random days (loss J − J* ≥ 0, stakes J_tariff − J* > 0): the aggregate is Σ loss / Σ stakes,
     the interval is ordered and lies within the range of the per-day ratios (every resampled
     aggregate is a stakes-weighted mean of them); equal ratios give a point."""
-    from stackelberg_mop.yardstick import aggregate_regret, bootstrap_interval
+    from stackelberg_mop.scoring.yardstick import aggregate_regret, bootstrap_interval
 
     loss, stakes = (np.array(x) for x in zip(*days))
     star = np.full(len(days), 1000.0)

@@ -7,9 +7,9 @@ import numpy as np
 
 import stackelberg_mop as sm
 from stackelberg_mop import cache
-from stackelberg_mop.baselines import admm, fixed_point
-from stackelberg_mop.evaluate import evaluate_hour
+from stackelberg_mop.algorithms import admm, fixed_point
 from stackelberg_mop.market.p2p import p2p_market, p2p_response
+from stackelberg_mop.scoring import evaluate_hour
 
 
 def _calls(case):

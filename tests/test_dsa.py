@@ -1,4 +1,4 @@
-"""seeds/001's DSA market (`market.dsa`) on the case `seed001-dsa`: individual and cooperative operation."""
+"""seeds/001's DSA market (`papers.dsa_market`) on the case `seed001-dsa`: individual and cooperative operation."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
 from stackelberg_mop.cases.variants import line_limited_case
-from stackelberg_mop.market.dsa import operate, score
+from stackelberg_mop.papers.dsa_market import operate, score
 from stackelberg_mop.powerflow import feeder
 
 
@@ -128,7 +128,7 @@ def test_load_scale_scales_the_networks_own_loads(dsa_case):
 def test_nash_bargaining_splits_the_savings_by_traded_energy(dsa_case):
     """Payments sum to zero, every DSA ends no worse off than alone, and each keeps its weight's share
     of the savings (B_n = w_n S, the log-form bargaining's solution), w_n its share of net energy traded."""
-    from stackelberg_mop.baselines import seed001
+    from stackelberg_mop.papers import substation_areas as seed001
 
     day = sm.reference_day(dsa_case)
     ind, coop = operate(dsa_case, day, "individual", True), operate(dsa_case, day, "cooperative", True)
@@ -142,8 +142,8 @@ def test_nash_bargaining_splits_the_savings_by_traded_energy(dsa_case):
 def test_uncertain_prices_cannot_raise_the_expected_optimum(dsa_case):
     """Operated scenario by scenario, the expected cost is at most the cost at the scenarios' mean price
     (concave in the prices; k-means keeps the mean), in both modes; cooperation saves in every scenario."""
-    from stackelberg_mop.baselines import seed001
     from stackelberg_mop.data.hv_prices import hv_price_scenarios
+    from stackelberg_mop.papers import substation_areas as seed001
 
     day = sm.reference_day(dsa_case)
     scenarios = hv_price_scenarios(day, n_samples=200, n_scenarios=5)
@@ -163,7 +163,7 @@ def test_algorithm1_reaches_the_centralised_optimum(dsa_case):
     """seeds/001's decentralised ADMM (neighbours only, one ρ per DSA, per-DSA residual stop) ends with
     every DSA's residuals within tolerance, at the centralised coalition cost within 1 % of the savings
     and trades within 0.02 MW (ε_pri = 1e-4 MW per entry, ε_dual = 0.1 ¥/MWh); tighter tolerances get closer."""
-    from stackelberg_mop.market.dsa_admm import algorithm1
+    from stackelberg_mop.papers.dsa_admm import algorithm1
 
     day = sm.reference_day(dsa_case)
     central, alone = operate(dsa_case, day, "cooperative", True), operate(dsa_case, day, "individual", True)
@@ -182,13 +182,13 @@ def test_algorithm1_reaches_the_centralised_optimum(dsa_case):
 
 
 def test_the_papers_qualitative_claims(dsa_case):
-    """seeds/001's Tables 1–3 in kind (`baselines.seed001.reproduce`): cooperation saves in every row and
+    """seeds/001's Tables 1–3 in kind (`papers.substation_areas.reproduce`): cooperation saves in every row and
     the bargaining leaves every DSA better off; demand response lowers both costs in every row; the
     coalition buys and sells less with the network; batteries are used less in cooperation; voltages stay
     within limits with DSA 1's range the widest and DSA 2's the narrowest; the coalition buys at night and
     does not buy at 10–15 h; Algorithm 1 agrees with the centralised solve."""
-    from stackelberg_mop.baselines.seed001 import reproduce
     from stackelberg_mop.data.hv_prices import hv_price_scenarios
+    from stackelberg_mop.papers.substation_areas import reproduce
 
     day = sm.reference_day(dsa_case)
     r = reproduce(dsa_case, day, scenarios=hv_price_scenarios(day, n_samples=200, n_scenarios=5))

@@ -15,9 +15,9 @@ from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
 from stackelberg_mop.envs import StackelbergMOPEnv, StackelbergMOPHourlyEnv
-from stackelberg_mop.evaluate import check_mop_setpoints
 from stackelberg_mop.market import action_to_prices, price_bounds, prices_to_action, project_prices, replan
 from stackelberg_mop.powerflow.mop import action_to_mop_setpoints
+from stackelberg_mop.scoring import check_mop_setpoints
 
 IDS = ["StackelbergMOP-v1", "StackelbergMOPHourly-v1"]
 MODES = ["opf", "agent", "off"]
@@ -353,7 +353,7 @@ def test_the_yardstick_is_in_every_final_info(env_id, split, case):
     J_tariff, regret and normalised regret, consistent with the table; on a training day (no row)
     the same keys are there, J*-based ones NaN. The rewards of a day sum to (J_tariff − J)/1,000."""
     from stackelberg_mop.data.optimum_table import OptimumTable
-    from stackelberg_mop.yardstick import KEYS
+    from stackelberg_mop.scoring.yardstick import KEYS
 
     table = OptimumTable(case)
     pool = sm.days(case, split)

@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop import benchmark, cli
+from stackelberg_mop import cli
 from stackelberg_mop.cases import case_from_dict
 from stackelberg_mop.cases.schema import SECTIONS
-from stackelberg_mop.results import read_rows
+from stackelberg_mop.runner import benchmark
+from stackelberg_mop.runner.report import read_rows
 
 SHIPPED = Path(sm.cases.__file__).parent / "ieee33-mop.json"
 
@@ -154,7 +155,7 @@ def test_a_corrupt_row_of_a_resumed_benchmark_is_named_and_the_file_left_alone(t
 @given(st.lists(st.tuples(st.text("abcdefgh:-_", min_size=1, max_size=12), st.floats(-1e6, 1e6)), min_size=1,
                 max_size=6), st.integers(0, 5), st.sampled_from(["x", "nan?", "1e400e"]))
 def test_benchmark_rows_round_trip_and_a_corrupt_number_is_named(tmp_path_factory, rows, which, junk):
-    from stackelberg_mop.benchmark import FIELDS, _write_rows
+    from stackelberg_mop.runner.benchmark import FIELDS, _write_rows
 
     path = tmp_path_factory.mktemp("rows") / "rows.csv"
     written = [{"policy": p, "day": f"2016-01-{k + 1:02d}", "status": "optimal", "dno_objective": repr(j),
@@ -178,13 +179,13 @@ def _case_file(tmp_path, base: str, change) -> Path:
 
 
 @pytest.mark.parametrize("base, change, message", [
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=5), "p2p.pairs_bus: expected a list of \\[bus, bus\\] pairs"),
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[3, 12, 12, 25, 3, 25]), "list of \\[bus, bus\\] pairs"),
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=5), "p2p.pairs_bus: expected \\[\\[bus, bus\\], ...\\] pairs that may trade, got 5"),
+    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[3, 12, 12, 25, 3, 25]), "p2p.pairs_bus\\[0\\]: expected a list, got 3"),
     ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]]), "given twice"),
     ("seed003-p2p", lambda s: s["prosumers"].update(curtailable=[[True], [True, False], True]),
-     "prosumers.curtailable: expected 3 values"),
-    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=True), "price_rules.lower: expected a number"),
-    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=[[400] * 12] * 2), "a flat list of 24"),
+     "prosumers.curtailable\\[0\\]: expected true or false, got \\[true\\]"),
+    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=True), "price_rules.lower_cny_per_mwh: expected a number, 24 numbers, .*got true"),
+    ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=[[400] * 12] * 2), "price_rules.lower_cny_per_mwh: expected a number, 24 numbers"),
 ])
 def test_case_values_that_numpy_would_bend_are_refused(tmp_path, base, change, message):
     with pytest.raises(sm.CaseError, match=message):
@@ -208,7 +209,7 @@ def test_case_files_that_are_not_one_clean_json_object_are_named(tmp_path):
 def test_a_case_file_never_writes_into_a_shipped_table(tmp_path):
     """A file that extends a shipped case keeps its name; `optima` must then be told where its table
     goes (its rows would otherwise land in, and hide, the shipped case's table)."""
-    from stackelberg_mop import optima
+    from stackelberg_mop.runner import optima
 
     child = tmp_path / "child.json"
     child.write_text(json.dumps({"extends": "ieee33-mop", "objective": {**json.loads(SHIPPED.read_text())["objective"],
@@ -332,7 +333,7 @@ def test_training_settings_that_cannot_run_are_refused_before_a_folder_exists(tm
 
 
 def test_python_policies_that_misbehave_become_statuses_or_named_errors(tmp_path):
-    from stackelberg_mop.baselines.policies import Policy
+    from stackelberg_mop.policies.baselines import Policy
 
     def broken(case, day):
         raise KeyError("a bug in the user's policy")
@@ -353,7 +354,7 @@ def test_python_policies_that_misbehave_become_statuses_or_named_errors(tmp_path
 
 
 def test_yardstick_arguments_are_named():
-    from stackelberg_mop import yardstick as y
+    from stackelberg_mop.scoring import yardstick as y
 
     with pytest.raises(ValueError, match="one value per day each"):
         y.aggregate_regret([1, 2], [0], [3, 4])
@@ -390,8 +391,8 @@ def test_agent_configs_and_run_scores_round_trip_and_corruptions_are_named(data,
     """An agent folder's config.json and a leaderboard run's scores.json read back as written; a
     field the reader needs, corrupted at random (another type, an unknown value, removed, the file
     not JSON), is a ValueError naming the file and field, never another exception."""
+    from stackelberg_mop.policies.agent import read_config
     from stackelberg_mop.rl import leaderboard
-    from stackelberg_mop.rl.agent import read_config
 
     folder = tmp_path_factory.mktemp("agent")
     config = json.loads(Path("benchmarks/agents/bc-regret/config.json").read_text())
@@ -475,3 +476,39 @@ def test_table_rows_that_do_not_fit_the_case_or_day_are_refused(tmp_path):
 def test_optional_sections_given_empty_or_contradictory_are_refused(tmp_path, base, change, message):
     with pytest.raises(sm.CaseError, match=message):
         sm.load_case(str(_case_file(tmp_path, base, change)))
+
+
+def test_the_shipped_json_schema_is_the_case_models_schema():
+    """cases/case.schema.json (for editors) is generated from the models the loader validates with, so
+    it cannot drift from what `load_case` accepts; every section and key of the loader is in it."""
+    from importlib import resources
+
+    from stackelberg_mop.cases import schema
+
+    shipped = json.loads((resources.files("stackelberg_mop.cases") / "case.schema.json").read_text())
+    assert shipped == json.loads(json.dumps(schema.json_schema())), "regenerate it with cases.schema.write_json_schema"
+    assert "case.schema" not in sm.available_cases()
+    props = shipped["properties"]
+    for section, keys in SECTIONS.items():
+        target = props[section].get("$ref") or next(a["$ref"] for a in props[section]["anyOf"] if "$ref" in a)
+        assert set(shipped["$defs"][target.split("/")[-1]]["properties"]) == set(keys)
+    # the sections a case must give are required unless the file extends a shipped case
+    required = next(a["required"] for a in shipped["anyOf"] if a["required"] != ["extends"])
+    assert set(required) == set(SECTIONS) - set(schema.OPTIONAL)
+
+
+def test_a_case_file_may_name_its_schema(tmp_path):
+    spec = json.loads((Path(sm.cases.__file__).parent / "ieee33-mop.json").read_text())
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"$schema": "./case.schema.json", **spec}))
+    assert sm.load_case(str(path)).fingerprint == sm.load_case().fingerprint
+    path.write_text(json.dumps({"$schema": 3, **spec}))
+    with pytest.raises(sm.CaseError, match=r"\$schema: expected a string"):
+        sm.load_case(str(path))
+
+
+def test_the_docs_case_schema_table_is_the_schema():
+    from stackelberg_mop.cases.schema import markdown_table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cases.md").read_text()
+    assert markdown_table() in page, "docs/cases.md: paste cases.schema.markdown_table() in place of its table"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import admm, fixed_point
+from stackelberg_mop.algorithms import admm, fixed_point
 from stackelberg_mop.cases.variants import line_limited_case
-from stackelberg_mop.evaluate import price_violation as price_rule_violation
 from stackelberg_mop.market.p2p import p2p_market, p2p_response
 from stackelberg_mop.market.prices import project_prices
 from stackelberg_mop.powerflow import dispatch_model
+from stackelberg_mop.scoring import price_violation as price_rule_violation
 
 
 @pytest.fixture(scope="module")

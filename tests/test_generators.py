@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 import stackelberg_mop as sm
 from stackelberg_mop.cases import CaseError, case_from_dict
 from stackelberg_mop.data.optimum_table import OptimumTable
-from stackelberg_mop.evaluate import evaluate_hour
 from stackelberg_mop.powerflow import dispatch_model
+from stackelberg_mop.scoring import evaluate_hour
 
 #: ¥/MWh (2e-4 of the LMPs): what Clarabel's stopping tolerances leave between a DG's marginal cost and
 #: its bus's LMP, measured up to 0.069 over 9 days × both MOP modes, with or without iterative

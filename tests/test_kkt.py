@@ -1,6 +1,6 @@
 """The bi-level optimum (KKT / Big-M): derived Big-Ms are valid, the optimum of a small case beats a
 brute-force price grid scored by `evaluate`, both solution methods agree, a too-small Big-M is caught,
-the Lagrangian bound (`baselines.lagrangian`) stays below the optimum for any multipliers, and (slow)
+the Lagrangian bound (`bilevel.lagrangian`) stays below the optimum for any multipliers, and (slow)
 the default case's solution passes every verification check."""
 
 import itertools
@@ -15,8 +15,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines import kkt, lagrangian
-from stackelberg_mop.baselines.bigm import multiplier_bounds
+from stackelberg_mop.bilevel import branch_and_bound, kkt, lagrangian
+from stackelberg_mop.bilevel.bigm import multiplier_bounds
 from stackelberg_mop.cases import case_from_dict
 from stackelberg_mop.market import follower_qp, qp_kkt_residuals, standard_solution
 
@@ -234,8 +234,8 @@ def _network_rows_at(case, day, exchange, mop, limits):
     with the master's settings: (model, its `SimpleNamespace` stand-in for the master, cost expression)."""
     from types import SimpleNamespace
 
-    from stackelberg_mop.baselines.kkt.network import add_network
-    from stackelberg_mop.baselines.kkt.scip import new_scip_model
+    from stackelberg_mop.bilevel.kkt.network import add_network
+    from stackelberg_mop.bilevel.kkt.scip import new_scip_model
 
     m = new_scip_model("network_rows", 1, False, None)  # the master's tolerances and Ipopt options
     master = SimpleNamespace(m=m, case=case, day=day, mop=mop, voltage_limits=limits, exchange=exchange,
@@ -246,7 +246,7 @@ def _network_rows_at(case, day, exchange, mop, limits):
 def _dispatch_point(m, master, cost, result):
     """A SCIP solution at the dispatch `result` (`DispatchModel.variable_values`), with the objective
     variable at the rows' cost there: (solution, that cost)."""
-    from stackelberg_mop.baselines.kkt.network import network_values
+    from stackelberg_mop.bilevel.kkt.network import network_values
 
     objective = m.addVar("objective", lb=-1e9)
     m.addCons(objective >= cost)
@@ -273,7 +273,7 @@ def test_misocp_network_rows_are_the_dispatch_model(case, day_of_year, seed, opt
     feasibility tolerance allows (1e-7 on rows scaled to ~1, measured ~6e-6 of Φ) within 5 s, and
     every row and cone of the compiled hour is in the master once per hour. SCIP closes the pure SOCP
     slowly (its root alone takes minutes; the hand-written rows before these: the same)."""
-    from stackelberg_mop.baselines.kkt.network import conic_hours, hourly_network_cost
+    from stackelberg_mop.bilevel.kkt.network import conic_hours, hourly_network_cost
 
     mop, limits = options
     case = case.replace(v_slack=v_slack) if v_slack != case.v_slack else case
@@ -314,7 +314,7 @@ def test_misocp_network_rows_include_the_generators(dg_case):
     """A device family added to the dispatch model reaches the misocp master with no line of its own
     beyond its ranges: with DGs (their epigraph cones) and an import limit, the dispatch's point
     satisfies the generated rows at the cost Φ(P) (DG cost included), and SCIP finds nothing cheaper."""
-    from stackelberg_mop.baselines.kkt.network import hourly_network_cost
+    from stackelberg_mop.bilevel.kkt.network import hourly_network_cost
 
     case, day = dg_case, sm.reference_day(dg_case)
     exchange = sm.best_response(case, day, np.asarray(case.tariff.buy_price, float)).exchange_power
@@ -455,10 +455,10 @@ def test_price_branch_and_bound_keeps_a_valid_bound_over_a_partition(small, grid
     case, day, _, lo, hi, result = small
     kw = {"gap": 1e-4, "root_evaluations": 6, "node_evaluations": 4, "price_lower": lo, "price_upper": hi,
           "n_random_cuts": 10, "workers": 2}
-    first = lagrangian.branch_and_bound(case, day, result.prices, result.objective, max_nodes=3, **kw)
+    first = branch_and_bound.branch_and_bound(case, day, result.prices, result.objective, max_nodes=3, **kw)
     # 1e-4 of this case's optimum takes more than 13 splits (benchmarks/README #38): both runs hit max_nodes
     assert first.status == "node_limit" and first.nodes == 3 and len(first.leaves) == 2, first.status
-    bb = lagrangian.branch_and_bound(case, day, result.prices, result.objective, max_nodes=5, resume=first, **kw)
+    bb = branch_and_bound.branch_and_bound(case, day, result.prices, result.objective, max_nodes=5, resume=first, **kw)
     assert bb.status == "node_limit" and bb.nodes == 5 and len(bb.leaves) == 3, bb.status
     assert bb.history[:len(first.history)] == first.history and bb.bound >= first.bound
     free = hi > lo
@@ -504,8 +504,8 @@ def test_default_case_reference_day_is_verified(case, day):
 def test_scenario_comparison_with_optimal_prices(tmp_path):
     """Each scenario's own optimum is at least as good, in that scenario's objective (soft limits:
     with their penalty), as the tariff passed through; the figures are written."""
-    from stackelberg_mop.baselines.comparison import optimal_scenarios, plot_comparison
-    from stackelberg_mop.scenarios import SCENARIOS, run_scenario
+    from stackelberg_mop.papers.scenario_comparison import optimal_scenarios, plot_comparison
+    from stackelberg_mop.papers.scenarios import SCENARIOS, run_scenario
 
     case = small_case()
     day = sm.reference_day(case)
@@ -551,30 +551,31 @@ def test_threads_are_checked_and_default_to_at_most_the_cap(small, monkeypatch):
 
 def test_benchmark_workers_share_the_cores(monkeypatch):
     """The benchmark's workers set the solvers' default threads to their share, unless the user did."""
-    from stackelberg_mop import benchmark
+    from stackelberg_mop.runner import parallel
 
     # _share_cores writes os.environ itself: give it a copy, so that nothing leaks into later tests
     monkeypatch.setattr(os, "environ", dict(os.environ))
     os.environ.pop(kkt.THREADS_ENV, None)
-    benchmark._share_cores(1)
+    parallel._share_cores(1)
     assert kkt.default_threads() == 1
     os.environ[kkt.THREADS_ENV] = "2"
-    benchmark._share_cores(1)
+    parallel._share_cores(1)
     assert kkt.default_threads() == 2
 
 
 def test_cpus_are_counted_by_affinity(monkeypatch):
     """The solvers' threads and the benchmark's pool count the CPUs this process may use (a container
     or taskset restricts them below os.cpu_count()), both the same way."""
-    from stackelberg_mop import _system, benchmark
+    from stackelberg_mop import _system
+    from stackelberg_mop.runner import parallel
 
     monkeypatch.delenv(kkt.THREADS_ENV, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setattr(_system.os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert kkt.default_threads() == 1
-    assert benchmark._pool_layout(None) == (1, 1)
+    assert parallel._pool_layout(None) == (1, 1)
     monkeypatch.setattr(_system.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert kkt.default_threads() == kkt.MAX_DEFAULT_THREADS
-    assert benchmark._pool_layout(None) == (4, 1)
-    assert benchmark._pool_layout(2) == (2, 2)
-    assert benchmark._pool_layout(8) == (8, 1)
+    assert parallel._pool_layout(None) == (4, 1)
+    assert parallel._pool_layout(2) == (2, 2)
+    assert parallel._pool_layout(8) == (8, 1)

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stackelberg_mop as sm
-from stackelberg_mop import optima
 from stackelberg_mop.data.optimum_table import OptimumTable, day_hash, read_table, table_path
 from stackelberg_mop.market import price_bounds
+from stackelberg_mop.runner import optima
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
 from stackelberg_mop.data.hv_prices import draw_hv_prices, hv_price_scenarios, sample_hv_prices
-from stackelberg_mop.evaluate import evaluate_expected
-from stackelberg_mop.evaluate import price_violation as price_rule_violation
 from stackelberg_mop.market.prices import action_to_prices, price_bounds, prices_to_action, project_prices
+from stackelberg_mop.scoring import evaluate_expected
+from stackelberg_mop.scoring import price_violation as price_rule_violation
 
 
 def _reference_projection(p, lo, hi, cap):

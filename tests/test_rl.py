@@ -25,8 +25,8 @@ def test_short_ppo_run_and_agent_policy(tmp_path):
     from stable_baselines3 import PPO
 
     from stackelberg_mop.market import action_to_prices
+    from stackelberg_mop.policies.agent import AgentPolicy
     from stackelberg_mop.rl import ppo
-    from stackelberg_mop.rl.agent import AgentPolicy
 
     run = ppo.main(["--total-timesteps", "256", "--mop", "agent", "--n-steps", "64", "--eval-every", "128",
                     "--eval-days", "2", "--checkpoint-every", "128", "--out", str(tmp_path), "--progress-bar", "false"])
@@ -98,8 +98,8 @@ def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):
 
     from stackelberg_mop.data.optimum_table import day_hash
     from stackelberg_mop.market import price_bounds
+    from stackelberg_mop.policies.agent import AgentPolicy
     from stackelberg_mop.rl import bc
-    from stackelberg_mop.rl.agent import AgentPolicy
 
     case = sm.load_case()
     picked = sm.days(case, "train")[::46][:6]
@@ -165,7 +165,7 @@ def test_the_shipped_agents_keep_the_rules_and_match_their_results_rows(name):
     three test days, re-scored here through `evaluate` against the shipped optimum, is the one
     RESULTS.md prints (to its two decimals), and its objective the one of the run's rows.csv (1e-6)."""
 
-    from stackelberg_mop import benchmark
+    from stackelberg_mop.runner import benchmark
 
     spec = f"agent:benchmarks/agents/{name}"
     rows = _results_per_day(spec)
@@ -330,9 +330,10 @@ def test_an_hourly_agent_is_benchmarked_on_the_day_its_hours_made(tmp_path):
     info and the row is judged against the optimum."""
     import gymnasium as gym
 
-    from stackelberg_mop import benchmark, results
+    from stackelberg_mop.policies.agent import AgentPolicy
     from stackelberg_mop.rl import ppo_hourly
-    from stackelberg_mop.rl.agent import AgentPolicy
+    from stackelberg_mop.runner import benchmark
+    from stackelberg_mop.runner import report as results
 
     run = ppo_hourly.main(["--total-timesteps", "48", "--n-steps", "24", "--batch-size", "24", "--eval-every", "48",
                            "--eval-days", "1", "--n-envs", "1", "--out", str(tmp_path), "--progress-bar", "false"])
@@ -419,7 +420,7 @@ def test_the_slim_policy_a_run_keeps_posts_the_same_prices_as_its_model(script, 
     full = tmp_path / "full"
     shutil.copytree(run, full)
     (full / "best_policy.pt").unlink()
-    from stackelberg_mop.rl.agent import AgentPolicy
+    from stackelberg_mop.policies.agent import AgentPolicy
 
     case = sm.load_case()
     for day in sm.days(case, "val")[:3]:

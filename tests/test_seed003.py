@@ -119,7 +119,8 @@ def test_stackelberg_optimum_on_the_papers_network(case3):
     """`kkt.solve` on seeds/003's own network: a verified certificate (followers re-solved, the answer
     re-scored by `evaluate`, every multiplier inside its derived Big-M), and the leader's optimum no
     worse than the LMP fixed point's prices, which obey the same price rules (one projected price)."""
-    from stackelberg_mop.baselines import fixed_point, kkt
+    from stackelberg_mop.algorithms import fixed_point
+    from stackelberg_mop.bilevel import kkt
 
     day = sm.reference_day(case3)
     res = kkt.solve(case3, day, time_limit=120, threads=1)
@@ -134,7 +135,7 @@ def test_stackelberg_optimum_on_the_papers_network(case3):
 
 @pytest.fixture(scope="module")
 def claims(case3):
-    from stackelberg_mop.baselines.seed003 import reproduce
+    from stackelberg_mop.papers.p2p_sharing import reproduce
 
     return reproduce(case3, sm.reference_day(case3), scales=(1.0, 1.5, 2.0), stackelberg_time_limit=None)
 
@@ -262,7 +263,7 @@ def test_algorithm1_as_written(case3):
 def test_algorithm2_without_sharing_is_an_exact_equilibrium(case3):
     """Without sharing, the bids at the fixed point are the exact best response to its prices, and
     the prices are the LMPs of those bids' dispatch (to the stopping tolerance), within 20 iterations."""
-    from stackelberg_mop.baselines.seed003 import algorithm2
+    from stackelberg_mop.papers.p2p_sharing import algorithm2
     from stackelberg_mop.powerflow import dispatch_model
 
     day = sm.reference_day(case3)

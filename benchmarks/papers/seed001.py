@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines.seed001 import reproduce
+from stackelberg_mop.papers.substation_areas import reproduce
 
 PAPER = {("deterministic", False, "normal"): "24.20 %", ("stochastic", False, "normal"): "5.44 %"}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import stackelberg_mop as sm
-from stackelberg_mop.baselines.seed003 import MAX_ITER, reproduce
+from stackelberg_mop.papers.p2p_sharing import MAX_ITER, reproduce
 
 
 def _fmt(x) -> str:

@@ -15,7 +15,7 @@ from .case import Case
 from .fields import field_number, field_values
 from .parties import MOP, Batteries, DSAMarket, Generators, Grid, Prosumers, Sharing
 from .rules import Objective, PriceRules, Tariff
-from .schema import CaseError, check_layout
+from .schema import SCHEMA_SUFFIX, CaseError, check_layout
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     if "extends" in spec:
-        check_layout(spec)  # the file's own sections first: an error names what the user wrote
+        check_layout(spec, partial=True)  # the file's own sections first: an error names what the user wrote
     spec = _resolve_extends(spec)
     check_layout(spec)
     try:
@@ -196,7 +196,8 @@ def _unique_keys(pairs: list) -> dict:
 
 def available_cases() -> list[str]:
     """Names of the cases shipped with the package."""
-    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir()
+                  if p.name.endswith(".json") and not p.name.endswith(SCHEMA_SUFFIX))
 
 
 def load_case(name: str = "ieee33-mop") -> Case:

@@ -281,7 +281,7 @@ class Sharing:
 class DSAMarket:
     """seeds/001's market of distribution substation areas (DSAs), optional: the prosumers are the DSAs
     (their loads, PV/wind, shiftable load and batteries), each trading with the network at the tariff
-    and, cooperating, with the others over the `Sharing` platform's pairs (`market.dsa`). Arrays of N.
+    and, cooperating, with the others over the `Sharing` platform's pairs (`papers.dsa_market`). Arrays of N.
 
     comfort_cost: ¥/MWh on |shifted load| (demand response's comfort penalty, seeds/001 Eq. 1k).
     import_max, export_max: MW, each DSA's purchase and sale limits with the network (Eqs. 1c–1d).

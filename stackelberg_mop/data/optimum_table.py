@@ -2,8 +2,8 @@
 
     opt = optimum(case, day)        # Optimum: prices (24,) ¥/MWh, objective J* ¥, bound, gap, status, ...
 
-The tables are made by `stackelberg_mop.optima.compute` (`stackelberg-mop optima --case ieee33-mop
---split test`), which proves each day's optimum with `baselines.kkt.solve` and appends one JSON line
+The tables are made by `stackelberg_mop.runner.optima.compute` (`stackelberg-mop optima --case ieee33-mop
+--split test`), which proves each day's optimum with `bilevel.kkt.solve` and appends one JSON line
 per day; they ship in ``stackelberg_mop/data/optima/<case>.jsonl``. This module only reads them, so
 that the environments and the benchmark can judge prices against J* without a solver.
 

@@ -10,7 +10,7 @@ from ..data import Day, days, reference_day
 from ..data.days import check_day
 from ..data.hv_prices import draw_hv_prices
 from ..options import DAY_SOURCES, ENV_MOP_MODES
-from ..yardstick import TariffScore, Yardstick
+from ..scoring.yardstick import TariffScore, Yardstick
 from .render import day_figure, figure_to_rgb
 
 REWARD_BASELINES = (None, "tariff")

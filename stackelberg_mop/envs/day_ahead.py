@@ -57,12 +57,12 @@ import numpy as np
 from .. import _validate
 from ..cases import HOURS, Case, as_case
 from ..data import Day
-from ..evaluate import Outcome, evaluate
 from ..market import action_to_prices
 from ..market.p2p import P2PMarket, p2p_market, p2p_response
 from ..options import ENV_MOP_MODES, VOLTAGE_MODES
 from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
-from ..yardstick import TariffScore, Yardstick
+from ..scoring import Outcome, evaluate
+from ..scoring.yardstick import TariffScore, Yardstick
 from .common import (
     RENDER_MODES,
     REWARD_BASELINES,

@@ -49,12 +49,12 @@ import numpy as np
 from .. import _validate
 from ..cases import HOURS, Case, as_case
 from ..data import Day
-from ..evaluate import Outcome, evaluate, evaluate_hour
 from ..market import BestResponse, best_response, price_bounds, replan
 from ..options import ENV_MOP_MODES, VOLTAGE_MODES
 from ..powerflow import join_windows
 from ..powerflow.mop import action_to_mop_setpoints
-from ..yardstick import TariffScore, Yardstick
+from ..scoring import Outcome, evaluate, evaluate_hour
+from ..scoring.yardstick import TariffScore, Yardstick
 from .common import (
     RENDER_MODES,
     REWARD_BASELINES,

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..cases import HOURS, Case
 from ..data import Day
-from ..evaluate import Outcome
+from ..scoring import Outcome
 
 
 def legend_outside(ax, **kwargs) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..cases import HOURS, Case
 from ..data import Day
-from .kkt import follower_qp
+from .standard_form import follower_qp
 
 
 class ProsumerBlock:

@@ -92,8 +92,8 @@ def sensitivities(case, days, prices: np.ndarray, probe: float, progress: bool =
     solve counts as a large increase (10⁴ ¥)."""
     from tqdm import tqdm
 
-    from ..evaluate import evaluate
     from ..market import price_bounds
+    from ..scoring import evaluate
 
     out = np.zeros((len(days), 24, 2))
     for d, (day, lam) in enumerate(tqdm(list(zip(days, prices)), disable=not progress, desc="sensitivities",
@@ -143,11 +143,11 @@ def main(argv=None) -> Path:
     from stable_baselines3 import TD3
     from tqdm import tqdm
 
-    from .. import load_case
-    from ..benchmark import select_days
+    from ..cases import load_case
     from ..data import days
     from ..data.optimum_table import OptimumTable
     from ..envs.observation import OBS_BOUND, day_features
+    from ..runner.benchmark import select_days
     from .common import make_vec_env, normalise, validate, validation_env
     from .config import layers, parse_config
 

@@ -29,7 +29,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 from ..envs.observation import OBS_BOUND
-from ..yardstick import aggregate_regret, bootstrap_interval
+from ..scoring.yardstick import aggregate_regret, bootstrap_interval
 from . import checkpoint
 from .config import differences, layers
 
@@ -182,8 +182,8 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     folder, whose best_model is taken, or a model .zip) starts from that model with its observation
     statistics held fixed; the replay buffer starts empty.
     """
-    from ..benchmark import select_days
     from ..cases import load_case
+    from ..runner.benchmark import select_days
     from .config import check_config
 
     check_config(config)
@@ -295,7 +295,7 @@ def keep_slim(run: Path, algo: str) -> None:
     the repository keeps of a run (the .zip files and checkpoints are not committed)."""
     from stable_baselines3 import PPO, SAC, TD3
 
-    from .agent import SLIM, save_policy
+    from ..policies.agent import SLIM, save_policy
 
     if (run / "best_model.zip").is_file() and not (run / SLIM).is_file():
         model = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo].load(run / "best_model.zip", device="cpu")

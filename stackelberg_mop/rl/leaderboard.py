@@ -192,8 +192,8 @@ def kept_runs(out: Path, algos: list[str]) -> list[Run]:
 def test_all(out: Path, algos: list[str], workers: int) -> list[dict]:
     """Score each finished run of a kept candidate, and the references, on the test days (once: rows
     are reused by their fingerprint), and write ``results.csv``."""
-    from .. import benchmark
-    from ..results import report
+    from ..runner import benchmark
+    from ..runner.report import report
     from .common import keep_slim
 
     runs = kept_runs(out, algos)
@@ -234,9 +234,9 @@ def decision_time(spec: str) -> float:
     (the benchmark's own timings ran beside other workers)."""
     import torch
 
-    from .. import benchmark
     from ..cases import load_case
     from ..data import days
+    from ..runner import benchmark
 
     torch.set_num_threads(1)
     case = load_case()

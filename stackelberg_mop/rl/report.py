@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..yardstick import seed_interval
+from ..scoring.yardstick import seed_interval
 
 RESULTS_MD = Path("benchmarks/RESULTS.md")
 AGENTS = Path("benchmarks/agents")
@@ -82,7 +82,7 @@ def write_report(out: Path, results: list[dict]) -> list[Path]:
     paths = [out / "leaderboard.md"]
     paths[0].write_text(text + "\n")
     paths += plot_leaderboard(results, summary, out / "leaderboard.png")
-    from ..results import plot_learning_curves
+    from ..runner.report import plot_learning_curves
 
     runs = sorted(p for p in (out / "runs").glob("*") if (p / "evaluations.csv").is_file())
     paths += plot_learning_curves(runs, out / "learning_curves.png")
