@@ -74,12 +74,9 @@ def _prices(case: Case, text: str, day=None) -> np.ndarray:
 
         return optimum(case, day if day is not None else reference_day(case)).prices.copy()
     if text.startswith("flat:"):
-        try:
-            value = float(text[5:])
-        except ValueError:
-            value = float("nan")
-        if np.isfinite(value) and 0 < value <= 1e5:
-            return np.full(24, value)
+        from .policies.baselines import flat_price
+
+        return np.full(24, flat_price(text[5:], "--prices"))
     raise ValueError(f"--prices: expected 'tariff', 'optimum' or 'flat:PRICE' with PRICE in (0, 100000] ¥/MWh, "
                      f"got {text!r}")
 

@@ -253,7 +253,7 @@ def test_case_file_problems_name_the_file(tmp_path):
 
 def test_prosumer_bus_must_be_whole_and_loss_coefficient_below_one(spec):
     spec["prosumers"]["bus"] = [6.5, 9, 14, 23, 28]
-    with pytest.raises(CaseError, match=r"prosumers\.bus: expected whole numbers"):
+    with pytest.raises(CaseError, match=r"prosumers\.bus\[0\]: expected an integer, got 6\.5"):
         case_from_dict(spec)
     spec["prosumers"]["bus"] = [6, 9, 14, 23, 28]
     spec["mop"]["loss_coefficient"] = [0.02, 1.0, 0.02, 0.02]

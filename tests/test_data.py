@@ -67,3 +67,21 @@ def test_day_validation(day):
     with pytest.raises(ValueError, match="day.pv: must be finite"):
         sm.Day(fixed_load=day.fixed_load, pv=np.full_like(day.pv, np.nan), base_p=day.base_p, base_q=day.base_q,
                buy_price=day.buy_price, sell_price=day.sell_price)
+
+
+def test_a_day_is_refused_by_a_case_it_was_not_made_for(case):
+    """Same shapes are not enough: a day scaled from other loads or prosumers is named, not scored; cases
+    that differ only in what a day does not depend on (rules, objective, tariff) share their days."""
+    import dataclasses
+
+    day = sm.simbench_day(case, 10)
+    more_pv = case.replace(prosumers=dataclasses.replace(case.prosumers, pv_capacity=case.prosumers.pv_capacity * 2))
+    assert sm.simbench_day(more_pv, 10).pv.shape == day.pv.shape
+    with pytest.raises(ValueError, match="day: 2016-01-11 was made for another case"):
+        sm.evaluate(more_pv, day, case.tariff.buy_price)
+    with pytest.raises(ValueError, match="made for another case"):
+        sm.best_response(more_pv, day, case.tariff.buy_price)
+    other_rules = sm.load_case("ieee33-mop-flatcap")
+    assert sm.evaluate(other_rules, day, other_rules.tariff.buy_price * 0 + 700).status == "optimal"
+    by_hand = dataclasses.replace(day, source=None)
+    assert by_hand.check(more_pv) is by_hand  # a day built by hand carries no mark: shapes are checked

@@ -374,14 +374,14 @@ def test_network_cut_is_a_valid_under_estimator(case, day):
     np.testing.assert_allclose(phi2 - phi0, grad[1] * 1e-4, atol=2e-4)
 
 
-def test_policy_returns_prices_like_an_agent(small):
+def test_the_optimum_as_a_policy_posts_its_prices(small, monkeypatch):
     case, day, _, lo, hi, result = small
-    policy = kkt.KKTPolicy(case, time_limit=40, gap=1e-6, price_lower=lo, price_upper=hi)
-    policy._results[day.name] = result  # reuse the module's solve
-    prices = policy(day)
-    assert prices.shape == (24,) and np.all(np.isfinite(prices))
-    assert policy.setpoints(day).shape == (2, len(case.mop), 24)
+    from stackelberg_mop.policies.baselines import KKTOptimumPolicy
+
+    monkeypatch.setattr(kkt, "solve", lambda *a, **k: result)  # reuse the module's solve
+    prices, mop = KKTOptimumPolicy(time_limit=40, gap=1e-6, price_lower=lo, price_upper=hi)(case, day)
     np.testing.assert_array_equal(prices, result.prices)
+    assert mop == "opf"
 
 
 @pytest.fixture(scope="module")

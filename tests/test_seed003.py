@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 import stackelberg_mop as sm
 from stackelberg_mop.market import best_response_batch, kkt_residuals
-from stackelberg_mop.market.follower import hourly_bounds, replan
+from stackelberg_mop.market.follower import exchange_bounds, replan
 from stackelberg_mop.market.prosumer_model import ProsumerBlock
 from stackelberg_mop.market.reference import best_response_cvxpy
 
@@ -55,7 +55,7 @@ def test_response_is_exact_and_equals_cvxpy(case3, prices, day_of_year):
     for key in KEYS[:-1]:
         np.testing.assert_allclose(np.where(tie, 0, getattr(fast, key)), np.where(tie, 0, ref[key]), atol=1e-5,
                                    err_msg=key)
-    lower, upper = hourly_bounds(case3, day)
+    lower, upper = exchange_bounds(case3, day)
     assert np.all(fast.exchange_power >= lower - 1e-12) and np.all(fast.exchange_power <= upper + 1e-12)
 
 

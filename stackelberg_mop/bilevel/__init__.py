@@ -2,6 +2,6 @@
 (`kkt`, with its Big-M bounds in `bigm`) and an independent Lagrangian lower bound (`lagrangian`)."""
 
 from . import bigm, kkt, lagrangian
-from .kkt import KKTPolicy, KKTResult, Verification
+from .kkt import KKTResult, Verification
 
-__all__ = ["KKTPolicy", "KKTResult", "Verification", "bigm", "kkt", "lagrangian"]
+__all__ = ["KKTResult", "Verification", "bigm", "kkt", "lagrangian"]

@@ -9,6 +9,7 @@ training days), so validation and test days are never neighbours of training day
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -17,6 +18,7 @@ from importlib import resources
 import numpy as np
 
 from .. import _validate
+from ..cache import cached
 from ..cases import Case, check_case
 from ..options import DAY_SOURCES, HOURS, SPLITS
 
@@ -33,6 +35,10 @@ class Day:
     base_q: (B, 24) Mvar, reactive load of each bus (prosumer buses included).
     buy_price: (24,) ¥/MWh the DNO pays the HV grid. sell_price: (24,) ¥/MWh the HV grid pays.
     name: "reference" or the ISO date; split: "reference", "train", "val" or "test".
+    source: a hash of the case data the day was scaled from (`case_source`; set by `reference_day`,
+    `simbench_day` and `days`, None for a day built by hand): `check` refuses the day for a case
+    whose loads, buses or prosumers differ, even where the array shapes agree. The HV prices are not
+    part of it (scenarios of them replace a day's prices on purpose).
     """
 
     fixed_load: np.ndarray
@@ -45,6 +51,7 @@ class Day:
     split: str = "reference"
     calendar: dict = field(default_factory=dict)
     wind: np.ndarray | None = None
+    source: str | None = None
 
     def __post_init__(self):
         _validate.instance("day.name", self.name, str, "a name (a date 'YYYY-MM-DD' or 'reference')")
@@ -74,6 +81,9 @@ class Day:
             if getattr(self, name).shape != shape:
                 raise ValueError(f"day.{name}: shape {getattr(self, name).shape} does not fit case "
                                  f"{case.name!r}, expected {shape}")
+        if self.source is not None and self.source != case_source(case):
+            raise ValueError(f"day: {self.name} was made for another case than {case.name!r} (other loads, buses "
+                             f"or prosumers); make it with this case (days, simbench_day, reference_day)")
         return self
 
     @property
@@ -85,6 +95,23 @@ class Day:
     def renewables(self) -> np.ndarray:
         """(N, 24) MW, PV plus wind output (what a curtailable prosumer may curtail)."""
         return self.pv + self.wind
+
+
+def case_source(case: Case) -> str:
+    """A short hash of what a day of `case` is scaled from: the buses and their nominal loads, the
+    prosumers' buses, PV and wind capacities and fixed-load peaks, the reference profiles. Cases
+    that differ only in anything else (tariff, rules, objective, batteries, MOP, ...) share days."""
+    def build() -> str:
+        pros = case.prosumers
+        h = hashlib.sha256()
+        for part in (case.buses, *case.nominal_load, pros.bus, pros.pv_capacity, pros.wind_capacity,
+                     pros.fixed_load_peak if pros.fixed_load_peak is not None else np.zeros(0),
+                     case.reference_load, case.reference_pv, case.reference_wind):
+            h.update(np.ascontiguousarray(part, dtype=float).tobytes())
+            h.update(b"|")
+        return h.hexdigest()[:16]
+
+    return cached(case, "day_source", build)
 
 
 def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarray,
@@ -102,7 +129,7 @@ def _day_from_profiles(case: Case, bus_profile: np.ndarray, pv_profile: np.ndarr
     wind = None if wind_profile is None else pros.wind_capacity[:, None] * wind_profile
     return Day(fixed_load=fixed_load, pv=pros.pv_capacity[:, None] * pv_profile, base_p=base_p,
                base_q=q_nom[:, None] * bus_profile, buy_price=case.tariff.buy_price,
-               sell_price=case.tariff.sell_price, wind=wind, **meta)
+               sell_price=case.tariff.sell_price, wind=wind, source=case_source(case), **meta)
 
 
 def reference_day(case: Case) -> Day:

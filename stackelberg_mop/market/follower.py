@@ -215,7 +215,7 @@ def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.
 
 
 # --- seeds/003's prosumers: elastic load, curtailment, bid limits, hour by hour ---------------------
-def hourly_bounds(case: Case, day: Day, bid_limits: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def exchange_bounds(case: Case, day: Day, bid_limits: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) (N, 24) MW of each prosumer's exchange P: what its schedule can reach,
     [h, h + d̄ + R] (h the net load, R the curtailable renewables), intersected with its bid limits
     unless bid_limits=False (the sharing market, where they bound the exchange after trades); finite."""
@@ -286,7 +286,7 @@ def _respond(case: Case, day: Day, lam: np.ndarray, committed: BestResponse | No
     mu_d, mu_c, mu_p = zeros.copy(), zeros.copy(), zeros.copy()
     hourly = np.flatnonzero(pros.hourly)
     if hourly.size:
-        lower, upper = (x[hourly] for x in hourly_bounds(case, day))
+        lower, upper = (x[hourly] for x in exchange_bounds(case, day))
         if hours:
             lower, upper = lower.copy(), upper.copy()
             lower[:, :hours] = upper[:, :hours] = committed.exchange_power[hourly, :hours]

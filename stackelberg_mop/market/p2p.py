@@ -43,6 +43,8 @@ from .follower import best_response
 from .p2p_market import P2PMarket, P2PResult, check_market, p2p_market, sharing_costs
 from .prosumer_model import ProsumerBlock, own_costs
 
+__all__ = ["METHODS", "P2PMarket", "P2PResult", "p2p_market", "p2p_response", "solve_admm", "solve_centralised"]
+
 METHODS = ("auto", "exact", "centralised", "admm")
 
 
@@ -281,17 +283,3 @@ def p2p_response(case: Case, day: Day, prices, market: P2PMarket, method: str = 
     if method == "centralised":
         return solve_centralised(case, day, lam, market)
     return solve_admm(case, day, lam, market, **admm)
-
-
-def p2p_exchange(case: Case, day: Day, prices, market: P2PMarket | None = None) -> np.ndarray:
-    """(N, 24) MW: each prosumer's net exchange with the DNO under sharing (> 0 buys).
-
-    The hook for ``p2p=True`` in the environments: replaces ``best_response(...).exchange_power``.
-    market: default `p2p_market(case)` (the case's own platform if it has one, else 0.2 MW between every
-    pair at γ = 10 ¥/MW²h; the prosumers' bid limits, if any, on the exchange).
-    """
-    market = p2p_market(case) if market is None else market
-    result = p2p_response(case, day, prices, market)
-    if not result.ok:
-        raise RuntimeError(f"p2p: the sharing market failed ({result.status})")
-    return result.exchange_power

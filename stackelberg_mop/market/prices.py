@@ -24,9 +24,6 @@ import numpy as np
 from .. import _validate
 from ..cases import HOURS, Case, check_case
 
-#: ¥/MWh: a price vector within this of the rules counts as keeping them (solver round-off)
-RULE_TOLERANCE = 1e-6
-
 
 @dataclass(frozen=True, eq=False)
 class PriceBounds:

@@ -49,11 +49,6 @@ class ProsumerBlock:
         return float(self.own_cost.value)
 
 
-def prosumer_blocks(case: Case, day: Day) -> list[ProsumerBlock]:
-    """One block per prosumer, loaded with `day`."""
-    return [ProsumerBlock(case, n, day) for n in range(len(case.prosumers))]
-
-
 def own_costs(case: Case, response) -> np.ndarray:
     """(N,) ¥: each prosumer's cost without the energy payment, from a `BestResponse`-like object."""
     pros, bat = case.prosumers, case.batteries

@@ -9,7 +9,7 @@ P_n = Gx + h is the exchange power. E rows: Σ_t P^tr_t = 0, then E_t − E_{t�
 P^dis_t/η_d = 0 with E_{−1} = E_init; the end state is the bound l = u = E_init on E_23.
 A prosumer of seeds/003's kind (`Prosumers.hourly`) has x = (P^tr, d, c, P) (96): the shift fixed
 at 0, the elastic load d (Q = 2a, c = −b), the curtailment c and the meter P with its bid limits as
-bounds (`follower.hourly_bounds`); E rows: Σ P^tr = 0, then the meter rows P − P^tr − d − c = h
+bounds (`follower.exchange_bounds`); E rows: Σ P^tr = 0, then the meter rows P − P^tr − d − c = h
 (multiplier −θ, θ the effective price of `follower`); P_n = P (G picks it, h_G = 0).
 
 KKT: Qx + c + Gᵀλ + Eᵀν − μ_l + μ_u = 0, primal feasibility, μ >= 0, μ_l(x − l) = μ_u(u − x) = 0.
@@ -26,7 +26,7 @@ import numpy as np
 from ..cases import HOURS, Case, check_case
 from ..data import Day
 from ..data.days import check_day
-from .follower import BestResponse, hourly_bounds
+from .follower import BestResponse, exchange_bounds
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +59,7 @@ def follower_qp(case: Case, day: Day, n: int, bid_limits: bool = True) -> Follow
     h = day.net_load[n]
     m = case.battery_of[n]
     if pros.hourly[n]:
-        lower, upper = (x[n] for x in hourly_bounds(case, day, bid_limits))
+        lower, upper = (x[n] for x in exchange_bounds(case, day, bid_limits))
         r = pros.curtailable[n] * day.renewables[n]
         z = np.zeros(HOURS)
         return FollowerQP(

@@ -68,6 +68,22 @@ class TariffPolicy(Policy):
         return project_prices(case, day, day.buy_price), "opf"
 
 
+#: ¥/MWh: the largest flat price a spec ("flat:PRICE") may name
+MAX_FLAT_PRICE = 1e5
+
+
+def flat_price(text: str, name: str) -> float:
+    """The price of a "flat:PRICE" spec (the text after the colon) in ¥/MWh, in (0, MAX_FLAT_PRICE];
+    ValueError naming `name` (the flag or spec it came in) otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and 0 < value <= MAX_FLAT_PRICE):
+        raise ValueError(f"{name}: expected 'flat:PRICE' with PRICE in (0, {MAX_FLAT_PRICE:g}] ¥/MWh, got {text!r}")
+    return value
+
+
 class FlatPolicy(Policy):
     """One price every hour: `price` ¥/MWh, by default the price rules' mean cap."""
 

@@ -70,13 +70,7 @@ def make_policy(spec: str):
     if name == "flat":
         if not arg:
             return policies.FlatPolicy(None)
-        try:
-            price = float(arg)
-        except ValueError:
-            price = float("nan")
-        if not (np.isfinite(price) and price > 0):
-            raise ValueError(f"policy 'flat:<price>': expected a finite price > 0 in ¥/MWh, got {arg!r}")
-        return policies.FlatPolicy(price)
+        return policies.FlatPolicy(policies.flat_price(arg, f"policy {spec!r}"))
     if name == "fixed_point":
         return policies.FixedPointPolicy()
     if name == "admm":

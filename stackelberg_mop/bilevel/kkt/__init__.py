@@ -17,7 +17,7 @@ multipliers are checked against their Big-Ms, and λ* is re-scored by `evaluate`
 
 Modules: `scip` (SCIP's settings and threads), `followers` (one prosumer's KKT rows), `network`
 (Φ, its cuts, the DistFlow rows), `model` (the SCIP model), `heuristics` (start prices, local
-search), `outer` (the OA loop), `verification` (the checks and the result), `solve` (entry point, policy).
+search), `outer` (the OA loop), `verification` (the checks and the result), `solve` (entry point).
 """
 
 from .followers import AT_BOUND_TOL, FollowerKKT
@@ -26,7 +26,7 @@ from .model import KKTModel, new_model, price_box
 from .network import hourly_network_cost, network_cut
 from .outer import OuterApproximation
 from .scip import IPOPT_OPTIONS_FILE, MAX_DEFAULT_THREADS, SCIP_PARAMS, THREADS_ENV, default_threads
-from .solve import METHODS, KKTPolicy, solve
+from .solve import METHODS, solve
 from .verification import BIGM_TOL, OBJECTIVE_RTOL, KKTResult, Verification, scored_objective, verify
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
            "THREADS_ENV",
            "FollowerKKT",
            "KKTModel",
-           "KKTPolicy",
            "KKTResult",
            "OuterApproximation",
            "Verification",

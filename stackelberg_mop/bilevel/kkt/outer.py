@@ -27,7 +27,7 @@ from .heuristics import local_search, start_prices
 from .model import new_model
 from .network import hourly_network_cost, network_cut
 from .scip import scip_status
-from .verification import KKTResult, failed_certificate, finish, revenue_by_duality, setpoints_of
+from .verification import KKTResult, SolveRun, failed_certificate, finish, revenue_by_duality, setpoints_of
 
 
 def _bound_tracker_class():
@@ -235,8 +235,8 @@ class OuterApproximation:
         m.setParam("limits/gap", 1e-6)
         m.optimize()
         if m.getNSols() == 0:
-            return failed_certificate(case, day, model, prices, response, res, lb, self.start, self.gap, it,
-                                      self.history, f"the KKT model admits no follower response at λ* ({m.getStatus()})")
+            return failed_certificate(case, day, model, SolveRun("oa", self.start, self.gap, it, self.history), prices,
+                                      response, res, lb, f"the KKT model admits no follower response at λ* ({m.getStatus()})")
         sol = model.solution()
         sol["prices"] = prices
         p_model = np.array([f.qp.G @ fs["x"] + f.qp.h for f, fs in zip(model.followers, sol["followers"])])
@@ -247,5 +247,5 @@ class OuterApproximation:
             revenue_by_duality(f.qp, fs, prices) for f, fs in zip(model.followers, sol["followers"]))
         setpoints = setpoints_of(case, res.mop_p, res.mop_q) if self.mop == "opf" else \
             np.zeros((2, len(case.mop), HOURS))
-        return finish(case, day, model, sol, model_obj, lb, setpoints, status, scip_status(model.m), self.start, "oa",
-                      self.gap, it, self.history)
+        return finish(case, day, model, sol, setpoints, SolveRun("oa", self.start, self.gap, it, self.history),
+                      model_obj=model_obj, bound=lb, status_hint=status, solver_status=scip_status(model.m))

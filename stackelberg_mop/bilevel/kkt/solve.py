@@ -1,10 +1,9 @@
-"""`solve`: the bi-level optimum of one day with a proven bound, by either method; `KKTPolicy`: it as a policy."""
+"""`solve`: the bi-level optimum of one day with a proven bound, by either method (as a pricing policy:
+`policies.baselines.KKTOptimumPolicy`)."""
 
 from __future__ import annotations
 
 import time
-
-import numpy as np
 
 from ... import _validate
 from ...cases import Case
@@ -15,7 +14,7 @@ from .heuristics import start_prices
 from .model import new_model, price_box
 from .outer import OuterApproximation
 from .scip import default_threads, scip_status
-from .verification import KKTResult, failed_certificate, finish, scored_objective, setpoints_of
+from .verification import KKTResult, SolveRun, failed_certificate, finish, scored_objective, setpoints_of
 
 METHODS = ("oa", "misocp")
 
@@ -77,38 +76,13 @@ def _solve_misocp(case, day, time_limit, gap, mop, voltage_limits, lo, hi, threa
     if m.getNSols() == 0:
         prices = start_prices(case, day, lo, hi)[0]
         out = evaluate(case, day, prices, mop=mop, voltage_limits=voltage_limits)
-        return failed_certificate(case, day, model, prices, out.response, out.dispatch, m.getDualbound(), start,
-                                  gap, 1, [], f"SCIP found no solution ({m.getStatus()})", method="misocp")
+        return failed_certificate(case, day, model, SolveRun("misocp", start, gap), prices, out.response, out.dispatch,
+                                  m.getDualbound(), f"SCIP found no solution ({m.getStatus()})")
     sol = model.solution()
     setpoints = setpoints_of(case, sol.get("mop_p"), sol.get("mop_q"))
     bound = m.getDualbound()
     history = [(time.perf_counter() - start, sol["objective"], bound)]
     status = scip_status(m)
     hint = {"timelimit": "time_limit"}.get(status, status)  # one vocabulary with "oa"
-    return finish(case, day, model, sol, sol["objective"], bound, setpoints, hint, status, start, "misocp", gap, 1,
-                  history)
-
-
-class KKTPolicy:
-    """The bi-level optimum as a pricing policy: ``policy(day) -> prices (24,)``, like any agent.
-
-    Solves each day once (cached by the day's name) with `solve(case, day, **options)`;
-    ``setpoints(day)`` gives the MOP set-points (2, K, 24) and ``result(day)`` the full `KKTResult`.
-    """
-
-    def __init__(self, case: Case, **options):
-        self.case, self.options = case, options
-        self._results: dict[str, KKTResult] = {}
-
-    def result(self, day: Day) -> KKTResult:
-        if day.name not in self._results:
-            self._results[day.name] = solve(self.case, day, **self.options)
-        return self._results[day.name]
-
-    def prices(self, day: Day) -> np.ndarray:
-        return self.result(day).prices.copy()
-
-    __call__ = prices
-
-    def setpoints(self, day: Day) -> np.ndarray:
-        return self.result(day).mop_setpoints.copy()
+    return finish(case, day, model, sol, setpoints, SolveRun("misocp", start, gap, 1, history),
+                  model_obj=sol["objective"], bound=bound, status_hint=hint, solver_status=status)

@@ -172,8 +172,26 @@ def verify(case: Case, day: Day, model, sol: dict, model_objective: float, setpo
     return ver, outcome
 
 
-def finish(case, day, model, sol, model_obj, bound, setpoints, status_hint, solver_status, start, method,
-            gap_target, iterations, history) -> KKTResult:
+@dataclass(frozen=True)
+class SolveRun:
+    """What a bi-level solve carries to its result: method ("oa" or "misocp"), start (its
+    `time.perf_counter()` at the start), gap_target (the relative gap that counts as optimal), the
+    iterations so far and the history of (seconds, objective, bound)."""
+
+    method: str
+    start: float
+    gap_target: float
+    iterations: int = 1
+    history: list = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def finish(case, day, model, sol, setpoints, run: SolveRun, *, model_obj: float, bound: float, status_hint: str,
+           solver_status: str) -> KKTResult:
+    """The result of a solve that found prices (`sol`, the master's solution, its objective `model_obj`,
+    the proven `bound`): verified (`verify`), then "optimal" at `run.gap_target`, else `status_hint`."""
     if not bound < 1e19:  # SCIP reports an infeasible master as a bound of 1e20
         bound = float("nan")
     ver, outcome = verify(case, day, model, sol, model_obj, setpoints, slack=max(0.0, model_obj - bound)
@@ -185,17 +203,18 @@ def finish(case, day, model, sol, model_obj, bound, setpoints, status_hint, solv
     rel = (objective - bound) / max(abs(objective), 1e-9) if np.isfinite(objective) else float("nan")
     if not ver.passed:
         status = "verification_failed: " + "; ".join(ver.messages)
-    elif rel <= gap_target:
+    elif rel <= run.gap_target:
         status = "optimal"
     else:
         status = status_hint
     return KKTResult(prices=sol["prices"], mop_setpoints=setpoints, objective=objective, best_bound=bound, gap=rel,
-                     status=status, solver_status=solver_status, solve_time=time.perf_counter() - start,
-                     method=method, verification=ver, outcome=outcome, iterations=iterations, history=history)
+                     status=status, solver_status=solver_status, solve_time=run.elapsed(), method=run.method,
+                     verification=ver, outcome=outcome, iterations=run.iterations, history=run.history)
 
 
-def failed_certificate(case, day, model, prices, response, res, lb, start, gap, it, history, message,
-                        method="oa"):
+def failed_certificate(case, day, model, run: SolveRun, prices, response, res, lb: float, message: str) -> KKTResult:
+    """The result of a solve whose prices have no certificate (`message` says why): λ scored by
+    `evaluate` with the followers' `response` and the dispatch `res`, status "verification_failed"."""
     outcome = evaluate(case, day, prices, mop=model.mop, voltage_limits=model.voltage_limits, response=response)
     obj = scored_objective(outcome, model.voltage_limits)
     ver = Verification(exchange_error=np.nan, schedule_error=np.nan, cost_error=np.nan, follower_kkt=np.nan,
@@ -205,8 +224,8 @@ def failed_certificate(case, day, model, prices, response, res, lb, start, gap, 
     lb = lb if lb < 1e19 else float("nan")
     return KKTResult(prices=prices, mop_setpoints=setpoints, objective=obj, best_bound=lb,
                      gap=(obj - lb) / max(abs(obj), 1e-9), status="verification_failed: " + message,
-                     solver_status=str(model.m.getStatus()), solve_time=time.perf_counter() - start, method=method,
-                     verification=ver, outcome=outcome, iterations=it, history=history)
+                     solver_status=str(model.m.getStatus()), solve_time=run.elapsed(), method=run.method,
+                     verification=ver, outcome=outcome, iterations=run.iterations, history=run.history)
 
 
 def setpoints_of(case, p, q) -> np.ndarray:
