@@ -59,8 +59,8 @@ def compare(case, days, scenarios=False):
         score(f"KKT (gap {res.gap:.2%})", res.prices, "-", time.perf_counter() - t)
 
 
-#: the two iterations of the κ sweep: seeds/003's plain damped iteration and the default proximal one
-SWEEP_METHODS = {"plain, α = 0.5 (seeds/003)": {"damping": 0.5, "max_iter": 30},
+#: the two iterations of the κ sweep: Song et al.'s (2024) plain damped iteration and the default proximal one
+SWEEP_METHODS = {"plain, α = 0.5 (Song et al. (2024))": {"damping": 0.5, "max_iter": 30},
                  "proximal (default)": {"damping": "proximal", "max_iter": 200}}
 
 
@@ -102,7 +102,7 @@ def kappa_sweep(case, day, factors, out: Path):
     axes[0].set_ylabel("iterations to converge")
     axes[0].axvline(1.0, ls=":", c="grey")
     axes[0].legend(fontsize=7)
-    fig.suptitle("LMP fixed point: convergence against the prosumers' response slope (seeds/003 Fig. 9)")
+    fig.suptitle("LMP fixed point: convergence against the prosumers' response slope (Song et al. (2024) Fig. 9)")
     fig.tight_layout()
     fig.savefig(out / "fixed_point_kappa.png", dpi=120)
     print(f"wrote {out / 'fixed_point_kappa.png'}")

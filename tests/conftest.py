@@ -31,7 +31,7 @@ def spec():
     return json.loads(resources.files("stackelberg_mop.cases").joinpath("ieee33-mop.json").read_text())
 
 
-#: DGs as docs/plans/seed003-p2p.md proposes them (seeds/003's buses 10, 16, 19, 23, 30), on the
+#: DGs as docs/plans/seed003-p2p.md proposes them (Song et al.'s (2024) buses 10, 16, 19, 23, 30), on the
 #: default case, with an import limit that makes them marginal in most hours
 DG_SECTIONS = {
     "generators": {"bus": [9, 15, 18, 22, 29], "p_max_mw": [0.8, 0.6, 0.8, 0.6, 0.7],

@@ -19,8 +19,8 @@ def test_default_case_matches_model(case):
     assert case.price_rules.mean_cap == pytest.approx(np.mean(case.tariff.buy_price))
     assert sorted(set(case.tariff.buy_price)) == [450, 750, 1100]
     assert case.batteries.e_init.tolist() == pytest.approx([0.25, 0.4])
-    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap", "seed001-dsa", "seed003-p2p"]
-    assert case.price_rules.lower == "sell" and case.price_rules.upper == "buy"  # seeds/000's rule
+    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap", "substation-areas", "p2p-sharing"]
+    assert case.price_rules.lower == "sell" and case.price_rules.upper == "buy"  # Lou et al.'s (2025) rule
 
 
 def test_case_arrays_are_read_only(case):
@@ -124,7 +124,7 @@ def test_extends_an_unknown_case_is_named(spec):
         case_from_dict(spec)
 
 
-#: seeds/003's kind of prosumer (docs/plans/seed003-p2p.md): wind, own fixed-load peaks, elastic load
+#: Song et al.'s (2024) kind of prosumer (docs/plans/seed003-p2p.md): wind, own fixed-load peaks, elastic load
 SEED003_PROSUMERS = {"bus": [3, 12, 25], "pv_capacity_mw": [0.55, 0.0, 0.45], "wind_capacity_mw": [0.0, 0.45, 0.0],
                      "shift_fraction": [0.0, 0.0, 0.0], "fixed_load_peak_mw": [0.45, 0.5, 0.35],
                      "elastic_max_mw": [0.1, 0.1, 0.1], "utility_quadratic_cny_per_mw2h": [1600, 1600, 1300],
@@ -134,7 +134,7 @@ WIND = [0.797, 0.853, 0.888, 0.9, 0.888, 0.853, 0.797, 0.725, 0.641, 0.55, 0.459
         0.212, 0.247, 0.303, 0.375, 0.459, 0.55, 0.641, 0.725]
 
 
-def _seed003_spec(spec, edit=lambda s: None):
+def _p2p_sharing_spec(spec, edit=lambda s: None):
     spec["prosumers"] = dict(SEED003_PROSUMERS)
     spec.pop("batteries")
     spec["reference_profiles"]["wind"] = list(WIND)
@@ -148,7 +148,7 @@ def test_optional_prosumer_parts_build_the_days(spec, case):
     fingerprint and day hashes (checked by reading the shipped optimum)."""
     assert sm.optimum(case, sm.reference_day(case)).status == "optimal"
     assert not case.prosumers.extended and not case.reference_wind.any()
-    c = case_from_dict(_seed003_spec(spec))
+    c = case_from_dict(_p2p_sharing_spec(spec))
     assert c.prosumers.hourly.all() and c.prosumers.extended and c.fingerprint != case.fingerprint
     ref = sm.reference_day(c)
     np.testing.assert_allclose(ref.wind, np.outer([0.0, 0.45, 0.0], WIND))
@@ -180,7 +180,7 @@ def test_optional_prosumer_parts_build_the_days(spec, case):
 ])
 def test_optional_prosumer_parts_are_validated(spec, edit, field):
     with pytest.raises(CaseError, match=field):
-        case_from_dict(_seed003_spec(spec, edit))
+        case_from_dict(_p2p_sharing_spec(spec, edit))
 
 
 def test_a_wind_case_needs_wind_profiles(spec, monkeypatch):
@@ -188,8 +188,16 @@ def test_a_wind_case_needs_wind_profiles(spec, monkeypatch):
     import importlib
 
     days_module = importlib.import_module("stackelberg_mop.data.days")  # the module, not `data.days()`
-    c = case_from_dict(_seed003_spec(spec))
+    c = case_from_dict(_p2p_sharing_spec(spec))
     profiles = {k: v for k, v in days_module._profiles().items() if not k.startswith("wind")}
     monkeypatch.setattr(days_module, "_profiles", lambda: profiles)
     with pytest.raises(ValueError, match="has wind, but the shipped profile file has no wind profiles"):
         sm.simbench_day(c, 10)
+
+
+@pytest.mark.parametrize("old, new", [("seed001-dsa", "substation-areas"), ("seed003-p2p", "p2p-sharing")])
+def test_the_papers_cases_former_names_still_load(old, new):
+    with pytest.warns(DeprecationWarning, match=f"now called '{new}'"):
+        case = sm.load_case(old)
+    assert case.fingerprint == sm.load_case(new).fingerprint and case.name == new
+    assert old not in sm.available_cases()

@@ -1,4 +1,4 @@
-"""seeds/001's DSA market (`papers.dsa_market`) on the case `seed001-dsa`: individual and cooperative operation."""
+"""Wang et al.'s (2024) DSA market (`papers.dsa_market`) on the case `substation-areas`: individual and cooperative operation."""
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from stackelberg_mop.powerflow import feeder
 
 @pytest.fixture(scope="module")
 def dsa_case():
-    return sm.load_case("seed001-dsa")
+    return sm.load_case("substation-areas")
 
 
 def test_the_case_is_the_papers_system(dsa_case):
@@ -68,7 +68,7 @@ def test_demand_response_and_cooperation_on_the_reference_day(dsa_case):
 
 
 def test_the_100_kw_line_binds_and_holds(dsa_case):
-    """seeds/001's congested case: 100 kW on the line between the paper's buses 2 and 3 holds (and would
+    """Wang et al.'s (2024) congested case: 100 kW on the line between the paper's buses 2 and 3 holds (and would
     be broken without it); cooperation still costs less than individual operation."""
     formulation = "lindistflow"
     limited = line_limited_case(dsa_case, 0.1)
@@ -109,7 +109,7 @@ def test_dsa_fields_are_validated(edit, message):
 
     from stackelberg_mop.cases import CaseError, case_from_dict
 
-    spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("seed001-dsa.json").read_text())
+    spec = json.loads(resources.files("stackelberg_mop.cases").joinpath("substation-areas.json").read_text())
     edit(spec)
     with pytest.raises(CaseError, match=message):
         case_from_dict(spec)
@@ -128,11 +128,11 @@ def test_load_scale_scales_the_networks_own_loads(dsa_case):
 def test_nash_bargaining_splits_the_savings_by_traded_energy(dsa_case):
     """Payments sum to zero, every DSA ends no worse off than alone, and each keeps its weight's share
     of the savings (B_n = w_n S, the log-form bargaining's solution), w_n its share of net energy traded."""
-    from stackelberg_mop.papers import substation_areas as seed001
+    from stackelberg_mop.papers import substation_areas
 
     day = sm.reference_day(dsa_case)
     ind, coop = operate(dsa_case, day, "individual", True), operate(dsa_case, day, "cooperative", True)
-    b = seed001.bargain(ind, coop)
+    b = substation_areas.bargain(ind, coop)
     assert b.savings > 0 and abs(b.payment.sum()) <= 1e-6 * b.savings and b.individually_rational
     np.testing.assert_allclose(b.alone - b.final, b.weight * b.savings, rtol=1e-3, atol=1e-2)  # exp-cone accuracy
     traded = np.abs(coop.trades.sum(axis=1)).sum(axis=-1)
@@ -143,24 +143,24 @@ def test_uncertain_prices_cannot_raise_the_expected_optimum(dsa_case):
     """Operated scenario by scenario, the expected cost is at most the cost at the scenarios' mean price
     (concave in the prices; k-means keeps the mean), in both modes; cooperation saves in every scenario."""
     from stackelberg_mop.data.hv_prices import hv_price_scenarios
-    from stackelberg_mop.papers import substation_areas as seed001
+    from stackelberg_mop.papers import substation_areas
 
     day = sm.reference_day(dsa_case)
     scenarios = hv_price_scenarios(day, n_samples=200, n_scenarios=5)
     mean_day = scenarios.expected_day(day)
     for mode in ("individual", "cooperative"):
-        exp = seed001.expected_operation(dsa_case, day, scenarios, mode, dr=False)
+        exp = substation_areas.expected_operation(dsa_case, day, scenarios, mode, dr=False)
         at_mean = operate(dsa_case, mean_day, mode, False)
         assert exp.total_cost <= at_mean.total_cost + 1e-6 * abs(at_mean.cost).sum()
-    ind = seed001.expected_operation(dsa_case, day, scenarios, "individual", dr=False)
-    coop = seed001.expected_operation(dsa_case, day, scenarios, "cooperative", dr=False)
+    ind = substation_areas.expected_operation(dsa_case, day, scenarios, "individual", dr=False)
+    coop = substation_areas.expected_operation(dsa_case, day, scenarios, "cooperative", dr=False)
     assert all(i.total_cost >= c.total_cost - 1e-6 for i, c in zip(ind.operations, coop.operations))
-    b = seed001.bargain_expected(ind, coop)
+    b = substation_areas.bargain_expected(ind, coop)
     assert b.individually_rational and abs(b.payment.sum()) <= 1e-6 * b.savings
 
 
 def test_algorithm1_reaches_the_centralised_optimum(dsa_case):
-    """seeds/001's decentralised ADMM (neighbours only, one ρ per DSA, per-DSA residual stop) ends with
+    """Wang et al.'s (2024) decentralised ADMM (neighbours only, one ρ per DSA, per-DSA residual stop) ends with
     every DSA's residuals within tolerance, at the centralised coalition cost within 1 % of the savings
     and trades within 0.02 MW (ε_pri = 1e-4 MW per entry, ε_dual = 0.1 ¥/MWh); tighter tolerances get closer."""
     from stackelberg_mop.papers.dsa_admm import algorithm1
@@ -182,7 +182,7 @@ def test_algorithm1_reaches_the_centralised_optimum(dsa_case):
 
 
 def test_the_papers_qualitative_claims(dsa_case):
-    """seeds/001's Tables 1–3 in kind (`papers.substation_areas.reproduce`): cooperation saves in every row and
+    """Wang et al.'s (2024) Tables 1–3 in kind (`papers.substation_areas.reproduce`): cooperation saves in every row and
     the bargaining leaves every DSA better off; demand response lowers both costs in every row; the
     coalition buys and sells less with the network; batteries are used less in cooperation; voltages stay
     within limits with DSA 1's range the widest and DSA 2's the narrowest; the coalition buys at night and

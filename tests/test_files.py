@@ -84,7 +84,7 @@ def test_case_files_round_trip_and_any_renamed_key_is_refused(spec, data):
 def test_environment_options_a_case_cannot_support_are_refused_at_construction():
     for env_id in ("StackelbergMOP-v1", "StackelbergMOPHourly-v1"):
         with pytest.raises(ValueError, match="mop: 'agent'.*has none"):
-            gym.make(env_id, case="seed003-p2p", mop="agent")
+            gym.make(env_id, case="p2p-sharing", mop="agent")
         with pytest.raises(ValueError, match="days: expected a list of Day objects.*int"):
             gym.make(env_id, days=5)
         with pytest.raises(ValueError, match="days: expected a list"):
@@ -179,10 +179,10 @@ def _case_file(tmp_path, base: str, change) -> Path:
 
 
 @pytest.mark.parametrize("base, change, message", [
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=5), "p2p.pairs_bus: expected \\[\\[bus, bus\\], ...\\] pairs that may trade, got 5"),
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[3, 12, 12, 25, 3, 25]), "p2p.pairs_bus\\[0\\]: expected a list, got 3"),
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]]), "given twice"),
-    ("seed003-p2p", lambda s: s["prosumers"].update(curtailable=[[True], [True, False], True]),
+    ("p2p-sharing", lambda s: s["p2p"].update(pairs_bus=5), "p2p.pairs_bus: expected \\[\\[bus, bus\\], ...\\] pairs that may trade, got 5"),
+    ("p2p-sharing", lambda s: s["p2p"].update(pairs_bus=[3, 12, 12, 25, 3, 25]), "p2p.pairs_bus\\[0\\]: expected a list, got 3"),
+    ("p2p-sharing", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]]), "given twice"),
+    ("p2p-sharing", lambda s: s["prosumers"].update(curtailable=[[True], [True, False], True]),
      "prosumers.curtailable\\[0\\]: expected true or false, got \\[true\\]"),
     ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=True), "price_rules.lower_cny_per_mwh: expected a number, 24 numbers, .*got true"),
     ("ieee33-mop", lambda s: s["price_rules"].update(lower_cny_per_mwh=[[400] * 12] * 2), "price_rules.lower_cny_per_mwh: expected a number, 24 numbers"),
@@ -238,7 +238,7 @@ def test_environment_arguments_are_named(make, message):
 
 
 def test_policy_specs_and_mismatched_inputs_are_named(tmp_path):
-    case, c3 = sm.load_case(), sm.load_case("seed003-p2p")
+    case, c3 = sm.load_case(), sm.load_case("p2p-sharing")
     day, day3 = sm.reference_day(case), sm.reference_day(c3)
     for spec, message in (("tariff:foo", "takes no option"), ("flat:-5", "PRICE in \\(0, 100000\\]"), ("flat:", "nothing after"),
                           ("kkt:fast", "takes no option")):
@@ -292,7 +292,7 @@ def test_training_scripts_refuse_before_writing_and_in_one_line(tmp_path):
     (["demo", "--prices", "flat:abc"], "--prices"),
     (["demo", "--agent", "/nonexistent"], "--agent"),
     (["benchmark", "--quick", "--policies", "foo"], "--policy"),
-    (["scenarios", "--case", "seed003-p2p"], "no MOP terminals"),
+    (["scenarios", "--case", "p2p-sharing"], "no MOP terminals"),
     (["respond", "--prices", "flat:-1"], "--prices"),
     (["respond", "--prices", "flat:1e300"], "--prices"),
 ])
@@ -466,12 +466,12 @@ def test_table_rows_that_do_not_fit_the_case_or_day_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("base, change, message", [
-    ("seed003-p2p", lambda s: s["generators"].update(bus=None), "generators.bus"),
-    ("seed003-p2p", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]], caps_mw=[0.0, 0.2, 0.18]),
+    ("p2p-sharing", lambda s: s["generators"].update(bus=None), "generators.bus"),
+    ("p2p-sharing", lambda s: s["p2p"].update(pairs_bus=[[3, 12], [12, 3], [3, 25]], caps_mw=[0.0, 0.2, 0.18]),
      "given twice"),
-    ("seed003-p2p", lambda s: s.update(p2p={}), "p2p: missing field"),
-    ("seed001-dsa", lambda s: s.update(dsa={}), "dsa: missing field"),
-    ("seed003-p2p", lambda s: s["reference_profiles"].update(wind=[3.0] * 24), "reference_profiles.wind"),
+    ("p2p-sharing", lambda s: s.update(p2p={}), "p2p: missing field"),
+    ("substation-areas", lambda s: s.update(dsa={}), "dsa: missing field"),
+    ("p2p-sharing", lambda s: s["reference_profiles"].update(wind=[3.0] * 24), "reference_profiles.wind"),
 ])
 def test_optional_sections_given_empty_or_contradictory_are_refused(tmp_path, base, change, message):
     with pytest.raises(sm.CaseError, match=message):

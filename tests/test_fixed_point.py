@@ -41,7 +41,7 @@ def test_the_answer_is_a_fixed_point(stiff, day, converged):
 
 
 def test_cobweb_convergence_depends_on_the_response_slope(case, day, converged):
-    """seeds/003 §5.3: elastic prosumers (the default batteries, 1/2ε = 0.5 MW per ¥/MWh) keep the
+    """Song et al. (2024) §5.3: elastic prosumers (the default batteries, 1/2ε = 0.5 MW per ¥/MWh) keep the
     iteration cycling when the prices may move in [400, 1100] (the flat-cap rule); 1000× stiffer
     prosumers converge. Under the paper's rule (λ_t <= ρ^buy_t) the LMPs, at or above the HV buy price
     on the reference day, are clipped to the tariff itself: the plain iteration stops at once."""

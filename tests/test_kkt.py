@@ -81,7 +81,7 @@ def grid_scores(small):
     return scores
 
 
-@pytest.mark.parametrize("name", ["ieee33-mop", "ieee33-mop-flatcap", "seed003-p2p"])
+@pytest.mark.parametrize("name", ["ieee33-mop", "ieee33-mop-flatcap", "p2p-sharing"])
 def test_derived_big_ms_contain_a_kkt_point(name):
     """For any prices in the box (per-hour bounds of the paper's rule, or the flat box), the exact
     response with its multipliers moved into the derived boxes (bigm.py) still satisfies every KKT

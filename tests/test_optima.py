@@ -69,7 +69,7 @@ def test_shipped_prices_rescore_to_their_optimum(case, table):
 
 
 def test_optimal_prices_follow_the_papers_figure_6(case, table):
-    """seeds/000 §5.2 (Fig. 6) on the reference day at λ*: at night the price is capped by time of use,
+    """Lou et al. (2025) §5.2 (Fig. 6) on the reference day at λ*: at night the price is capped by time of use,
     through the PV hours it sits at the floor, at 18–20 h at the maximum, and at 22–23 h it is the
     time-of-use price; the full strategy (scenario 3) keeps voltages within [0.96, 1.04] p.u. with a
     relaxation gap below 1e-6."""

@@ -125,7 +125,7 @@ def test_action_map_spans_each_hours_bounds_and_inverts(case, day, a, buy):
 
 
 def test_the_paper_rule_follows_the_days_tariff(case, day):
-    """seeds/000: the hour's cap is its HV buy (time-of-use) price, the floor the sell price; the flat-cap
+    """Lou et al. (2025): the hour's cap is its HV buy (time-of-use) price, the floor the sell price; the flat-cap
     variant keeps the constant box [400, 1100]."""
     bounds = price_bounds(case, day)
     np.testing.assert_array_equal(bounds.upper, np.minimum(day.buy_price, 1100.0))

@@ -1,8 +1,8 @@
 """Welfare-maximising market clearing by ADMM, and the Nash-bargaining split of its savings.
 
-This is seeds/000's game (the DNO and its prosumers) cleared as a welfare baseline with seeds/001's
-tools (ADMM, Nash bargaining); seeds/001's own system (distribution substation areas trading with each
-other) is `papers.dsa_market`, `papers.dsa_admm` and `papers.substation_areas` on the case `seed001-dsa`.
+This is Lou et al.'s (2025) game (the DNO and its prosumers) cleared as a welfare baseline with Wang et al.'s (2024)
+tools (ADMM, Nash bargaining); Wang et al.'s (2024) own system (distribution substation areas trading with each
+other) is `papers.dsa_market`, `papers.dsa_admm` and `papers.substation_areas` on the case `substation-areas`.
 
 The DNO and the prosumers jointly minimise the total cost (¥ per day)
 

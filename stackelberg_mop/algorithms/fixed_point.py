@@ -1,4 +1,4 @@
-"""The LMP fixed point (seeds/003 Algorithm 2): prices = LMPs of the bids, bids = best responses.
+"""The LMP fixed point (Song et al. (2024) Algorithm 2): prices = LMPs of the bids, bids = best responses.
 
 The DNO clears the market at the locational marginal price: the dual of the active-power balance at
 each prosumer's bus in its SOCP dispatch given the bids (¥/MWh of operating cost, i.e. a subgradient
@@ -13,10 +13,10 @@ then maps the result onto the case's price rules (`market.prices.project_prices`
 
 Two iterations are offered.
 
-**Plain (damping α or "msa"), seeds/003 as written.** T(λ) = post(LMP(BR(λ))) with the LMP the dual
+**Plain (damping α or "msa"), Song et al. (2024) as written.** T(λ) = post(LMP(BR(λ))) with the LMP the dual
 the dispatch solver returns, iterated as λ^{k+1} = λ^k + α (T(λ^k) − λ^k). Residuals at iteration k
 (what one more undamped iteration would change): price ‖T(λ^k) − λ^k‖∞ (¥/MWh) and power
-‖BR(T(λ^k)) − BR(λ^k)‖∞ (MW). The cobweb condition (seeds/003 §5.3): it converges when the
+‖BR(T(λ^k)) − BR(λ^k)‖∞ (MW). The cobweb condition (Song et al. (2024) §5.3): it converges when the
 prosumers' response is flatter than the price response, |∂LMP/∂P| · |∂P/∂λ| < 1. In the default
 case it does not: the batteries respond with slope 1/2ε = 0.5 MW per ¥/MWh, and the LMP is set-valued
 where a voltage sits at the |v − 1| kink, so T jumps and no damping makes ‖T(λ) − λ‖ small.
@@ -107,7 +107,7 @@ class FixedPointResult:
 
 def kappa_scaled(case: Case, factor: float, batteries: bool = True) -> Case:
     """The case with every prosumer's quadratic cost scaled by `factor` (> 0): κ_n, the elastic load's
-    utility coefficient a_n (seeds/003's Fig. 9: a, 1.5a, 2a), and with ``batteries=True`` also the
+    utility coefficient a_n (Song et al.'s (2024) Fig. 9: a, 1.5a, 2a), and with ``batteries=True`` also the
     batteries' ε. The response slope ∂P/∂λ scales by 1/factor.
 
     In the default case the batteries are the elastic part of the response (slope 1/2ε = 0.5 MW per
@@ -145,7 +145,7 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
     """Find prices and bids that reproduce each other (module docstring: the two iterations).
 
     damping: "proximal" (default; converges in the default case), α in (0, 1] for the plain iteration
-    (1 = seeds/003 undamped), or "msa", the plain iteration with successive averages α_k = 1/(k + 2).
+    (1 = Song et al. (2024) undamped), or "msa", the plain iteration with successive averages α_k = 1/(k + 2).
     tol_price: ¥/MWh; tol_power: MW (∞-norms). max_iter: iterations (dispatches) at most.
     price_per_prosumer: post the LMP at each prosumer's bus (prices (N, 24)) instead of one price.
     project: map posted prices onto the case's price rules (bounds and mean cap).
@@ -217,7 +217,7 @@ def solve(case: Case, day: Day, damping: float | str = "proximal", tol_price: fl
 
 
 def _plain(case, day, market_day, model, pos, post, lam, damping, tol_price, tol_power, max_iter, p2p, rho, network):
-    """seeds/003 Algorithm 2 with damping α (or successive averages)."""
+    """Song et al. (2024) Algorithm 2 with damping α (or successive averages)."""
     bids, ok, _ = _bids(case, day, lam, p2p)
     price_res, power_res, history = [], [], []
     status, result, lmp = "max_iter", None, None

@@ -33,7 +33,7 @@ box then never cuts off the follower's response. Prices are boxed, λ_t ∈ [λ�
    a flat price box. A variable with l = u (the end state E_23) keeps a free net multiplier boxed by
    the same interval.
 4. **Slacks**: x_i − l_i <= u_i − l_i and u_i − x_i <= u_i − l_i.
-5. **Meter rows of seeds/003's prosumers** (`FollowerQP.hourly`: P_t − P^tr_t − d_t − c_t = h_t, its
+5. **Meter rows of Song et al.'s (2024) prosumers** (`FollowerQP.hourly`: P_t − P^tr_t − d_t − c_t = h_t, its
    multiplier −θ_t with θ_t = λ_t + μ_t the effective price, μ_t the bid limits' net multiplier).
    With d(θ) = clip((b − θ)/2a, 0, d̄) and c(θ) = R (θ < 0), 0 (θ > 0), [0, R] (θ = 0), the meter
    P(θ) = h + d(θ) + c(θ) is constant above θ_hi = max(b, 0) (d = c = 0 there) and below

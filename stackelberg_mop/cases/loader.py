@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
     ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
     ``grid`` (``import_limit_mw``, ``export_limit_mw``, absent = none) and ``p2p`` (the sharing
     platform: ``pairs_bus`` [[bus, bus], ...], ``caps_mw`` one per pair, ``trade_cost_cny_per_mw2h``,
-    default 10), ``dsa`` (seeds/001's substation areas, `DSAMarket`: ``comfort_cost_cny_per_mwh``,
+    default 10), ``dsa`` (Wang et al.'s (2024) substation areas, `DSAMarket`: ``comfort_cost_cny_per_mwh``,
     ``import_max_mw``, ``export_max_mw``, ``curtailable``, ``admm_penalty_cny_per_mw2h``; needs ``p2p``)
     are optional. ``network.load_scale`` (default 1) scales the network's own loads. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
@@ -194,6 +195,10 @@ def _unique_keys(pairs: list) -> dict:
     return seen
 
 
+#: the shipped cases' former names (the source papers' index numbers) → their names
+RENAMED = {"seed001-dsa": "substation-areas", "seed003-p2p": "p2p-sharing"}
+
+
 def available_cases() -> list[str]:
     """Names of the cases shipped with the package."""
     return sorted(p.name[:-5] for p in resources.files(__package__).iterdir()
@@ -214,6 +219,9 @@ def load_case(name: str = "ieee33-mop") -> Case:
         except UnicodeDecodeError:
             raise CaseError(f"case file {str(path)!r}: not a text (UTF-8) file") from None
     else:
+        if name in RENAMED:
+            warnings.warn(f"case {name!r} is now called {RENAMED[name]!r}", DeprecationWarning, stacklevel=2)
+            name = RENAMED[name]
         if name not in available_cases():
             raise CaseError(f"case name: unknown case {name!r}; shipped cases are {available_cases()} "
                             "(or pass the path of a .json file)")

@@ -21,7 +21,7 @@ class Prosumers:
     kappa: discomfort cost of shifting load, ¥/(MW²h), > 0. shift_fraction: the transferable load may
     move ±shift_fraction × the hour's fixed load, with the daily sum of the shift zero.
 
-    Optional (seeds/003's prosumers; absent = not present):
+    Optional (Song et al.'s (2024) prosumers; absent = not present):
     wind_capacity: MW (peak of the wind profile), default 0.
     fixed_load_peak: MW, the fixed load's scale (× the load profile: the reference day's peak is
     fixed_load_peak × max(reference_load), a SimBench day's yearly peak hour the same); default None:
@@ -86,7 +86,7 @@ class Prosumers:
 
     @property
     def hourly(self) -> np.ndarray:
-        """(N,) bool: the prosumers with an elastic load, a bid limit or curtailment (seeds/003's kind),
+        """(N,) bool: the prosumers with an elastic load, a bid limit or curtailment (Song et al.'s (2024) kind),
         whose problem separates by hour."""
         return ((self.elastic_max > 0) | np.isfinite(self.bid_min) | np.isfinite(self.bid_max) | self.curtailable)
 
@@ -230,7 +230,7 @@ class Generators:
 
 @dataclass(frozen=True, eq=False)
 class Sharing:
-    """The prosumers' peer-to-peer sharing platform (seeds/003), optional.
+    """The prosumers' peer-to-peer sharing platform (Song et al. (2024)), optional.
 
     cap: (N, N) MW, symmetric, zero diagonal: the largest trade |p_nm| between prosumers n and m
     (0: the pair cannot trade). trade_cost γ: ¥/(MW²h), > 0, each side of a trade pays (γ/2)·p² (a
@@ -279,11 +279,11 @@ class Sharing:
 
 @dataclass(frozen=True, eq=False)
 class DSAMarket:
-    """seeds/001's market of distribution substation areas (DSAs), optional: the prosumers are the DSAs
+    """Wang et al.'s (2024) market of distribution substation areas (DSAs), optional: the prosumers are the DSAs
     (their loads, PV/wind, shiftable load and batteries), each trading with the network at the tariff
     and, cooperating, with the others over the `Sharing` platform's pairs (`papers.dsa_market`). Arrays of N.
 
-    comfort_cost: ¥/MWh on |shifted load| (demand response's comfort penalty, seeds/001 Eq. 1k).
+    comfort_cost: ¥/MWh on |shifted load| (demand response's comfort penalty, Wang et al. (2024) Eq. 1k).
     import_max, export_max: MW, each DSA's purchase and sale limits with the network (Eqs. 1c–1d).
     curtailable: whether its renewables may be curtailed at no cost. admm_penalty: ρ_n, ¥/(MW²h), > 0,
     each DSA's own penalty in the decentralised ADMM (Algorithm 1).

@@ -41,7 +41,7 @@ class PriceRules:
     inside that box, given as None (the box alone), one number, 24 numbers, or "sell" / "buy": the
     day's HV tariff (ρ^sell_t, ρ^buy_t), so that sampled HV prices move the bounds with them. The
     hour's bounds are lo_t = max(price_min, lower_t), hi_t = min(price_max, upper_t)
-    (`hourly_bounds`). The default case follows seeds/000: ρ^sell_t <= λ_t <= ρ^buy_t.
+    (`hourly_bounds`). The default case follows Lou et al. (2025): ρ^sell_t <= λ_t <= ρ^buy_t.
     """
 
     price_min: float

@@ -1,4 +1,4 @@
-"""Case variants used by the baselines: the line-capacity case of seeds/001."""
+"""Case variants used by the baselines: the line-capacity case of Wang et al. (2024)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from .case import Case
 
-#: seeds/001 limits the branch between (1-based) buses 2 and 3, i.e. pandapower buses 1 and 2
+#: Wang et al. (2024) limits the branch between (1-based) buses 2 and 3, i.e. pandapower buses 1 and 2
 LIMITED_LINE = (1, 2)
 #: default limit, MVA: below the branch's peak flow on the reference day (2.13 MVA for the response to
 #: the HV tariff, MOP dispatched), so it binds; 1.8 MVA is already infeasible for that response

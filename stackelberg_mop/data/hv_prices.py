@@ -1,4 +1,4 @@
-"""Uncertain HV prices (seeds/001 §4.1): Monte-Carlo samples around the tariff, reduced by k-means.
+"""Uncertain HV prices (Wang et al. (2024) §4.1): Monte-Carlo samples around the tariff, reduced by k-means.
 
 The DNO's purchase price from the HV grid is uncertain. Sample s, hour t:
 

@@ -108,12 +108,12 @@ class StackelbergMOPEnv(gym.Env):
     default hard, soft with mop "off"). reward_scale: ¥ per unit of reward (default 1,000).
     reward_baseline: "tariff" (default) or None. violation_penalty: ¥ per bus-hour outside the voltage limits (AC check), added to F in
     the reward only. failure_reward: the reward of a failed solve. hv_prices: "day" (the day's HV
-    tariff) or "sampled" (each reset draws the HV buy price around it, seeds/001's uncertainty).
+    tariff) or "sampled" (each reset draws the HV buy price around it, Wang et al.'s (2024) uncertainty).
     price_per_prosumer: one price row per prosumer (action N·24 prices, each row mapped and projected
     like the single row). vector_kwargs: ignored here; the registered value tells ``gym.make_vec``
     how to vectorise (`common.VECTOR_KWARGS`). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
     or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
-    sharing market's exchange and costs are scored (seeds/003). Trades only pay when prices differ
+    sharing market's exchange and costs are scored (Song et al. (2024)). Trades only pay when prices differ
     between prosumers, so p2p goes with price_per_prosumer=True.
     """
 

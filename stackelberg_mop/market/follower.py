@@ -5,7 +5,7 @@ Prosumer n, given prices λ (¥/MWh), minimises (MODEL.md, "Lower level")
     C_n = Σ_t [ λ_t P_nt + κ_n (P^tr_nt)² + δ (P^ch_t + P^dis_t) + ε (P^ch_t² + P^dis_t²) ] · 1 h
     P_nt = P^fix_nt + P^tr_nt + P^ch_t − P^dis_t − P^PV_nt            (> 0: buys from the DNO)
 
-Prosumers of seeds/003's kind (`Prosumers.hourly`: no shiftable load, no battery) instead have an
+Prosumers of Song et al.'s (2024) kind (`Prosumers.hourly`: no shiftable load, no battery) instead have an
 elastic load d (utility b d − a d²), curtailable renewables c and bid limits on P, hour by hour:
 
     min λ_t P_t − (b d_t − a d_t²)   s.t.  P_t = h_t + d_t + c_t,  0 <= d_t <= d̄,  0 <= c_t <= R_t,
@@ -59,7 +59,7 @@ class BestResponse:
     status: (N,) or (S, N) "optimal", "solver_failed" or "infeasible" (bid limits no schedule can
     keep); simultaneous: charge and discharge > 0 in the same hour (never optimal for
     λ > −δ(1+η²)/(1−η²); checked, not assumed).
-    seeds/003's prosumers (zero for the others): elastic d and curtailed c, MW; their net bound
+    Song et al.'s (2024) prosumers (zero for the others): elastic d and curtailed c, MW; their net bound
     multipliers elastic_bound, curtail_bound and bid_bound (of P's limits), ¥/MWh.
     """
 
@@ -214,7 +214,7 @@ def _solve_battery(qp: _BatteryQP, lam: np.ndarray, fixed: tuple[np.ndarray, np.
     return z[:HOURS], z[HOURS:], lam_dual[:HOURS], lam_dual[HOURS:2 * HOURS], lam_dual[2 * HOURS:], True
 
 
-# --- seeds/003's prosumers: elastic load, curtailment, bid limits, hour by hour ---------------------
+# --- Song et al.'s (2024) prosumers: elastic load, curtailment, bid limits, hour by hour ---------------------
 def exchange_bounds(case: Case, day: Day, bid_limits: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) (N, 24) MW of each prosumer's exchange P: what its schedule can reach,
     [h, h + d̄ + R] (h the net load, R the curtailable renewables), intersected with its bid limits

@@ -1,4 +1,4 @@
-"""Peer-to-peer energy sharing among the prosumers (the lower layer of seeds/003, MODEL.md).
+"""Peer-to-peer energy sharing among the prosumers (the lower layer of Song et al. (2024), MODEL.md).
 
 Given clearing prices Λ (N, 24) ¥/MWh (one row per prosumer, e.g. the LMP at its bus), prosumers may
 also trade with each other. p_nm,t (MW) is what n buys from m (p_nm = −p_mn), |p_nm| <= cap_nm, and
@@ -8,7 +8,7 @@ n's exchange with the DNO becomes
 
 Prosumer n pays Λ_n·g_n to the DNO, π_nm·p_nm to each peer m (π_nm = π_mn, the pairwise sharing
 price) and a trading cost (γ/2)·p_nm² per side (γ = `trade_cost`, ¥/MW²h; it prices the use of the
-platform and makes the trades unique). Optionally lower_n <= g_n,t <= upper_n (seeds/003 Eq. 17, the
+platform and makes the trades unique). Optionally lower_n <= g_n,t <= upper_n (Song et al. (2024) Eq. 17, the
 bid limit; `exchange_limit` for a symmetric one), which couples a prosumer's schedule to its trades.
 `p2p_market(case)` reads a case's own platform (`cases.Sharing`: the pairwise caps and γ, with the
 prosumers' bid limits as these exchange limits), else every pair may trade 0.2 MW at γ = 10.
@@ -18,7 +18,7 @@ The prosumers' joint (centralised) problem minimises Σ_n [own cost + Λ_n·g_n]
 - ``"exact"`` (no exchange limit): the problem separates. Schedules are the exact best response to
   Λ; each pair trades p_nm = clip((Λ_n − Λ_m) / 2γ, ±cap_nm) at π_nm = (Λ_n + Λ_m) / 2. Microseconds.
 - ``"centralised"``: one cvxpy problem (Clarabel); π is the dual of p_nm + p_mn = 0.
-- ``"admm"``: the distributed mechanism (seeds/003 Algorithm 1 = consensus ADMM): each prosumer
+- ``"admm"``: the distributed mechanism (Song et al. (2024) Algorithm 1 = consensus ADMM): each prosumer
   solves only its own problem given the sharing prices; the platform updates
   π_nm += ρ/2 (p_nm + p_mn). Stopping rule and residual balancing as Boyd et al. (2011) §3.3–3.4.
 
@@ -183,7 +183,7 @@ class _LocalModel:
 def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 1000.0, eps_abs: float = 1e-5,
                eps_rel: float = 1e-5, max_iter: int = 500, balance_residuals: bool = True,
                initial_price=None, rule: str = "boyd") -> P2PResult:
-    """The distributed sharing mechanism (seeds/003 Algorithm 1), consensus ADMM on p_nm = −p_mn.
+    """The distributed sharing mechanism (Song et al. (2024) Algorithm 1), consensus ADMM on p_nm = −p_mn.
 
     Each iteration every prosumer n solves its own problem given the sharing prices π_n· and the
     targets v_nm = (p_nm − p_mn)/2 with the penalty (ρ/2)(p_nm − v_nm)²; the platform then sets
@@ -193,7 +193,7 @@ def solve_admm(case: Case, day: Day, prices, market: P2PMarket, rho: float = 100
     residuals relative to their tolerances (they have different units).
     rho: ¥/(MW²h). initial_price: (N, N, 24) or scalar start of π (default: the mean of Λ each hour,
     public information). Returns a `P2PResult` with the residual log.
-    rule="paper": seeds/003's Algorithm 1 as written: the sharing prices and the expected sharing
+    rule="paper": Song et al.'s (2024) Algorithm 1 as written: the sharing prices and the expected sharing
     power start at zero (π⁰ = 0 unless initial_price is given, v⁰ = 0), ρ stays fixed (no residual
     balancing) and the only stopping test is the sharing balance, max |p_nm + p_mn| <= eps_abs (MW).
     The reported trades are the consensus v (exactly antisymmetric) and the exchange is computed from

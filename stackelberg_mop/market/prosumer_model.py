@@ -18,10 +18,10 @@ from .standard_form import follower_qp
 
 class ProsumerBlock:
     """Variables, constraints and own cost of prosumer n, for any day of `case` (bid_limits=False: a
-    seeds/003 prosumer's meter without its bid limits, for the sharing market).
+    Song et al. (2024) prosumer's meter without its bid limits, for the sharing market).
 
     x: the standard-form variables (shift, and charge, discharge, energy if it owns a battery; shift,
-    elastic load, curtailment and meter for seeds/003's kind).
+    elastic load, curtailment and meter for Song et al.'s (2024) kind).
     exchange: P_n = G x + h (MW, (24,), > 0 buys), before any peer-to-peer trade; shift = G x.
     own_cost: ½ xᵀQx + cᵀx, ¥ (discomfort, degradation and the ε term, minus the elastic load's
     utility; no energy payment).

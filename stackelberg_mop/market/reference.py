@@ -1,6 +1,6 @@
 """A deliberately naive, independent best response: one cvxpy problem per prosumer, rebuilt per call.
 
-Written straight from MODEL.md's lower level (variables P^tr, P^ch, P^dis, E and P; for seeds/003's
+Written straight from MODEL.md's lower level (variables P^tr, P^ch, P^dis, E and P; for Song et al.'s (2024)
 prosumers the elastic load d, the curtailment c and the bid limits on P), sharing no code with the
 fast path beyond the case data. The tests compare the fast path against it and the
 benchmark times it as the naive reference.

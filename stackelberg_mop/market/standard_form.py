@@ -7,7 +7,7 @@ Prosumer n's problem, for prices λ (MODEL.md, "Single level"):
 with x = (P^tr, P^ch, P^dis, E) (96 values) for a prosumer with a battery, x = P^tr (24) without;
 P_n = Gx + h is the exchange power. E rows: Σ_t P^tr_t = 0, then E_t − E_{t−1} − η_c P^ch_t +
 P^dis_t/η_d = 0 with E_{−1} = E_init; the end state is the bound l = u = E_init on E_23.
-A prosumer of seeds/003's kind (`Prosumers.hourly`) has x = (P^tr, d, c, P) (96): the shift fixed
+A prosumer of Song et al.'s (2024) kind (`Prosumers.hourly`) has x = (P^tr, d, c, P) (96): the shift fixed
 at 0, the elastic load d (Q = 2a, c = −b), the curtailment c and the meter P with its bid limits as
 bounds (`follower.exchange_bounds`); E rows: Σ P^tr = 0, then the meter rows P − P^tr − d − c = h
 (multiplier −θ, θ the effective price of `follower`); P_n = P (G picks it, h_G = 0).
@@ -42,7 +42,7 @@ class FollowerQP:
     lower: np.ndarray  # (nx,)
     upper: np.ndarray  # (nx,)
     has_battery: bool
-    hourly: bool = False  # seeds/003's kind: x = (P^tr, d, c, P), meter rows
+    hourly: bool = False  # Song et al.'s (2024) kind: x = (P^tr, d, c, P), meter rows
 
     @property
     def size(self) -> int:
@@ -51,7 +51,7 @@ class FollowerQP:
 
 def follower_qp(case: Case, day: Day, n: int, bid_limits: bool = True) -> FollowerQP:
     """Standard form of prosumer n's problem on `day`; bid_limits=False leaves the meter P of a
-    seeds/003 prosumer without its bid limits (the sharing market puts them on the exchange after trades)."""
+    Song et al. (2024) prosumer without its bid limits (the sharing market puts them on the exchange after trades)."""
     day.check(case)
     pros, bat = case.prosumers, case.batteries
     eye, zero = np.eye(HOURS), np.zeros((HOURS, HOURS))

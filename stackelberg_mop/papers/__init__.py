@@ -4,7 +4,7 @@
   scenarios at the bi-level optimum (`scenario_comparison`), on ``ieee33-mop``;
 - cooperating distribution substation areas (Wang et al. 2024): the DSA market (`dsa_market`), its
   decentralised ADMM (`dsa_admm`), benefit allocation and stochastic prices (`substation_areas`), on
-  ``seed001-dsa``;
+  ``substation-areas``;
 - LMP clearing with peer-to-peer sharing (Song et al. 2024): its claims (`p2p_sharing`), on
-  ``seed003-p2p``.
+  ``p2p-sharing``.
 """

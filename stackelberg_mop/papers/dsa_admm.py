@@ -1,8 +1,8 @@
-"""seeds/001's Algorithm 1: the DSAs' cooperative operation by a decentralised ADMM (no coordinator).
+"""Wang et al.'s (2024) Algorithm 1: the DSAs' cooperative operation by a decentralised ADMM (no coordinator).
 
 Agents: the DSAs and the network (the DNO, holding only the network's rows, `DispatchModel`). Each
 pair's agreed trade z_nm (n < m; ẑ_nm = z_nm, ẑ_mn = −z_nm) and the network's copy Ñ_n of each DSA's
-withdrawal are the auxiliary variables of seeds/001 Eq. 8; the couplings p_nm = ẑ_nm (multiplier λ_nm,
+withdrawal are the auxiliary variables of Wang et al. (2024) Eq. 8; the couplings p_nm = ẑ_nm (multiplier λ_nm,
 kept by n) and N_n = Ñ_n (μ_n, kept by n). Iteration k (docs/plans/seed001-dsa.md §2):
 
 1. every DSA n, in parallel: min C_n + Σ_m [λ_nm p_nm + (ρ_n/2)(p_nm − ẑ_nm)²] + μ_n N_n + (ρ_n/2)‖N_n − Ñ_n‖²
@@ -94,7 +94,7 @@ class ADMMResult:
 def algorithm1(case: Case, day: Day, mode: str = "cooperative", dr: bool = True, buy_price=None,
                rho=None, eps_pri: float = 1e-4, eps_dual: float = 0.1, max_iter: int = 2000,
                voltage_limits: str = "hard") -> ADMMResult:
-    """seeds/001's Algorithm 1 (module docstring) on `day`. rho: (N,) ¥/(MW²h) each DSA's penalty (default
+    """Wang et al.'s (2024) Algorithm 1 (module docstring) on `day`. rho: (N,) ¥/(MW²h) each DSA's penalty (default
     the case's `dsa.admm_penalty`); eps_pri MW, eps_dual ¥/MWh per coupled entry; max_iter iterations.
     Same arguments otherwise as `papers.dsa_market.operate`, whose centralised optimum it reaches."""
     price = checked_arguments(case, day, mode, dr, buy_price, voltage_limits)

@@ -1,8 +1,8 @@
-"""seeds/001's market of distribution substation areas (DSAs): individual and cooperative operation.
+"""Wang et al.'s (2024) market of distribution substation areas (DSAs): individual and cooperative operation.
 
 DSA n (a `Prosumers` row with its `Batteries` row and the case's `DSAMarket` data) at bus b(n), hour t,
 pays the network's time-of-use tariff for what it buys and is paid the sell price for what it sells
-(seeds/001 Eq. 1, docs/plans/seed001-dsa.md §2):
+(Wang et al. (2024) Eq. 1, docs/plans/seed001-dsa.md §2):
 
     C_n = Σ_t [ π^b_t P^buy_n,t − π^s_t P^sell_n,t ] + own_n + c^DR_n Σ_t |P^tr_n,t| + (γ/2) Σ_m,t p_nm,t²
     N_n,t = L_n,t + P^tr + P^ch − P^dis − (R_n,t − c_n,t)        (net withdrawal at its bus)
@@ -11,7 +11,7 @@ pays the network's time-of-use tariff for what it buys and is paid the sell pric
 with own_n the prosumer's own cost (κ (P^tr)², battery degradation δ and ε; `ProsumerBlock`), c the
 curtailment (0 <= c <= R where curtailable) and p_nm the trade n buys from m (p_nm = −p_mn, |p_nm| <= cap,
 on the `Sharing` platform's pairs, fee γ/2 per side). **Individual** operation has p ≡ 0;
-**cooperative** operation lets the DSAs trade (seeds/001 Eq. 3). Both minimise Σ_n C_n subject to the
+**cooperative** operation lets the DSAs trade (Wang et al. (2024) Eq. 3). Both minimise Σ_n C_n subject to the
 network (the one network definition, `powerflow.DispatchModel(exchange="variable")` with LinDistFlow as
 the paper writes it, its constraints only: the DSAs' meters pay, not the substation):
 power flows, voltage limits and line ratings (`cases.variants.line_limited_case`). Without a binding
@@ -87,7 +87,7 @@ class _Tariff:
 
 
 class DSAPart:
-    """DSA n's own variables, constraints (seeds/001 Eq. 1) and cost C_n (¥) given its trades `bought`
+    """DSA n's own variables, constraints (Wang et al. (2024) Eq. 1) and cost C_n (¥) given its trades `bought`
     (a (24,) expression: Σ_m p_nm, MW), written once for the centralised model and for Algorithm 1."""
 
     def __init__(self, case: Case, day: Day, n: int, tariff: _Tariff, trades: dict):
@@ -210,12 +210,12 @@ def checked_arguments(case: Case, day: Day, mode: str, dr: bool, buy_price, volt
     the buy price (24,) ¥/MWh (the day's tariff when `buy_price` is None)."""
     check_case(case)
     if case.dsa is None:
-        raise ValueError(f"case {case.name!r} has no DSA market (section 'dsa'); e.g. load_case('seed001-dsa')")
+        raise ValueError(f"case {case.name!r} has no DSA market (section 'dsa'); e.g. load_case('substation-areas')")
     _validate.choice("mode", mode, MODES)
     _validate.flag("dr", dr)
     check_market_options(case, day, "off", voltage_limits, formulation)
     if formulation != "lindistflow":
-        raise ValueError(f"formulation: the DSA market uses 'lindistflow' (seeds/001's network model), got {formulation!r}")
+        raise ValueError(f"formulation: the DSA market uses 'lindistflow' (Wang et al.'s (2024) network model), got {formulation!r}")
     price = day.buy_price if buy_price is None else _validate.array("buy_price", buy_price, "¥/MWh")
     if np.shape(price) != (HOURS,):
         raise ValueError(f"buy_price: expected 24 values in ¥/MWh, got shape {np.shape(price)}")

@@ -1,4 +1,4 @@
-"""seeds/003's claims measured on its own system (the case `seed003-p2p`).
+"""Song et al.'s (2024) claims measured on its own system (the case `p2p-sharing`).
 
 The paper (a DSO clearing prosumers at their buses' LMPs, prosumers sharing energy peer to peer)
 states: the fixed point on prices (its Algorithm 2: SOCP-OPF, LMPs, bids) converges by the 10th
@@ -7,7 +7,7 @@ centralised optimum (Proposition 1); without sharing the prosumers pay 9.8 % mor
 converges faster for steeper utilities, a, 1.5a, 2a (its Fig. 9, the cobweb condition); prosumers 1
 and 3 (PV) sell in the middle of the day (Figs. 6–8); the DSO's cost is constant once converged;
 the LMP is higher at prosumer 3's bus. `reproduce` measures each on one day; `benchmarks/papers/
-seed003.py` prints them beside the paper's figures and tests/test_seed003.py asserts the
+p2p_sharing.py` prints them beside the paper's figures and tests/test_p2p_sharing.py asserts the
 qualitative ones.
 
 Algorithm 2 is run as the paper writes it: undamped (`fixed_point.solve(damping=1.0)`), every
@@ -35,7 +35,7 @@ MIDDAY = slice(7, 19)
 
 
 def algorithm2(case: Case, day: Day, market: P2PMarket | None, max_iter: int = MAX_ITER):
-    """seeds/003's Algorithm 2: the undamped LMP fixed point with one price per prosumer bus and the
+    """Song et al.'s (2024) Algorithm 2: the undamped LMP fixed point with one price per prosumer bus and the
     sharing market's bids (market None: without sharing). A `fixed_point.FixedPointResult`."""
     return fixed_point.solve(case, day, damping=1.0, price_per_prosumer=True, project=False, p2p=market,
                              max_iter=max_iter)

@@ -1,13 +1,13 @@
-"""seeds/001's benefit allocation and stochastic prices on its own system (the case `seed001-dsa`).
+"""Wang et al.'s (2024) benefit allocation and stochastic prices on its own system (the case `substation-areas`).
 
-**Generalised Nash bargaining** (seeds/001 Eqs. 4–7): the coalition's savings S = Σ_n C^ind_n − Σ_n
+**Generalised Nash bargaining** (Wang et al. (2024) Eqs. 4–7): the coalition's savings S = Σ_n C^ind_n − Σ_n
 C^coop_n are split by max Σ_n w_n ln B_n with Σ_n pay_n = 0, B_n = C^ind_n − C^coop_n − pay_n, whose
 solution is B_n = w_n S (`admm.nash_payments`, solved as written and checked against that closed form).
 The bargaining power w_n is DSA n's share of the net energy it trades, e_n = Σ_t |Σ_m p_nm,t| (MWh;
 hour by hour, since a DSA's buying and selling over the day can cancel). Every DSA ends no worse off
 than alone because S >= 0 (`papers.dsa_market`).
 
-**Stochastic prices** (seeds/001 §4): the buy price is uncertain, 1,000 Gaussian samples reduced by
+**Stochastic prices** (Wang et al. (2024) §4): the buy price is uncertain, 1,000 Gaussian samples reduced by
 k-means to 10 scenarios (`data.hv_prices.hv_price_scenarios`); every scenario is operated on its own
 (decisions respond to the scenario) and the result is the probability-weighted expectation. The
 optimal cost is concave in the prices, and the scenarios keep the samples' mean, so the expected cost
@@ -96,7 +96,7 @@ def bargain_expected(individual: Expected, cooperative: Expected) -> Bargain:
     return split(individual.cost, cooperative.cost, _shares(traded))
 
 
-#: seeds/001's congested case: 100 kW on the line between its (1-based) buses 2 and 3
+#: Wang et al.'s (2024) congested case: 100 kW on the line between its (1-based) buses 2 and 3
 LINE_LIMIT_MVA = 0.1
 
 
@@ -124,7 +124,7 @@ def _row(ind: DSAOperation | Expected, coop: DSAOperation | Expected, bargain_: 
 
 
 def reproduce(case: Case, day: Day, scenarios=None) -> dict:
-    """seeds/001's Tables 1–3 in kind on `day` (docs/plans/seed001-dsa.md §3), every deterministic
+    """Wang et al.'s (2024) Tables 1–3 in kind on `day` (docs/plans/seed001-dsa.md §3), every deterministic
     operation re-scored (`_verified`): {"tables": {(prices,
     demand response, line): row}, "table3", "voltage", "throughput", "coalition", "admm"}. scenarios:
     the HV price scenarios of the stochastic rows (default `hv_price_scenarios(day)`: 1,000 samples, 10)."""

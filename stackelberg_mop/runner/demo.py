@@ -3,7 +3,7 @@
 Four ways for the DNO to post the day's 24 prices, each answered by the prosumers' exact best
 response, the network dispatched with the MOP and checked by the AC power flow (`evaluate`), and
 judged by the one yardstick (`yardstick`): the HV tariff passed through (normalised regret 1), the
-LMP fixed point (seeds/003's clearing), a shipped learned agent, and the certified bi-level optimum
+LMP fixed point (Song et al.'s (2024) clearing), a shipped learned agent, and the certified bi-level optimum
 (regret 0, from the shipped table: proven by KKT/Big-M in SCIP, re-scored by `evaluate`).
 """
 

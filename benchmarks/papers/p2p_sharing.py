@@ -1,6 +1,6 @@
-"""seeds/003's claims beside the package's measurements on its own system (`seed003-p2p`).
+"""Song et al.'s (2024) claims beside the package's measurements on its own system (`p2p-sharing`).
 
-    python benchmarks/papers/seed003.py [--day reference|<day of year>] [--out results/seed003]
+    python benchmarks/papers/p2p_sharing.py [--day reference|<day of year>] [--out results/seed003]
 
 Prints one row per claim (the paper's figure, ours, agree?), the Stackelberg-vs-LMP table, and
 writes `<out>/fig9_cobweb.png` (the price residual of Algorithm 2 per iteration for the utility
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--day", default="reference", help="'reference' or a day of the year (0 = 2016-01-01)")
     parser.add_argument("--out", default="results/seed003", help="folder for the figure and claims.json")
     args = parser.parse_args()
-    case = sm.load_case("seed003-p2p")
+    case = sm.load_case("p2p-sharing")
     day = sm.reference_day(case) if args.day == "reference" else sm.simbench_day(case, int(args.day))
     c = reproduce(case, day)
     cob = c.cobweb
@@ -63,7 +63,7 @@ def main() -> None:
          "mean LMP ¥/MWh at P1, P2, P3: " + ", ".join(f"{x:.1f}" for x in c.lmp_mean),
          bool(np.argmax(c.lmp_mean) == 2)),
     ]
-    print(f"seeds/003 on `seed003-p2p`, day {day.name}")
+    print(f"Song et al. (2024) on `p2p-sharing`, day {day.name}")
     print(f"{'claim':74s} | {'paper':9s} | package | agrees")
     for claim, paper, ours, ok in rows:
         print(f"{claim:74s} | {paper:9s} | {ours} | {'–' if ok is None else ('yes' if ok else 'NO')}")

@@ -1,4 +1,4 @@
-"""seeds/003's system, the case `seed003-p2p`: its prosumers' exact best response (elastic load,
+"""Song et al.'s (2024) system, the case `p2p-sharing`: its prosumers' exact best response (elastic load,
 curtailment, bid limits), checked against KKT and an independent cvxpy model."""
 
 import numpy as np
@@ -23,7 +23,7 @@ prices_strategy = arrays(np.float64, (3, 24), elements=st.floats(-200.0, 1800.0)
 
 @pytest.fixture(scope="module")
 def case3():
-    return sm.load_case("seed003-p2p")
+    return sm.load_case("p2p-sharing")
 
 
 def test_the_case_is_the_papers_system(case3):
@@ -116,7 +116,7 @@ def test_batch_replan_and_cvxpy_block_agree(case3):
 
 
 def test_stackelberg_optimum_on_the_papers_network(case3):
-    """`kkt.solve` on seeds/003's own network: a verified certificate (followers re-solved, the answer
+    """`kkt.solve` on Song et al.'s (2024) own network: a verified certificate (followers re-solved, the answer
     re-scored by `evaluate`, every multiplier inside its derived Big-M), and the leader's optimum no
     worse than the LMP fixed point's prices, which obey the same price rules (one projected price)."""
     from stackelberg_mop.algorithms import fixed_point
@@ -203,7 +203,7 @@ def test_the_environments_run_on_the_papers_system(env_id, kwargs):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = gym.make(env_id, case="seed003-p2p", **kwargs)
+    env = gym.make(env_id, case="p2p-sharing", **kwargs)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped)
     assert "wind" in env.unwrapped.observation_layout

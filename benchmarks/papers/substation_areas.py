@@ -1,6 +1,6 @@
-"""seeds/001's Tables 1–3 in kind, beside the paper's stated figures, on its own system (`seed001-dsa`).
+"""Wang et al.'s (2024) Tables 1–3 in kind, beside the paper's stated figures, on its own system (`substation-areas`).
 
-    python benchmarks/papers/seed001.py [--out results/seed001]
+    python benchmarks/papers/substation_areas.py [--out results/seed001]
 
 Per row: deterministic or stochastic prices (10 k-means scenarios of 1,000 samples), without or with
 demand response, the normal or the 100 kW line: each DSA's individual and cooperative cost (before the
@@ -24,11 +24,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/seed001")
     args = parser.parse_args()
-    case = sm.load_case("seed001-dsa")
+    case = sm.load_case("substation-areas")
     day = sm.reference_day(case)
     r = reproduce(case, day)
     f = lambda xs: " / ".join(f"{x:,.0f}" for x in xs)
-    print(f"seeds/001 on `seed001-dsa`, day {day.name} (¥/day; DSA 1 / 2 / 3)")
+    print(f"Wang et al. (2024) on `substation-areas`, day {day.name} (¥/day; DSA 1 / 2 / 3)")
     print(f"{'prices':13s} {'DR':3s} {'line':6s} | {'individual':22s} | {'cooperative':20s} | {'after bargaining':22s} | saving (paper)")
     for (prices, dr, line), row in r["tables"].items():
         paper = PAPER.get((prices, dr, line), "–")
