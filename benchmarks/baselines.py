@@ -60,7 +60,7 @@ def compare(case, days, scenarios=False):
 
 
 #: the two iterations of the κ sweep: Song et al.'s (2024) plain damped iteration and the default proximal one
-SWEEP_METHODS = {"plain, α = 0.5 (Song et al. (2024))": {"damping": 0.5, "max_iter": 30},
+SWEEP_METHODS = {"plain, α = 0.5 (Song et al. 2024)": {"damping": 0.5, "max_iter": 30},
                  "proximal (default)": {"damping": "proximal", "max_iter": 200}}
 
 

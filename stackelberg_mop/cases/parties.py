@@ -230,7 +230,7 @@ class Generators:
 
 @dataclass(frozen=True, eq=False)
 class Sharing:
-    """The prosumers' peer-to-peer sharing platform (Song et al. (2024)), optional.
+    """The prosumers' peer-to-peer sharing platform (Song et al. 2024), optional.
 
     cap: (N, N) MW, symmetric, zero diagonal: the largest trade |p_nm| between prosumers n and m
     (0: the pair cannot trade). trade_cost γ: ¥/(MW²h), > 0, each side of a trade pays (γ/2)·p² (a

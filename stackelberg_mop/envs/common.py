@@ -99,7 +99,7 @@ class DayPool:
     def draw(self, rng: np.random.Generator, options: dict | None) -> Day:
         """options: {"split": ..., "day": index into the split, a date "2016-07-04", or a `Day`}; without
         "day" a day of the split is drawn with `rng`. With hv_prices="sampled" the day's HV buy price is
-        replaced by a draw around it (`data.hv_prices.draw_hv_prices`, Wang et al. (2024)), also from `rng`."""
+        replaced by a draw around it (`data.hv_prices.draw_hv_prices`; Wang et al. 2024), also from `rng`."""
         day = self._pick(rng, options)
         return draw_hv_prices(day, rng) if self.hv_prices == "sampled" else day
 

@@ -113,7 +113,7 @@ class StackelbergMOPEnv(gym.Env):
     like the single row). vector_kwargs: ignored here; the registered value tells ``gym.make_vec``
     how to vectorise (`common.VECTOR_KWARGS`). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
     or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
-    sharing market's exchange and costs are scored (Song et al. (2024)). Trades only pay when prices differ
+    sharing market's exchange and costs are scored (Song et al. 2024). Trades only pay when prices differ
     between prosumers, so p2p goes with price_per_prosumer=True.
     """
 

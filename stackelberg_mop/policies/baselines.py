@@ -99,7 +99,7 @@ class FlatPolicy(Policy):
 
 
 class FixedPointPolicy(Policy):
-    """The LMP fixed point (Song et al. (2024)): `algorithms.fixed_point.solve` with the given options."""
+    """The LMP fixed point (Song et al. 2024): `algorithms.fixed_point.solve` with the given options."""
 
     name = "fixed_point"
 
@@ -119,7 +119,7 @@ class FixedPointPolicy(Policy):
 
 
 class ADMMPolicy(Policy):
-    """The welfare-maximising ADMM clearing (Wang et al. (2024)): its consensus prices, one row per prosumer.
+    """The welfare-maximising ADMM clearing (Wang et al. 2024): its consensus prices, one row per prosumer.
 
     project: map each prosumer's row onto the case's price rules (`market.project_prices`), so that
     the clearing is scored under the same rules as every other policy (default); the raw clearing
