@@ -25,6 +25,6 @@ def threads_from_env() -> int | None:
     env = os.environ.get(THREADS_ENV, "").strip()
     if not env:
         return None
-    if not env.isdigit() or int(env) < 1:
+    if not (env.isascii() and env.isdigit()) or int(env) < 1:
         raise ValueError(f"{THREADS_ENV}={env!r}: must be a positive integer")
     return int(env)

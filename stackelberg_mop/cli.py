@@ -21,6 +21,8 @@ Policy specs: tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -176,13 +178,13 @@ def _out_folder(text: str) -> Path:
     return out
 
 
-def _policy(spec: str):
+def _policy(spec: str, flag: str = "--policy"):
     from .runner.benchmark import make_policy
 
     try:
         return make_policy(spec)
     except (ValueError, OSError) as err:
-        raise ValueError(f"--policy: {err}") from None
+        raise ValueError(f"{flag}: {err}") from None
 
 
 def cmd_solve(args) -> None:
@@ -237,7 +239,7 @@ def cmd_benchmark(args) -> None:
     policies, runs = list(args.policies), []
     limit = args.limit
     for spec in policies:  # every spec and the case checked before anything is trained or written
-        _policy(spec)
+        _policy(spec, "--policies")
     load_case(args.case)
     out = _out_folder(args.out)
     if args.quick:  # a few days and a short training run: the whole pipeline in CI time
@@ -251,7 +253,7 @@ def cmd_benchmark(args) -> None:
         policies.append(f"agent:{run_dir}")
     runs += [p.split(":", 1)[1] for p in policies if p.startswith("agent:") and p.split(":", 1)[1] not in map(str, runs)]
     for spec in policies:
-        _policy(spec)
+        _policy(spec, "--policies")
     rows = run(policies, case=args.case, split=args.split, limit=limit, out=out / "rows.csv",
                backend=args.backend, workers=args.workers)
     table = report(rows)
@@ -350,6 +352,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
     p.add_argument("--workers", type=_count, default=None, help="processes / Ray CPUs (default: all cores)")
     p.set_defaults(func=cmd_optima)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        parser.error(f"{argv[0]}: not a command; the first argument is one of {sorted(sub.choices)}")
+    warnings.simplefilter("default", DeprecationWarning)  # a renamed case is said, not hidden
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "train":
         parser.error(f"unrecognised arguments: {' '.join(extra)}")

@@ -207,13 +207,17 @@ def test_case_files_that_are_not_one_clean_json_object_are_named(tmp_path):
 
 
 def test_a_case_file_never_writes_into_a_shipped_table(tmp_path):
-    """A file that extends a shipped case keeps its name; `optima` must then be told where its table
-    goes (its rows would otherwise land in, and hide, the shipped case's table)."""
+    """A case file has no shipped table: `optima` must be told where its table goes (its rows would
+    otherwise land in, and hide, the shipped case's table); a file must name its case (a file that
+    extends a shipped case no longer inherits that case's name silently)."""
     from stackelberg_mop.runner import optima
 
     child = tmp_path / "child.json"
-    child.write_text(json.dumps({"extends": "ieee33-mop", "objective": {**json.loads(SHIPPED.read_text())["objective"],
-                                                                        "omega_voltage": 0.7}}))
+    objective = {**json.loads(SHIPPED.read_text())["objective"], "omega_voltage": 0.7}
+    child.write_text(json.dumps({"extends": "ieee33-mop", "objective": objective}))
+    with pytest.raises(sm.CaseError, match="name: missing"):
+        sm.load_case(str(child))
+    child.write_text(json.dumps({"extends": "ieee33-mop", "name": "child", "objective": objective}))
     with pytest.raises(ValueError, match="--out: case .* is a case file"):
         optima.compute(str(child), "reference", backend="serial", progress=False)
     with pytest.raises(SystemExit):
@@ -291,7 +295,7 @@ def test_training_scripts_refuse_before_writing_and_in_one_line(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["demo", "--prices", "flat:abc"], "--prices"),
     (["demo", "--agent", "/nonexistent"], "--agent"),
-    (["benchmark", "--quick", "--policies", "foo"], "--policy"),
+    (["benchmark", "--quick", "--policies", "foo"], "--policies"),
     (["scenarios", "--case", "p2p-sharing"], "no MOP terminals"),
     (["respond", "--prices", "flat:-1"], "--prices"),
     (["respond", "--prices", "flat:1e300"], "--prices"),
@@ -493,8 +497,8 @@ def test_the_shipped_json_schema_is_the_case_models_schema():
         target = props[section].get("$ref") or next(a["$ref"] for a in props[section]["anyOf"] if "$ref" in a)
         assert set(shipped["$defs"][target.split("/")[-1]]["properties"]) == set(keys)
     # the sections a case must give are required unless the file extends a shipped case
-    required = next(a["required"] for a in shipped["anyOf"] if a["required"] != ["extends"])
-    assert set(required) == set(SECTIONS) - set(schema.OPTIONAL)
+    required = next(a["required"] for a in shipped["anyOf"] if "extends" not in a["required"])
+    assert set(required) == {"name"} | set(SECTIONS) - set(schema.OPTIONAL)
 
 
 def test_a_case_file_may_name_its_schema(tmp_path):
@@ -512,3 +516,74 @@ def test_the_docs_case_schema_table_is_the_schema():
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "cases.md").read_text()
     assert markdown_table() in page, "docs/cases.md: paste cases.schema.markdown_table() in place of its table"
+
+
+# --- a fourth outside review: every probe that crashed or misled, named now ---------------------------
+def _bad_calls(case, day, spec):
+    from stackelberg_mop.data.hv_prices import hv_price_scenarios
+    from stackelberg_mop.powerflow import DispatchModel
+    from stackelberg_mop.runner.report import report
+    from stackelberg_mop.scoring import evaluate_expected
+
+    exchange = np.zeros((len(case.prosumers), 24))
+    scenarios = hv_price_scenarios(day, 20, 2)
+    setpoints = np.zeros((2, len(case.mop), 24))
+    return [
+        (lambda: report([{"policy": "x"}]), r"rows\[0\]: day: missing"),
+        (lambda: report(None), "rows: expected a CSV path or a list"),
+        (lambda: report([5]), r"rows\[0\]: expected a benchmark row"),
+        (lambda: report([{"policy": "t", "day": "d", "status": "optimal", "dno_objective": "abc"}]), "dno_objective"),
+        (lambda: report([{"policy": "t", "day": "d", "status": "optimal", "dno_objective": float("nan")}]),
+         "needs a finite objective"),
+        (lambda: DispatchModel("ieee33-mop"), "case: expected a Case"),
+        (lambda: DispatchModel(case, solver="GUROBI"), "solver: must be one of"),
+        (lambda: DispatchModel(case, direct="no"), "direct: expected True or False"),
+        (lambda: DispatchModel(case).solve(None, exchange), "day: expected a Day"),
+        (lambda: DispatchModel(case).solve(day, "x"), "exchange_power: expected numbers"),
+        (lambda: DispatchModel(case).solve(day, exchange, accurate="no"), "accurate: expected True or False"),
+        (lambda: hv_price_scenarios(None, 20, 2), "day: expected a Day"),
+        (lambda: hv_price_scenarios(day, -1, 2), "n_samples: must be >= 1"),
+        (lambda: hv_price_scenarios(day, 1.5, 1), "n_samples: expected an integer"),
+        (lambda: case_from_dict({**spec, 5: 1}), "5: a section's name is a string"),
+        (lambda: case_from_dict({k: v for k, v in spec.items() if k != "name"}), "name: missing"),
+        (lambda: evaluate_expected(case, day, case.tariff.buy_price, scenarios, foo=1), "foo: not an argument"),
+        (lambda: sm.evaluate(case, day, case.tariff.buy_price, mop=setpoints, dispatch=5), "dispatch: a dispatch belongs"),
+        (lambda: sm.powerflow.set_dispatch_threads(0), "threads: must be >= 1"),
+    ]
+
+
+def test_fourth_review_probes_are_refused_by_name(case, day, spec):
+    for call, message in _bad_calls(case, day, spec):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_fourth_review_values_that_work(case, day, spec, tmp_path, monkeypatch):
+    """NumPy values where a file would hold JSON numbers, NumPy seeds and thread counts, the papers'
+    old case names in `extends`, an optimum table's missing day caught as a ValueError, and a merge
+    into a new folder (made only once everything is checked)."""
+    from stackelberg_mop.powerflow import dispatch_threads, set_dispatch_threads
+    from stackelberg_mop.runner import optima
+
+    numpy_spec = json.loads(json.dumps(spec))
+    numpy_spec["prosumers"]["bus"] = np.array(numpy_spec["prosumers"]["bus"])
+    numpy_spec["voltage"]["v_min_pu"] = np.float64(0.95)
+    assert case_from_dict(numpy_spec).fingerprint == case.fingerprint
+    env = gym.make("StackelbergMOP-v1")
+    assert np.array_equal(env.reset(seed=np.int64(3))[0], env.reset(seed=3)[0])
+    set_dispatch_threads(np.int64(1))
+    assert dispatch_threads() == 1
+    set_dispatch_threads(None)
+    with pytest.warns(DeprecationWarning, match="now called 'p2p-sharing'"):
+        assert case_from_dict({"extends": "seed003-p2p", "name": "mine"}).name == "mine"
+    with pytest.raises(ValueError, match="optima"):  # OptimumError is a ValueError like every bad input
+        sm.optimum(case, sm.days(case, "train")[0])
+    monkeypatch.setenv("STACKELBERG_MOP_THREADS", "²")
+    with pytest.raises(ValueError, match="STACKELBERG_MOP_THREADS"):
+        sm.powerflow.dispatch_threads()
+    table = sm.data.optimum_table.table_path("ieee33-mop")
+    out = tmp_path / "new" / "merged.jsonl"
+    assert len(optima.merge(out, table, case=case)) > 90 and out.is_file()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        optima.merge(tmp_path / "file" / "x.jsonl", table)

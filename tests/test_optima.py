@@ -250,7 +250,7 @@ def test_merge_folds_other_runs_into_the_table(tmp_path):
     c.write_text(json.dumps(_run_row("2016-01-05", 99.0, 98.0, prices=4, fingerprint="other")) + "\n")
     with pytest.raises(ValueError, match=r"day '2016-01-05' in .*c\.jsonl was made for other case or day data"):
         optima.merge(a, c)
-    with pytest.raises(FileNotFoundError, match="no table"):
+    with pytest.raises(ValueError, match="no table"):
         optima.merge(a, tmp_path / "missing.jsonl")
     assert a.read_text() == before
 

@@ -39,6 +39,7 @@ def case_from_dict(spec: dict, net=None) -> Case:
     """
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
+    spec = _json_values(spec)
     if "extends" in spec:
         check_layout(spec, partial=True)  # the file's own sections first: an error names what the user wrote
     spec = _resolve_extends(spec)
@@ -176,12 +177,27 @@ def _resolve_extends(spec: dict, seen: tuple = ()) -> dict:
     parent = spec.get("extends")
     if parent is None:
         return spec
+    if parent in RENAMED:
+        warnings.warn(f"extends: case {parent!r} is now called {RENAMED[parent]!r}", DeprecationWarning, stacklevel=3)
+        parent = RENAMED[parent]
     if parent in seen or parent not in available_cases():
         why = "extends itself" if parent in seen else f"is not a shipped case ({available_cases()})"
         raise CaseError(f"extends: {parent!r}, which {why}")
     base = _resolve_extends(json.loads(resources.files(__package__).joinpath(f"{parent}.json").read_text()),
                             seen + (parent,))
     return {**base, **{k: v for k, v in spec.items() if k != "extends"}}
+
+
+def _json_values(value):
+    """A layout built in Python with NumPy values (arrays, numpy integers, floats and booleans) as the
+    JSON types a file would hold, so that the schema judges the numbers, not their Python class."""
+    if isinstance(value, dict):
+        return {k: _json_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_json_values(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _unique_keys(pairs: list) -> dict:

@@ -156,7 +156,7 @@ class CaseFile(_Section):
                               json_schema_extra={"$id": "https://stackelberg-mop/case.schema.json"})
 
     schema_: str | None = Field(None, alias="$schema", description="the JSON Schema of this file (for editors)")
-    name: str | None = _field("the case's name", None)
+    name: str = Field(description="the case's name", min_length=1)
     description: str | None = _field("free text", None)
     extends: str | None = _field("a shipped case whose sections this file replaces", None)
     network: Network
@@ -172,6 +172,15 @@ class CaseFile(_Section):
     price_rules: PriceRulesSection
     objective: ObjectiveSection
     reference_profiles: ReferenceProfiles
+
+
+class _Partial(_Section):
+    """The top-level fields of a file that extends a shipped case (its sections are checked one by one)."""
+
+    schema_: str | None = Field(None, alias="$schema")
+    name: str = Field(min_length=1)
+    description: str | None = None
+    extends: str
 
 
 #: section → its model
@@ -191,8 +200,8 @@ _TYPES = {"float_type": "a number", "int_type": "an integer", "string_type": "a 
           "bool_type": "true or false", "model_type": "a JSON object of fields", "dict_type": "a JSON object of fields"}
 
 
-def _suggest(word: str, valid) -> str:
-    close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.5)
+def _suggest(word, valid) -> str:
+    close = difflib.get_close_matches(str(word), list(valid), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else f"; valid: {sorted(valid)}"
 
 
@@ -219,7 +228,9 @@ def _message(err: dict, section: str | None) -> str:
             return f"{key}: unknown section{_suggest(key, [*SECTIONS, *FIELDS])}"
         return f"{where}: unknown key{_suggest(key, SECTIONS[parent[0]])}"
     if kind == "missing":
-        return f"missing section {loc[0]!r}" if len(loc) == 1 else f"{_where(loc[:-1])}: missing field {loc[-1]!r}"
+        if len(loc) == 1:
+            return f"{loc[0]}: missing" if loc[0] in FIELDS else f"missing section {loc[0]!r}"
+        return f"{_where(loc[:-1])}: missing field {loc[-1]!r}"
     if len(loc) == 2 and loc[0] in SECTIONS and (len(raw) > len(loc) or kind == "list_type"):  # say what it may be
         return f"{where}: expected {SECTIONS[loc[0]][loc[1]]}, got {got}"
     if isinstance(loc[-1], int) and kind in ("bool_type", "literal_error"):
@@ -244,6 +255,8 @@ def check_layout(spec: dict, partial: bool = False) -> None:
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     for key in spec:
+        if not isinstance(key, str):
+            raise CaseError(f"{key!r}: a section's name is a string")
         if key not in FIELDS and key not in SECTIONS:
             raise CaseError(f"{key}: unknown section{_suggest(key, [*SECTIONS, *FIELDS])}")
     if not partial:
@@ -252,6 +265,10 @@ def check_layout(spec: dict, partial: bool = False) -> None:
         except ValidationError as err:
             _raise(err)
         return
+    try:
+        _Partial.model_validate({key: value for key, value in spec.items() if key in FIELDS})
+    except ValidationError as err:
+        _raise(err)
     for key, value in spec.items():
         if key in SECTIONS:
             try:
@@ -264,7 +281,7 @@ def json_schema() -> dict:
     """The JSON Schema of a case file (what ``cases/case.schema.json`` holds)."""
     schema = CaseFile.model_json_schema(by_alias=True)
     # a file that extends a shipped case gives only the sections it replaces
-    schema["anyOf"] = [{"required": ["extends"]}, {"required": schema.pop("required")}]
+    schema["anyOf"] = [{"required": ["extends", "name"]}, {"required": schema.pop("required")}]
     return schema
 
 
@@ -295,8 +312,9 @@ def markdown_table() -> str:
             node.get("type"), "?")
 
     for key, text in FIELDS.items():
-        rows.append(f"| (top level) | `{key}` | string | {text} |")
-    required = set(next(a["required"] for a in props["anyOf"] if a["required"] != ["extends"]))
+        need = " (required)" if key == "name" else ""
+        rows.append(f"| (top level) | `{key}`{need} | string | {text} |")
+    required = set(next(a["required"] for a in props["anyOf"] if "extends" not in a["required"]))
     for section, model in SECTION_MODELS.items():
         fields = model.model_json_schema()["properties"]
         first = True

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
+from .. import _validate
 from ..cases import HOURS
 from .days import Day
 
@@ -57,10 +58,10 @@ def sample_hv_prices(buy_price, sell_price, n_samples: int = 1000, relative_sigm
     buy, sell = np.asarray(buy_price, float), np.asarray(sell_price, float)
     if buy.shape != (HOURS,) or sell.shape != (HOURS,):
         raise ValueError(f"buy_price, sell_price: expected ({HOURS},) ¥/MWh each, got {buy.shape}, {sell.shape}")
-    if not relative_sigma >= 0:
-        raise ValueError(f"relative_sigma: must be >= 0, got {relative_sigma}")
+    relative_sigma = _validate.number("relative_sigma", relative_sigma, lo=0)
+    n_samples = _validate.integer("n_samples", n_samples, lo=1)
     rng = np.random.default_rng(rng)
-    z = rng.standard_normal((int(n_samples), HOURS))
+    z = rng.standard_normal((n_samples, HOURS))
     return np.maximum(buy * (1.0 + relative_sigma * z), sell)
 
 
@@ -71,8 +72,10 @@ def hv_price_scenarios(day: Day, n_samples: int = 1000, n_scenarios: int = 10,
     Deterministic for a given seed. Clusters that k-means leaves empty are dropped, so there may be
     fewer than `n_scenarios` scenarios (never for the defaults).
     """
-    if not 1 <= n_scenarios <= n_samples:
-        raise ValueError(f"n_scenarios: must lie in 1..n_samples = {n_samples}, got {n_scenarios}")
+    _validate.instance("day", day, Day, "a Day (reference_day, simbench_day, days)")
+    n_samples = _validate.integer("n_samples", n_samples, lo=1)
+    n_scenarios = _validate.integer("n_scenarios", n_scenarios, lo=1, hi=n_samples)
+    seed = _validate.integer("seed", seed, lo=0)
     samples = sample_hv_prices(day.buy_price, day.sell_price, n_samples, relative_sigma, seed)
     _, label = kmeans2(samples, n_scenarios, minit="++", seed=seed)
     used = np.unique(label)

@@ -78,8 +78,9 @@ class Optimum:
                    version=row["version"], case_fingerprint=row["case_fingerprint"], day_hash=row["day_hash"])
 
 
-class OptimumError(LookupError):
-    """A day with no usable row in the optimum table; the message says how to compute it."""
+class OptimumError(LookupError, ValueError):
+    """A day with no usable row in the optimum table; the message says how to compute it. A
+    `ValueError` too, like every error of a bad input to the package (a day the table does not hold)."""
 
 
 def day_hash(day: Day) -> str:

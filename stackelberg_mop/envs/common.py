@@ -44,10 +44,10 @@ def refuse_unknown(env_cls, unknown: dict) -> None:
                                                                        f"; options: {valid}"))
 
 
-def check_seed(seed) -> None:
-    """reset's seed: None or a whole number >= 0 (named here rather than by Gymnasium's seeding)."""
-    if seed is not None:
-        _validate.integer("seed", seed, lo=0)
+def check_seed(seed) -> int | None:
+    """reset's seed: None or a whole number >= 0, as a Python int (NumPy integers too, which Gymnasium's
+    seeding refuses); named here rather than by Gymnasium's seeding."""
+    return None if seed is None else _validate.integer("seed", seed, lo=0)
 
 
 def check_mop_mode(case: Case, mop: str) -> None:

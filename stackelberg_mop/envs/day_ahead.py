@@ -162,8 +162,7 @@ class StackelbergMOPEnv(gym.Env):
 
     # --- Gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        check_seed(seed)
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self.day = self.pool.draw(self.np_random, options)
         self.outcome, self.prices, self.done = None, None, False
         self._obs = np.clip(day_features(self.case, self.day), -OBS_BOUND, OBS_BOUND)

@@ -159,8 +159,7 @@ class StackelbergMOPHourlyEnv(gym.Env):
 
     # --- Gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        check_seed(seed)
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self.day = self.pool.draw(self.np_random, options)
         self.hour = 0
         self.bounds = price_bounds(self.case, self.day)

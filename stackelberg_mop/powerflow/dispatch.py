@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _validate
 from ..cache import cached
-from ..cases import HOURS, Case
+from ..cases import HOURS, Case, check_case
 from ..data import Day, check_day
 from ..options import FORMULATION_NAMES, MOP_MODES, VOLTAGE_MODES
 from .clarabel_backend import (
@@ -68,6 +68,9 @@ class DispatchModel:
 
     def __init__(self, case: Case, formulation: str = "socp", mop: str = "opf", voltage_limits: str = "hard",
                  solver: str = "CLARABEL", exchange: str = "parameter", direct: bool = True, hours: int = HOURS):
+        check_case(case)
+        _validate.choice("solver", solver, tuple(cp.installed_solvers()))
+        _validate.flag("direct", direct)
         if formulation not in FORMULATIONS:
             raise ValueError(f"formulation: must be one of {tuple(FORMULATIONS)}, got {formulation!r}")
         if mop not in MOP_MODES:
@@ -237,7 +240,7 @@ class DispatchModel:
         prosumers' exchange power (N, 24) MW into the parameters (exchange_power None with
         exchange="variable")."""
         case = self.case
-        day.check(case)
+        check_day(case, day)
         start = _validate.integer(f"start (the first hour of a {self.hours}-hour window)", start, lo=0,
                                hi=HOURS - self.hours)
         w = self.window = slice(start, start + self.hours)
@@ -249,10 +252,10 @@ class DispatchModel:
                 raise ValueError("exchange_power: the model's exchange is a variable; pass None")
             self.base_p.value = day.base_p[:, w] / case.s_base
             return
-        exchange = np.asarray(exchange_power, dtype=float)
-        if exchange.shape != (len(case.prosumers), HOURS) or not np.all(np.isfinite(exchange)):
-            raise ValueError(f"exchange_power: expected finite (N, 24) = ({len(case.prosumers)}, 24) MW, "
-                             f"got shape {exchange.shape}")
+        exchange = _validate.array("exchange_power", exchange_power, "MW")
+        if exchange.shape != (len(case.prosumers), HOURS):
+            raise ValueError(f"exchange_power: expected shape (N, 24) = ({len(case.prosumers)}, 24) MW, "
+                             f"got {exchange.shape}")
         demand = day.base_p.copy()
         np.add.at(demand, case.bus_position(case.prosumers.bus), exchange)
         self.demand_p.value = demand[:, w] / case.s_base
@@ -345,6 +348,7 @@ class DispatchModel:
         accurate: solve with iterative refinement from the start (duals to ~1e-6 ¥/MWh instead of
         ~1e-2), for callers that build cuts from the LMPs (the bi-level optimum).
         """
+        _validate.flag("accurate", accurate)
         self.set_day(day, exchange_power, start)
         fd, k, h = self.feeder, len(self.case.mop), self.hours
         gen = self.case.generators

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .. import _validate
 from .._system import available_cpus, threads_from_env
 
 _threads: int | None = None
@@ -26,9 +27,7 @@ def dispatch_threads() -> int:
 def set_dispatch_threads(threads: int | None) -> None:
     """Set the number of threads of the day's dispatch for this process (None: back to the default)."""
     global _threads
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads: expected a whole number >= 1 or None, got {threads!r}")
-    _threads = threads
+    _threads = None if threads is None else _validate.integer("threads", threads, lo=1)
 
 
 def thread_pool(k: int):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate
 from ..cases import Case, load_case
 from ..data import Day
 from ..data.optimum_table import combine_rows, day_hash, read_table, row_data, table_path
@@ -134,13 +135,19 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     and day. Also refused: two tables holding a day made for different data, an `out` that is a
     directory. The file is replaced in one step (written beside it, then renamed), so a refused or
     interrupted merge leaves `out` as it was."""
+    _validate.instance("merge: --out", out, str | Path, "the path of a table file")
+    for i, source in enumerate(sources):
+        _validate.instance(f"merge: sources[{i}]", source, str | Path, "the path of a table file")
     out = Path(out)
     paths = [Path(p) for p in sources]
     if out.exists() and not out.is_file():
         raise ValueError(f"merge: --out {out} is a directory, not a table file")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"merge: --out {out} cannot be written: {parent} is a file")
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"merge: no table at {path}")
+            raise ValueError(f"merge: no table at {path}" + (" (a directory)" if path.is_dir() else ""))
     by_day: dict[str, list[tuple[Path, dict]]] = {}
     known = _case_days(case) if case is not None else None
     for path in (out, *paths):
@@ -157,6 +164,7 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     for day, found in by_day.items():
         distinct = list({json.dumps(row, sort_keys=True): row for _, row in found}.values())  # a table merged twice
         merged[day] = combine_rows(distinct)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".merging")
     tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
     tmp.replace(out)

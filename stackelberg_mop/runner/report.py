@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate
 from ..scoring.yardstick import NO_STAKES, aggregate_regret, bootstrap_interval
 
 #: a day counts as solved when its proven gap J* − LB is at most this share of J_tariff − J* (every
@@ -55,6 +56,18 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def checked_rows(rows) -> list[dict]:
+    """Benchmark rows as given to `report`, `per_day_markdown` and `plot_benchmark`: a CSV path (read and
+    checked by `read_rows`) or a list of row dicts (as `benchmark.run` returns), each checked the same
+    way; ValueError naming ``rows[i]`` and the column."""
+    if isinstance(rows, str | Path):
+        return read_rows(rows)
+    _validate.instance("rows", rows, list | tuple, "a CSV path or a list of benchmark rows (dicts)")
+    for i, row in enumerate(rows):
+        _check_row(_validate.instance(f"rows[{i}]", row, dict, "a benchmark row (a dict)"), f"rows[{i}]")
+    return list(rows)
+
+
 def _check_row(row: dict, where: str) -> None:
     if None in row or any(v is None for v in row.values()):
         raise ValueError(f"{where}: the row does not have the header's columns")
@@ -66,8 +79,10 @@ def _check_row(row: dict, where: str) -> None:
         if value not in (None, ""):
             try:
                 float(value)
-            except ValueError:
+            except (TypeError, ValueError):
                 raise ValueError(f"{where}: {key}: expected a number, got {value!r:.40}") from None
+    if not isinstance(row.get("prices", ""), str | type(None)):
+        raise ValueError(f"{where}: prices: expected a JSON list of numbers as text, got {type(row['prices']).__name__}")  # noqa: TRY004
     if solved(row) and not np.isfinite(_num(row, "dno_objective")):
         raise ValueError(f"{where}: dno_objective: a solved row needs a finite objective, got {row['dno_objective']!r}")
     if row.get("prices"):
@@ -149,7 +164,7 @@ def report(rows: list[dict] | str | Path, optimum: str | None = None, tariff: st
     shipped table's "optimum" rows, "kkt" rows on days it did not score). The optimum's own row also
     gives ``proven_days`` and ``certificate``, the mean of its proven gap over J_tariff − J*. Without
     rows of the optimum and the tariff, regrets are NaN (`benchmark.run` always scores both)."""
-    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    rows = checked_rows(rows)
     chosen = default_optimum(rows) if optimum is None else optimum
     best, base, scored = yardstick_days(rows, optimum, tariff, share)
     certificate = [(_num(r, "dno_objective") - float(details(r).get("best_bound", "nan")))
@@ -212,7 +227,7 @@ def per_day_markdown(rows: list[dict] | str | Path, optimum: str | None = None, 
     """The per-day table of RESULTS.md (markdown): for each judged day, J* ¥, its proven gap
     (J* − bound)/|J*|, J_tariff − J* ¥, and per policy other than these two the normalised regret
     (J − J*)/(J_tariff − J*), "fail" for a failed solve and "rules" for prices outside the price rules."""
-    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    rows = checked_rows(rows)
     optimum = default_optimum(rows) if optimum is None else optimum
     by = _by_policy(rows)
     best, base, _ = yardstick_days(rows, optimum, tariff, share)
@@ -253,7 +268,7 @@ def plot_benchmark(rows: list[dict] | str | Path, out_dir: str | Path, optimum: 
     """
     from matplotlib.figure import Figure  # no pyplot: works without a display
 
-    rows = read_rows(rows) if isinstance(rows, str | Path) else rows
+    rows = checked_rows(rows)
     optimum = default_optimum(rows) if optimum is None else optimum
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,9 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
     if fixed:
         mop_p, mop_q = check_mop_setpoints(case, mop)
+        if dispatch is not None:
+            raise ValueError("dispatch: a dispatch belongs to mop 'opf' or 'off'; with set-points the AC power "
+                             "flow gives the network state")
     response = _response(case, day, lam, response)
     if not response.ok:
         return _failed(_follower_failure(response), lam, response, case, day)
@@ -198,7 +201,12 @@ def evaluate_expected(case: Case, day: Day, prices, scenarios, **kwargs) -> Expe
     lam = check_prices(case, prices, batched=False)[0]
     if not hasattr(scenarios, "days") or not hasattr(scenarios, "weight"):
         raise ValueError(f"scenarios: expected data.hv_prices.PriceScenarios, got {type(scenarios).__name__}")
-    response = kwargs.pop("response", None) or best_response(case, day, lam)
+    unknown = sorted(set(kwargs) - {"mop", "voltage_limits", "formulation", "ac", "response"})
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not an argument of evaluate_expected (mop, voltage_limits, formulation, ac, "
+                         "response)")
+    response = kwargs.pop("response", None)
+    response = best_response(case, day, lam) if response is None else response
     outcomes = [evaluate(case, d, lam, response=response, **kwargs) for d in scenarios.days(day)]
     return ExpectedOutcome(outcomes=outcomes, weight=np.asarray(scenarios.weight, float),
                            price_violation=price_violation(case, day, lam))
