@@ -38,6 +38,10 @@ Info (the step)
     normalised_regret (J − J*)/(J_tariff − J*). These four are absent on days without a row (the
     training days) and for games other than the one J* solves (mop "off" or "agent", soft limits,
     sharing, one price per prosumer).
+    With ``reward_gradient=True``: reward_gradient, d reward / d action (the action's shape, float32;
+    exact where the reward is differentiable, `scoring.gradient`), and gradient_kinks, the hours
+    where it may not be. Defined for mop "opf" or "off", voltage limits "hard" or "none", without p2p;
+    the violation penalty, a count of bus-hours, contributes zero.
 Arguments
     see `StackelbergMOPEnv`.
 
@@ -57,11 +61,12 @@ import numpy as np
 from .. import _validate
 from ..cases import HOURS, Case, as_case
 from ..data import Day
-from ..market import action_to_prices
+from ..market import action_jacobian, action_to_prices
 from ..market.p2p import P2PMarket, p2p_market, p2p_response
 from ..options import ENV_MOP_MODES, VOLTAGE_MODES
 from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
 from ..scoring import Outcome, evaluate
+from ..scoring.gradient import check_gradient_options
 from ..scoring.yardstick import TariffScore, Yardstick
 from .common import (
     RENDER_MODES,
@@ -114,7 +119,8 @@ class StackelbergMOPEnv(gym.Env):
     how to vectorise (`common.VECTOR_KWARGS`). p2p: False, True (`market.p2p.p2p_market(case)`: the case's own platform if any, else 0.2 MW between every pair)
     or a `P2PMarket`: the prosumers share energy peer to peer before trading with the DNO; the
     sharing market's exchange and costs are scored (Song et al. 2024). Trades only pay when prices differ
-    between prosumers, so p2p goes with price_per_prosumer=True.
+    between prosumers, so p2p goes with price_per_prosumer=True. reward_gradient: also put the
+    reward's exact gradient with respect to the action in info (module docstring).
     """
 
     metadata: ClassVar[dict] = {"render_modes": RENDER_MODES, "render_fps": 1}
@@ -123,7 +129,8 @@ class StackelbergMOPEnv(gym.Env):
                  mop: str = "opf", voltage_limits: str | None = None, reward_scale: float = 1e3,
                  reward_baseline: str | None = "tariff", violation_penalty: float = 0.0,
                  failure_reward: float = -10.0, hv_prices: str = "day", price_per_prosumer: bool = False,
-                 p2p=False, render_mode: str | None = None, vector_kwargs: dict | None = None, **unknown):
+                 p2p=False, reward_gradient: bool = False, render_mode: str | None = None,
+                 vector_kwargs: dict | None = None, **unknown):
         refuse_unknown(type(self), unknown)
         _validate.choice("mop", mop, ENV_MOP_MODES)
         _validate.choice("reward_baseline", reward_baseline, REWARD_BASELINES)
@@ -140,6 +147,9 @@ class StackelbergMOPEnv(gym.Env):
         self.p2p = p2p_market(self.case) if p2p is True else (p2p or None)
         self.voltage_limits = default_voltage_limits(mop, voltage_limits)
         _validate.choice("voltage_limits", self.voltage_limits, VOLTAGE_MODES)
+        self.reward_gradient = _validate.flag("reward_gradient", reward_gradient)
+        if reward_gradient:
+            check_gradient_options(mop, self.voltage_limits, self.p2p)
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)
@@ -183,7 +193,7 @@ class StackelbergMOPEnv(gym.Env):
             outcome = None
         else:
             outcome = evaluate(self.case, self.day, prices, mop=mop, voltage_limits=self.voltage_limits,
-                               response=response)
+                               response=response, gradient=self.reward_gradient)
         self.done = True
         baseline = float(self.tariff(self.day)) if self.reward_baseline == "tariff" else 0.0
         if outcome is None:  # the sharing market itself failed: a reported status, not an exception
@@ -202,7 +212,23 @@ class StackelbergMOPEnv(gym.Env):
         else:
             violating = outcome.violation_rate * (self.case.buses.size - 1) * HOURS
             reward = -(outcome.dno_objective - baseline + self.violation_penalty * violating) / self.reward_scale
+        if self.reward_gradient:
+            info["reward_gradient"] = self._reward_gradient(a, outcome if solved else None)
+            info["gradient_kinks"] = outcome.gradient_kinks
         return self._obs.copy(), float(reward), True, False, info
+
+    def _reward_gradient(self, action: np.ndarray, outcome: Outcome | None) -> np.ndarray:
+        """d reward / d action (the action's shape, float32): −(dJ/dλ · dλ/da) / reward_scale through the
+        price map and its projection (`market.action_jacobian`); NaN when the day did not solve. The
+        violation penalty counts bus-hours, a step function of the prices: its derivative is zero."""
+        out = np.full(self.action_space.shape, np.nan, dtype=np.float32)
+        if outcome is None:
+            return out
+        rows = action[:self.n_prices].reshape(self.price_rows, HOURS)
+        slope = np.atleast_2d(outcome.price_gradient)
+        grad = [slope[r] @ action_jacobian(self.case, self.day, rows[r]) for r in range(self.price_rows)]
+        out[:self.n_prices] = -np.concatenate(grad) / self.reward_scale
+        return out
 
     def render(self):
         return render_day(self, self.outcome, self.prices, f"{self.case.name}, {self.day.name if self.day else ''}")

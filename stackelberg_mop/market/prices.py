@@ -49,6 +49,22 @@ class PriceBounds:
             out[s] = _shift_to_cap(flat[s], self.lower, self.upper, self.mean_cap)
         return out.reshape(p.shape)
 
+    def project_jacobian(self, prices) -> np.ndarray:
+        """(24, 24): the derivative of `project` at `prices` (24,). Hours clipped to a bound do not move;
+        when the mean cap binds, the free hours F move together less their mean (I − 11ᵀ/|F| on F × F).
+        At a point where an hour is exactly at a bound, the derivative of the side the projection
+        took (an element of its generalised Jacobian)."""
+        p = _checked(prices)
+        if p.ndim != 1:
+            raise ValueError(f"prices: expected one price vector ({HOURS},), got shape {p.shape}")
+        out = self.project(p)
+        free = (out > self.lower) & (out < self.upper)
+        jac = np.diag(free.astype(float))
+        if out.mean() >= self.mean_cap - 1e-9 and np.clip(p, self.lower, self.upper).mean() > self.mean_cap and free.any():
+            f = np.flatnonzero(free)
+            jac[np.ix_(f, f)] -= 1.0 / f.size
+        return jac
+
     def from_action(self, action) -> np.ndarray:
         """Affine map of an action in [-1, 1] (clipped) onto [lo_t, hi_t], hour by hour (not projected)."""
         a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
@@ -116,6 +132,18 @@ def action_to_prices(case: Case, day, action) -> tuple[np.ndarray, np.ndarray]:
     bounds = price_bounds(case, day)
     raw = bounds.from_action(_checked(action, "action"))
     return bounds.project(raw), raw
+
+
+def action_jacobian(case: Case, day, action) -> np.ndarray:
+    """(24, 24): dλ/da of `action_to_prices` at `action` (24,): the affine map's slopes (hi_t − lo_t)/2
+    (zero where the action is clipped at ±1), then the projection's derivative
+    (`PriceBounds.project_jacobian`)."""
+    bounds = price_bounds(case, day)
+    a = _checked(action, "action")
+    if a.ndim != 1:
+        raise ValueError(f"action: expected one action ({HOURS},), got shape {a.shape}")
+    slope = np.where(np.abs(a) < 1.0, 0.5 * (bounds.upper - bounds.lower), 0.0)
+    return bounds.project_jacobian(bounds.from_action(a)) * slope[None, :]
 
 
 def prices_to_action(case: Case, day, prices) -> np.ndarray:

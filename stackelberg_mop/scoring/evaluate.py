@@ -7,6 +7,8 @@ scored here, so the objective exists once. It lives at the package's top level b
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import _validate
@@ -25,6 +27,7 @@ from .costs import (
     setpoint_loss,
     weigh_hours,
 )
+from .gradient import check_gradient_options, price_gradient
 from .outcome import ExpectedOutcome, HourOutcome, Outcome
 
 AC_MODES = ("sweep", "pandapower")
@@ -70,7 +73,7 @@ def _failed(status, lam, response, case, day, dispatch=None) -> Outcome:
 
 def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "hard", formulation: str = "socp",
              ac: str = "sweep", response: BestResponse | None = None, dispatch: DispatchResult | None = None,
-             ) -> Outcome:
+             gradient: bool = False) -> Outcome:
     """Score clearing prices on a day: the one scorer of the package.
 
     prices: (24,) ¥/MWh for all prosumers, or (N, 24) one row per prosumer.
@@ -85,9 +88,14 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     by `powerflow.join_windows`); the caller vouches that it belongs to this response.
     It may also be a `market.p2p.P2PResult` for the same prices: the peer-to-peer sharing market's
     exchange with the DNO and costs are then scored (``p2p=True`` in the environments).
+    gradient: also compute dJ/dλ (`Outcome.price_gradient`, ¥ per ¥/MWh, the shape of `prices`) and
+    the hours where J may have a kink (`Outcome.gradient_kinks`); see `scoring.gradient`. Defined for
+    mop "opf" or "off", voltage limits "hard" or "none" and the followers' own best response.
     Bad input raises ValueError; solver failures come back as `Outcome.status`.
     """
     _validate.choice("ac", ac, AC_MODES)
+    if _validate.flag("gradient", gradient):
+        check_gradient_options(mop, voltage_limits, response)
     fixed = not isinstance(mop, str)
     check_market_options(case, day, None if fixed else mop, voltage_limits, formulation)
     lam = check_prices(case, prices, batched=False)[0]  # (N, 24)
@@ -98,7 +106,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
                              "flow gives the network state")
     response = _response(case, day, lam, response)
     if not response.ok:
-        return _failed(_follower_failure(response), lam, response, case, day)
+        return _with_gradient(_failed(_follower_failure(response), lam, response, case, day), gradient, prices)
     obj, exchange = case.objective, response.exchange_power
     revenue = float((lam * exchange).sum())
 
@@ -119,7 +127,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         elif not isinstance(result, DispatchResult) or result.v.shape != (case.buses.size, HOURS):
             raise ValueError(f"dispatch: expected a whole day's DispatchResult, got {type(result).__name__}")
         if not result.status.startswith("optimal"):
-            return _failed(result.status, lam, response, case, day, result)
+            return _with_gradient(_failed(result.status, lam, response, case, day, result), gradient, prices)
         mop_p, mop_q, line_loss, mop_loss = result.mop_p, result.mop_q, result.line_loss, result.mop_loss
         v, vm_model, grid_power, gap = result.v, result.voltage, result.grid_power, result.relaxation_gap
         dg_p, dg_q = result.dg_p, result.dg_q
@@ -129,7 +137,7 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         else:
             vm_ac, converged = pandapower_power_flow(case, day, exchange, mop_p, mop_q, dg_p=dg_p, dg_q=dg_q)
         if not converged.all():
-            return _failed("ac_not_converged", lam, response, case, day, result)
+            return _with_gradient(_failed("ac_not_converged", lam, response, case, day, result), gradient, prices)
         mismatch = np.abs(vm_ac - vm_model).max(axis=0)
 
     hourly = hourly_network_costs(case, day, grid_power, line_loss, mop_loss, v, dg_p)
@@ -137,6 +145,11 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
     hourly_objective = weigh_hours(case, hourly, (lam * exchange).sum(axis=0))
     dno_cost = float(economic_costs(hourly).sum()) - revenue
     outside = outside_limits(case, vm_ac)
+    slope = kinks = None
+    if gradient:
+        found = price_gradient(case, day, lam, response, result)
+        slope = found.gradient.sum(axis=0) if np.ndim(prices) == 1 else found.gradient
+        kinks = found.kinks
     return Outcome(
         status="optimal" if result is None else result.status, prices=lam, dno_objective=obj.weigh(dno_cost, deviation_cost),
         dno_cost=dno_cost, grid_cost=grid_cost, revenue=revenue, line_loss_cost=line_loss_cost,
@@ -145,7 +158,16 @@ def evaluate(case: Case, day: Day, prices, mop="opf", voltage_limits: str = "har
         mop_loss=mop_loss, voltages_ac=vm_ac,
         voltages_model=vm_model, relaxation_gap=gap, ac_mismatch=mismatch, violation_rate=float(outside.mean()),
         price_violation=price_violation(case, day, lam), response=response, dispatch=result,
-        hourly_objective=hourly_objective, dg_cost=dg_cost, dg_p=dg_p, dg_q=dg_q)
+        hourly_objective=hourly_objective, dg_cost=dg_cost, dg_p=dg_p, dg_q=dg_q, price_gradient=slope,
+        gradient_kinks=kinks)
+
+
+def _with_gradient(outcome: Outcome, gradient: bool, prices) -> Outcome:
+    """A failed outcome with NaN in place of the gradient that was asked for."""
+    if not gradient:
+        return outcome
+    return dataclasses.replace(outcome, price_gradient=np.full(np.shape(prices), np.nan),
+                               gradient_kinks=np.ones(HOURS, dtype=bool))
 
 
 def evaluate_hour(case: Case, day: Day, prices, hour: int, response: BestResponse | None = None, mop="opf",

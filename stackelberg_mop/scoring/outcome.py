@@ -31,6 +31,8 @@ class Outcome:
     price_violation: how far the prices break the day's price rules (`market.price_bounds`), ¥/MWh (0 when kept).
     hourly_objective: (24,) ¥, each hour's share of dno_objective (hours are separable given the
     exchange power; they sum to dno_objective).
+    price_gradient: dJ/dλ, ¥ per ¥/MWh, the shape of the prices (`evaluate(..., gradient=True)`, else None);
+    gradient_kinks: (24,) bool, the hours where J may not be differentiable (`scoring.gradient`).
     status: "optimal" ("optimal_inaccurate" when the dispatch solver reached only its reduced accuracy), or what failed (``"follower_failed: <why>"``, "infeasible", "solver_error: …",
     "ac_not_converged"); on failure the costs are NaN.
     """
@@ -63,6 +65,8 @@ class Outcome:
     dg_cost: float = 0.0
     dg_p: np.ndarray | None = None
     dg_q: np.ndarray | None = None
+    price_gradient: np.ndarray | None = None
+    gradient_kinks: np.ndarray | None = None
 
     @property
     def total_cost(self) -> float:
