@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 
 import numpy as np
 
@@ -95,3 +96,12 @@ def array(name: str, value, unit: str = "", allow_inf: bool = False, finite: boo
         raise ValueError(f"{name}: must be {'a number' if allow_inf else 'finite'}{f' ({unit})' if unit else ''}; found {arr[tuple(where)]}"
                          + (f" at index {tuple(int(i) for i in where)}" if arr.ndim else ""))
     return arr
+
+
+def path(name: str, value, what: str = "a file path"):
+    """`value` (a str or `os.PathLike`) as a `pathlib.Path`; ValueError naming `name` for another type, an
+    empty path or a NUL byte (which the operating system would refuse later without a name)."""
+    instance(name, value, str | Path, what)
+    if not str(value).strip() or "\x00" in str(value):
+        raise ValueError(f"{name}: expected {what}, got {_show(value)}")
+    return Path(value)

@@ -587,3 +587,82 @@ def test_fourth_review_values_that_work(case, day, spec, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file"):
         optima.merge(tmp_path / "file" / "x.jsonl", table)
+
+
+# --- a fifth outside review: files and folders the package reads, and the RL command lines ----------
+def test_merge_refuses_rows_that_optimum_would_refuse(tmp_path, case):
+    """A source row whose split is not its day's, or whose prices break the day's rules, is refused
+    before a byte is written: `merge` never writes a row `optimum` would then refuse."""
+    from stackelberg_mop.runner import optima
+
+    shipped = sm.data.optimum_table.table_path("ieee33-mop")
+    out = tmp_path / "table.jsonl"
+    shutil.copy(shipped, out)
+    before = out.read_bytes()
+    rows = [json.loads(line) for line in shipped.read_text().splitlines()]
+    test_row = next(r for r in rows if r.get("split") == "test" and r.get("objective") is not None)
+    for field, value, message in (("split", "train", "split: the row says 'train'"),
+                                  ("prices", [1e5] * 24, "prices: outside the case's price rules")):
+        source = tmp_path / f"bad-{field}.jsonl"
+        source.write_text(json.dumps({**test_row, field: value}) + "\n")
+        with pytest.raises(ValueError, match=message):
+            optima.merge(out, source, case=case)
+        assert out.read_bytes() == before
+    with pytest.raises(ValueError, match="--out .* cannot be written"):
+        optima.merge("/proc/1/x.jsonl", shipped)
+
+
+def test_agent_folders_that_would_post_other_prices_are_refused(tmp_path, case, day):
+    from stackelberg_mop.policies.agent import AgentPolicy
+
+    shipped = Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "ppo"
+    good = AgentPolicy(shipped)
+    good.check(case)
+    folder = tmp_path / "ppo"
+    shutil.copytree(shipped, folder)
+    (folder / "best_model_vecnormalize.pkl").unlink()
+    with pytest.raises(ValueError, match="best_model_vecnormalize.pkl is missing"):
+        AgentPolicy(folder)
+    shutil.copy(shipped / "best_model_vecnormalize.pkl", folder)
+    config = json.loads((shipped / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "mop": "agent"}))
+    with pytest.raises(ValueError, match="acts with 24 values.*takes 216"):
+        AgentPolicy(folder).check(case)
+    (folder / "config.json").write_text(json.dumps({**config, "algo": "sac"}))
+    with pytest.raises(ValueError, match="holds a ppo policy, config.json says sac"):
+        AgentPolicy(folder)
+    with pytest.raises(ValueError, match="day: expected a Day"):
+        good(case, "reference")
+    assert np.array_equal(good(case, day)[0], AgentPolicy(shipped)(case, day)[0])
+
+
+def test_bc_refuses_another_game_or_another_runs_folder(tmp_path):
+    """Behaviour cloning's labels are the day-ahead OPF game's optimum: another game is refused, and so
+    is a folder that holds another run (it would be overwritten and mixed), before anything is written."""
+    from stackelberg_mop.rl import bc
+
+    labels = Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "labels" / "ieee33-mop-train.jsonl"
+    common = ["--labels", str(labels), "--out", str(tmp_path), "--epochs", "1", "--progress-bar", "false"]
+    for flags, message in ((["--mop", "agent"], "--mop"), (["--env-id", "StackelbergMOPHourly-v1"], "--env-id")):
+        with pytest.raises(ValueError, match=message):
+            bc.main([*common, *flags, "--name", "x"])
+    assert not any(tmp_path.iterdir())
+    shutil.copytree(Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "ppo", tmp_path / "ppo")
+    before = (tmp_path / "ppo" / "config.json").read_bytes()
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        bc.main([*common, "--name", "ppo"])
+    assert (tmp_path / "ppo" / "config.json").read_bytes() == before
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match="--out: .*afile is a file"):
+        bc.main([*common[:3], str(tmp_path / "afile"), *common[4:], "--name", "y"])
+
+
+def test_kkt_residuals_of_a_response_with_nan_are_not_exact(case, day):
+    import dataclasses
+
+    response = sm.best_response(case, day, case.tariff.buy_price)
+    assert max(sm.kkt_residuals(case, day, response).values()) < 1e-6
+    broken = dataclasses.replace(response, exchange_power=np.full((len(case.prosumers), 24), np.nan))
+    assert np.isnan(sm.kkt_residuals(case, day, broken)["exchange"])
+    with pytest.raises(ValueError, match=r"response.prices: expected shape \(5, 24\)"):
+        sm.kkt_residuals(case, day, dataclasses.replace(response, prices=np.zeros((5, 23))))

@@ -85,8 +85,13 @@ def test_init_from_continues_the_saved_model(tmp_path):
     stats = [pickle.load((run / name).open("rb")).obs_rms for run, name in
              ((first, "best_model_vecnormalize.pkl"), (again, "model_vecnormalize.pkl"))]
     assert np.array_equal(stats[0].mean, stats[1].mean) and np.array_equal(stats[0].var, stats[1].var)
-    with pytest.raises(FileNotFoundError, match="init_from"):
+    with pytest.raises(ValueError, match="--init-from: no model"):
         td3.main(["--total-timesteps", "32", "--init-from", str(tmp_path / "nothing"), "--name", "x", *common])
+    from stackelberg_mop.rl import sac
+
+    with pytest.raises(ValueError, match="--init-from: .* is not a SAC model"):  # a TD3 zip: refused, nothing written
+        sac.main(["--total-timesteps", "32", "--init-from", str(first), "--name", "wrong", *common])
+    assert not (tmp_path / "wrong").exists() and not any(p.name == "wrong" for p in first.parent.iterdir())
 
 
 def test_behaviour_cloning_learns_its_labels_and_ships_as_an_agent(tmp_path):

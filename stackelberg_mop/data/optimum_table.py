@@ -105,7 +105,7 @@ def read_table(path: str | Path) -> dict[str, dict]:
     (`table_schema.check_row`: fields, types, lengths, finiteness) before any is used: ValueError names
     the file, line and field. A malformed *last* line without its newline (a run killed while writing
     it) is skipped, so the next run solves that day again. A path that is a directory is named."""
-    path = Path(path)
+    path = _validate.path("table", path, "the path of an optimum table (.jsonl)")
     by_day: dict[str, list[dict]] = {}
     if not path.exists():
         return {}
@@ -184,6 +184,29 @@ def combine_rows(rows: list[dict]) -> dict:
     return out
 
 
+def checked_optimum(case: Case, day: Day, row: dict, path) -> Optimum:
+    """The `Optimum` of a solved row made for `case` and `day` (its case, fingerprint and day hash
+    checked by the caller), after what the schema cannot know: the row's split is the day's, its MOP
+    set-points fit the case's terminals and ratings, its prices keep the day's price rules.
+    ValueError naming the file, day and field."""
+    if row.get("split") not in (None, day.split):
+        raise ValueError(f"{path}: day {day.name!r}: split: the row says {row['split']!r}, the day is in "
+                         f"{day.split!r}")
+    shape = np.shape(row["mop_setpoints"])
+    if shape != (2, len(case.mop), 24):
+        raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
+                         f"{case.name!r}, got {' x '.join(map(str, shape))}")
+    opt = Optimum.from_row(row)
+    lo, hi = case.price_rules.hourly_bounds(day)
+    breach = max(float(np.max(lo - opt.prices)), float(np.max(opt.prices - hi)),
+                 float(opt.prices.mean() - case.price_rules.mean_cap))
+    if breach > 1e-6:
+        raise ValueError(f"{path}: day {day.name!r}: prices: outside the case's price rules on that day")
+    if len(case.mop) and np.any(np.hypot(*opt.mop_setpoints) > case.mop.s_max[:, None] * (1 + 1e-6) + 1e-9):
+        raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: beyond the terminals' ratings")
+    return opt
+
+
 class OptimumTable:
     """A case's optimum table, read once: ``get(day)`` gives the day's `Optimum` or raises
     `OptimumError`, ``find(day)`` gives it or None (e.g. an environment's per-step ``info``)."""
@@ -215,22 +238,7 @@ class OptimumTable:
                                f"not {case.name!r}: {how}")
         if row.get("objective") is None:
             raise OptimumError(f"the row of day {day.name!r} in {path} holds no solution ({row.get('status')}): {how}")
-        if row.get("split") not in (None, day.split):
-            raise ValueError(f"{path}: day {day.name!r}: split: the row says {row['split']!r}, the day is in "
-                             f"{day.split!r}")
-        shape = np.shape(row["mop_setpoints"])
-        if shape != (2, len(case.mop), 24):
-            raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
-                             f"{case.name!r}, got {' x '.join(map(str, shape))}")
-        opt = Optimum.from_row(row)
-        lo, hi = case.price_rules.hourly_bounds(day)
-        breach = max(float(np.max(lo - opt.prices)), float(np.max(opt.prices - hi)),
-                     float(opt.prices.mean() - case.price_rules.mean_cap))
-        if breach > 1e-6:
-            raise ValueError(f"{path}: day {day.name!r}: prices: outside the case's price rules on that day")
-        if len(case.mop) and np.any(np.hypot(*opt.mop_setpoints) > case.mop.s_max[:, None] * (1 + 1e-6) + 1e-9):
-            raise ValueError(f"{path}: day {day.name!r}: mop_setpoints: beyond the terminals' ratings")
-        return opt
+        return checked_optimum(case, day, row, path)
 
     def find(self, day: Day) -> Optimum | None:
         """The day's optimum if the table holds a proven one (status "optimal"), else None."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate
 from ..cases import HOURS, Case, check_case
 from ..data import Day
 from ..data.days import check_day
@@ -158,7 +159,16 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
     if np.shape(exchange) != (len(case.prosumers), 24):
         raise ValueError(f"response: holds {np.shape(exchange)[0]} prosumers, case {case.name!r} has "
                          f"{len(case.prosumers)} (a response of another case)")
-    worst: dict[str, float] = {}
+    n_pros = len(case.prosumers)
+    for name in ("prices", "exchange_power", "transfer", "charge", "discharge", "stored_energy", "elastic",
+                 "curtailed", "transfer_bound", "charge_bound", "discharge_bound", "energy_bound", "elastic_bound",
+                 "curtail_bound", "bid_bound", "cost", "shift_balance"):
+        # NaN passes here and shows in the residuals (a NaN residual is not an exact response)
+        value = _validate.array(f"response.{name}", getattr(response, name, None), finite=False)
+        want = (n_pros,) if name in ("cost", "shift_balance") else (n_pros, HOURS)
+        if value.shape != want:
+            raise ValueError(f"response.{name}: expected shape {want}, got {value.shape}")
+    found: dict[str, list[float]] = {}
     for n in range(len(case.prosumers)):
         qp = follower_qp(case, day, n)
         x, nu, mu_l, mu_u = standard_solution(case, response, n)
@@ -168,5 +178,5 @@ def kkt_residuals(case: Case, day: Day, response: BestResponse) -> dict[str, flo
         cost = 0.5 * x @ (qp.Q * x) + qp.c @ x + response.prices[n] @ exchange
         res["cost"] = float(abs(cost - response.cost[n]))
         for key, value in res.items():
-            worst[key] = max(worst.get(key, 0.0), value)
-    return worst
+            found.setdefault(key, []).append(value)
+    return {key: float(np.max(values)) for key, values in found.items()}  # NaN stays NaN

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate
 from ..cases import HOURS, Case
 from ..data import Day
 from ..envs.observation import OBS_BOUND, day_features
 from ..market import action_to_prices
 from ..options import ENV_MOP_MODES
-from ..powerflow.mop import action_to_mop_setpoints
+from ..powerflow.mop import action_to_mop_setpoints, mop_action_size
 from .baselines import Policy
 
 ALGORITHMS = ("ppo", "sac", "td3")
@@ -43,14 +44,17 @@ def save_policy(model, algo: str, path: Path) -> None:
     torch.save({"algo": algo, "data": policy._get_constructor_parameters(), "state_dict": part.state_dict()}, path)
 
 
-def load_policy(path: Path):
-    """The SB3 policy saved by `save_policy` (its deciding part loaded, the rest as constructed)."""
+def load_policy(path: Path, algo: str | None = None):
+    """The SB3 policy saved by `save_policy` (its deciding part loaded, the rest as constructed);
+    ValueError when `algo` is given and the file holds another algorithm's policy."""
     import torch
     from stable_baselines3.common.policies import ActorCriticPolicy
     from stable_baselines3.sac.policies import SACPolicy
     from stable_baselines3.td3.policies import TD3Policy
 
     saved = torch.load(path, map_location="cpu", weights_only=False)
+    if algo is not None and saved.get("algo") != algo:
+        raise ValueError(f"the file holds a {saved.get('algo')} policy, config.json says {algo}")
     policy = {"ppo": ActorCriticPolicy, "sac": SACPolicy, "td3": TD3Policy}[saved["algo"]](**saved["data"])
     (policy if saved["algo"] == "ppo" else policy.actor).load_state_dict(saved["state_dict"])
     policy.set_training_mode(False)
@@ -99,7 +103,7 @@ class AgentPolicy(Policy):
         from stable_baselines3 import PPO, SAC, TD3
 
         super().__init__()
-        run = Path(run_dir)
+        run = _validate.path("run_dir", run_dir, "an agent's run folder")
         if which not in MODELS:
             raise ValueError(f"which: must be 'best_model' or 'model', got {which!r}")
         config = read_config(run)
@@ -107,8 +111,12 @@ class AgentPolicy(Policy):
         if not model_file.is_file():
             raise ValueError(f"run_dir: {run} holds no model ({SLIM} or .zip); is the run still training?")
         algo = {"ppo": PPO, "sac": SAC, "td3": TD3}[config["algo"]]
+        if config.get("normalize_obs", True) and not stats.is_file():
+            raise ValueError(f"run_dir: {stats} is missing; the agent was trained on normalised observations "
+                             "(config.json's normalize_obs), so without them it would post other prices")
         try:
-            self.model = load_policy(model_file) if model_file.name == SLIM else algo.load(model_file, device="cpu")
+            self.model = (load_policy(model_file, config["algo"]) if model_file.name == SLIM
+                          else algo.load(model_file, device="cpu"))
         except Exception as err:  # noqa: BLE001 - SB3/zipfile/pickle/torch raise many kinds; all mean "not a model"
             raise ValueError(f"run_dir: {model_file} is not a loadable {config['algo']} model "
                              f"({type(err).__name__}: {err})"[:300]) from None
@@ -143,6 +151,13 @@ class AgentPolicy(Policy):
         if want != size:
             raise ValueError(f"agent {self.name}: its model observes {want} values; {self.env_id} on case "
                              f"{case.name!r} gives {size} (config.json's env_id or the case does not match the model)")
+        actions = 1 if self.hourly else HOURS
+        if self.mop == "agent":
+            actions += 2 * len(case.mop) if self.hourly else mop_action_size(case)
+        if self.model.action_space.shape != (actions,):
+            raise ValueError(f"agent {self.name}: its model acts with {self.model.action_space.shape[0]} values; "
+                             f"{self.env_id} with mop {self.mop!r} on case {case.name!r} takes {actions} "
+                             "(config.json's mop or env_id does not match the model)")
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
         want = self.model.observation_space.shape

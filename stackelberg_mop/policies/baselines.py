@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from ..cases import HOURS, Case
-from ..data import Day
+from ..data import Day, check_day
 from ..market import project_prices
 
 
@@ -31,6 +31,7 @@ class Policy:
         self.response = None
 
     def __call__(self, case: Case, day: Day):
+        check_day(case, day)
         start = time.perf_counter()
         prices, mop = self.decide(case, day)
         self.decision_time = time.perf_counter() - start

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _validate
 from .config import arg, script_main
 
 
@@ -148,10 +149,13 @@ def main(argv=None) -> Path:
     from ..data.optimum_table import OptimumTable
     from ..envs.observation import OBS_BOUND, day_features
     from ..runner.benchmark import select_days
-    from .common import make_vec_env, normalise, validate, validation_env
+    from .common import make_vec_env, normalise, run_folder, validate, validation_env
     from .config import layers, parse_config
 
     c = parse_config(Config, argv)
+    _validate.choice("--env-id", c.env_id, ("StackelbergMOP-v1",))  # the labels are this game's optimum
+    _validate.choice("--mop", c.mop, ("opf",))
+    run = run_folder(c)
     if not Path(c.labels).is_file():
         raise ValueError(f"--labels: no table at {c.labels!r}; make it with `stackelberg-mop optima --split train "
                          f"--out {c.labels}`")
@@ -177,7 +181,6 @@ def main(argv=None) -> Path:
     val_days = select_days(case, "val", c.eval_days)
     val_env = validation_env(c.env_id, {"mop": c.mop}, val_days)
 
-    run = Path(c.out) / c.name
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
     venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))

@@ -187,28 +187,15 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     from .config import check_config
 
     check_config(config)
-    run = Path(config.out) / config.name
-    saved = run / "config.json"
     init = getattr(config, "init_from", "")
-    if init and not (Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)).is_file():
-        raise FileNotFoundError(f"init_from: no model at {init}")  # checked before anything is written
-    if run.exists() and not run.is_dir():
-        raise ValueError(f"--out/--name: {run} is a file, not a run folder")
-    if saved.is_file():
-        try:
-            earlier = json.loads(saved.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{saved}: not the JSON of a run's settings ({err}); delete the folder or choose "
-                             "another --name") from None
-        changed = differences(config, earlier if isinstance(earlier, dict) else {})
-        if changed:
-            raise ValueError(f"{run}: holds a run with other settings ({', '.join(changed)} differ); "
-                             "choose another --name or --out, or delete the folder")
-        if (run / "scores.json").is_file():
-            say(f"{config.name}: finished already ({run / 'scores.json'})")
-            return run
+    if init:
+        check_init_model(algo_cls, init)
+    run = run_folder(config)
+    if (run / "scores.json").is_file():
+        say(f"{config.name}: finished already ({run / 'scores.json'})")
+        return run
     run.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     days = select_days(load_case(), "val", config.eval_days)
     folder = checkpoint.latest(run)
     inner = make_vec_env(config.env_id, config.n_envs, config.seed, env_kwargs(config), config.subprocess)
@@ -230,6 +217,47 @@ def train(config, algo_cls, algo_kwargs: dict, env_kwargs_of=None) -> Path:
     return run
 
 
+def run_folder(config) -> Path:
+    """The run's folder ``out/name``, checked before anything is written: --out must be a folder (or
+    not exist yet) and a folder that holds a run must hold one with these settings (it is resumed);
+    ValueError naming the flag otherwise."""
+    out = Path(config.out)
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out: {parent} is a file, not a folder")
+    run = out / config.name
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--out/--name: {run} is a file, not a run folder")
+    saved = run / "config.json"
+    if saved.is_file():
+        try:
+            earlier = json.loads(saved.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{saved}: not the JSON of a run's settings ({err}); delete the folder or choose "
+                             "another --name") from None
+        changed = differences(config, earlier if isinstance(earlier, dict) else {})
+        if changed:
+            raise ValueError(f"{run}: holds a run with other settings ({', '.join(changed)} differ); "
+                             "choose another --name or --out, or delete the folder")
+    elif run.is_dir() and any(run.iterdir()):
+        raise ValueError(f"{run}: holds files but no run's config.json; choose another --name or --out")
+    return run
+
+
+def check_init_model(algo_cls, init: str) -> Path:
+    """The model file a run continues from (``--init-from``: a run folder, whose best_model is taken,
+    or a model .zip), loaded once to check that it is a model of `algo_cls`; ValueError otherwise."""
+    start = Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)
+    if not start.is_file():
+        raise ValueError(f"--init-from: no model at {start}")
+    try:
+        algo_cls.load(start, device="cpu")
+    except Exception as err:  # noqa: BLE001 - zipfile/pickle/torch/SB3 raise many kinds; all mean "not this model"
+        raise ValueError(f"--init-from: {start} is not a {algo_cls.__name__} model "
+                         f"({type(err).__name__}: {err})"[:300]) from None
+    return start
+
+
 def _start(config, algo_cls, algo_kwargs, env_kwargs_of, run: Path, inner):
     """A fresh model (or one continued from ``init_from``), evaluations.csv started anew."""
     with (run / "evaluations.csv").open("w", newline="") as fh:
@@ -238,9 +266,7 @@ def _start(config, algo_cls, algo_kwargs, env_kwargs_of, run: Path, inner):
         (run / name).unlink(missing_ok=True)
     init, start = getattr(config, "init_from", ""), None
     if init:
-        start = Path(init) / "best_model.zip" if Path(init).is_dir() else Path(init)
-        if not start.exists():
-            raise FileNotFoundError(f"init_from: no model at {start}")
+        start = check_init_model(algo_cls, init)
     venv = inner
     if config.normalize_obs:
         stats = start.with_name(start.stem + "_vecnormalize.pkl") if start is not None else None

@@ -267,7 +267,7 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
 def writable_file(path, name: str) -> Path:
     """`path` as a Path whose folder exists (made if needed); ValueError naming `name` when the path is
     a directory or one of its parents is a file."""
-    path = Path(path)
+    path = _validate.path(name, path)
     if path.is_dir():
         raise ValueError(f"{name}: {path} is a directory; a file is meant")
     for parent in path.parents:

@@ -20,7 +20,7 @@ import numpy as np
 from .. import _validate
 from ..cases import Case, load_case
 from ..data import Day
-from ..data.optimum_table import combine_rows, day_hash, read_table, row_data, table_path
+from ..data.optimum_table import checked_optimum, combine_rows, day_hash, read_table, row_data, table_path
 
 #: the certificate every shipped day is solved to (relative gap), and the time each may take (s)
 DEFAULT_GAP = 1e-4
@@ -135,9 +135,9 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     and day. Also refused: two tables holding a day made for different data, an `out` that is a
     directory. The file is replaced in one step (written beside it, then renamed), so a refused or
     interrupted merge leaves `out` as it was."""
-    _validate.instance("merge: --out", out, str | Path, "the path of a table file")
+    _validate.path("merge: --out", out)
     for i, source in enumerate(sources):
-        _validate.instance(f"merge: sources[{i}]", source, str | Path, "the path of a table file")
+        _validate.path(f"merge: sources[{i}]", source)
     out = Path(out)
     paths = [Path(p) for p in sources]
     if out.exists() and not out.is_file():
@@ -164,10 +164,14 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     for day, found in by_day.items():
         distinct = list({json.dumps(row, sort_keys=True): row for _, row in found}.values())  # a table merged twice
         merged[day] = combine_rows(distinct)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".merging")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in merged.values()))
+        tmp.replace(out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"merge: --out {out} cannot be written ({err.strerror or err})") from None
     return merged
 
 
@@ -183,19 +187,20 @@ def shipped_table(case_name: str, case: Case) -> Path:
     return table_path(case.name)
 
 
-def _case_days(case: Case) -> dict[str, str]:
-    """{day name: day hash} of every day of the case (all splits and the reference day)."""
+def _case_days(case: Case) -> dict[str, Day]:
+    """{day name: Day} of every day of the case (all splits and the reference day)."""
     from ..data import days, reference_day
 
-    out = {reference_day(case).name: day_hash(reference_day(case))}
+    out = {reference_day(case).name: reference_day(case)}
     for split in ("train", "val", "test"):
-        out |= {d.name: day_hash(d) for d in days(case, split)}
+        out |= {d.name: d for d in days(case, split)}
     return out
 
 
-def _check_case_row(case: Case, known: dict[str, str], path: Path, day: str, row: dict) -> None:
-    """ValueError unless `row` (of `path`) was made for `case` and for its day `day`'s data (and holds
-    the case's number of MOP terminals)."""
+def _check_case_row(case: Case, known: dict[str, Day], path: Path, day: str, row: dict) -> None:
+    """ValueError unless `row` (of `path`) was made for `case` and for its day `day`'s data, and, for a
+    solved row, passes what `optimum` checks before it uses one (`checked_optimum`: its split, its MOP
+    set-points, its prices within the day's rules): a merge never writes a row `optimum` would refuse."""
     if "mop_setpoints" in row and np.shape(row["mop_setpoints"]) != (2, len(case.mop), 24):
         raise ValueError(f"merge: {path}: day {day!r}: mop_setpoints: expected 2 x {len(case.mop)} x 24 for case "
                          f"{case.name!r}, got {' x '.join(map(str, np.shape(row['mop_setpoints'])))}")
@@ -204,9 +209,14 @@ def _check_case_row(case: Case, known: dict[str, str], path: Path, day: str, row
                          f"{row.get('case_fingerprint')}), not for {case.name!r} ({case.fingerprint})")
     if day not in known:
         raise ValueError(f"merge: {path}: day {day!r} is not a day of case {case.name!r}")
-    if "day_hash" in row and row["day_hash"] != known[day]:
+    if "day_hash" in row and row["day_hash"] != day_hash(known[day]):
         raise ValueError(f"merge: {path}: day {day!r} was made for other day data (hash {row['day_hash']}, "
-                         f"the case's day {known[day]})")
+                         f"the case's day {day_hash(known[day])})")
+    if row.get("objective") is not None:
+        try:
+            checked_optimum(case, known[day], row, path)
+        except ValueError as err:
+            raise ValueError(f"merge: {err}") from None
 
 
 def table_summary(rows: dict[str, dict]) -> dict:
