@@ -453,3 +453,39 @@ def test_a_damaged_checkpoint_is_named_and_nothing_is_written(damage, tmp_path, 
     with pytest.raises(ValueError, match="checkpoint cannot be read|not the run's validation log"):
         sac.main(flags)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_apg_trains_on_the_exact_gradient_and_resumes_exactly(tmp_path, monkeypatch):
+    """The analytic policy gradient run from the behaviour clone: its validation regret falls within a
+    few steps, and a run killed after a checkpoint continues to the same numbers as one never killed."""
+    import torch
+
+    from stackelberg_mop.rl import apg
+
+    clone = Path(__file__).resolve().parents[1] / "benchmarks" / "agents" / "bc-regret"
+    common = ["--init-from", str(clone), "--out", str(tmp_path), "--total-timesteps", "96", "--eval-every", "32",
+              "--eval-days", "2", "--batch-size", "16", "--progress-bar", "false"]
+    whole = apg.main([*common, "--name", "whole"])
+    rows = list(csv.DictReader((whole / "evaluations.csv").open()))
+    regrets = [float(r["val_aggregate_regret"]) for r in rows]
+    assert [int(r["timesteps"]) for r in rows] == [0, 32, 64, 96] and regrets[-1] < regrets[0]
+    calls = {"n": 0}
+    original = apg.batch_gradient
+
+    def dies(*args):
+        calls["n"] += 1
+        if calls["n"] == 5:  # after the checkpoint at 32 scored days (two batches of 16), mid-way to 64
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(apg, "batch_gradient", dies)
+    with pytest.raises(KeyboardInterrupt):
+        apg.main([*common, "--name", "killed"])
+    monkeypatch.setattr(apg, "batch_gradient", original)
+    resumed = apg.main([*common, "--name", "killed"])
+    again = [float(r["val_aggregate_regret"]) for r in csv.DictReader((resumed / "evaluations.csv").open())]
+    assert again == regrets
+    for name in ("best_policy.pt",):
+        a, b = (torch.load(run / name, weights_only=False)["state_dict"] for run in (whole, resumed))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((resumed / "scores.json").read_text())["trainer"] == "apg"

@@ -65,6 +65,8 @@ ALGORITHMS = {
     "sac-hourly": Algorithm("sac_hourly", "StackelbergMOPHourly-v1", 48_000,
                             ("--n-envs", "1", "--buffer-size", "48000", "--eval-every", "4800",
                              "--checkpoint-every", "9600")),
+    # the budget counts days scored with their exact gradient (one `evaluate` each, as an env step)
+    "apg": Algorithm("apg", "StackelbergMOP-v1", 60_000, ("--eval-every", "2750")),
 }
 
 #: the hyper-parameter candidates per algorithm (flags beside the algorithm's own), tried with seed 0
@@ -74,6 +76,11 @@ SWEEP = {
     "td3": {"noise0.2": (), "noise0.1": ("--action-noise", "0.1")},
     "ppo-hourly": {"default": ()},
     "sac-hourly": {"default": ()},
+    # the levers of exact gradients: alone (a fresh actor), from the behaviour clone, and from the clone
+    # with twice the training days (the same calendar days with SimBench's household load profiles)
+    "apg": {"scratch": ("--learning-rate", "1e-3"),
+            "clone": ("--init-from", "benchmarks/agents/bc-regret"),
+            "clone-household": ("--init-from", "benchmarks/agents/bc-regret", "--load-sets", "aggregate,household")},
 }
 
 
