@@ -279,7 +279,7 @@ def test_training_scripts_refuse_before_writing_and_in_one_line(tmp_path):
 
     tiny = ["--total-timesteps", "16", "--learning-starts", "8", "--batch-size", "8", "--eval-every", "16",
             "--eval-days", "1", "--n-envs", "1", "--progress-bar", "false", "--out", str(tmp_path)]
-    for flags, message in ((["--init-from", str(tmp_path / "nothing")], "init_from: no model"),
+    for flags, message in ((["--init-from", str(tmp_path / "nothing")], "--init-from: no model"),
                            (["--algo", "td3"], "--algo: this script trains 'sac'"),
                            (["--env-id", "Foo-v1"], "--env-id")):
         with pytest.raises((ValueError, FileNotFoundError, SystemExit)):
