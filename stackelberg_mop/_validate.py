@@ -105,3 +105,13 @@ def path(name: str, value, what: str = "a file path"):
     if not str(value).strip() or "\x00" in str(value):
         raise ValueError(f"{name}: expected {what}, got {_show(value)}")
     return Path(value)
+
+
+def writable_path(name: str, value, what: str = "a file path") -> Path:
+    """`path` checked for writing, nothing made yet: ValueError naming `name` when one of the folders
+    above it is a file (the operating system would refuse later with "Not a directory")."""
+    target = path(name, value, what)
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{name}: {parent} is a file, so {target} cannot be written")
+    return target

@@ -85,3 +85,17 @@ def test_a_day_is_refused_by_a_case_it_was_not_made_for(case):
     assert sm.evaluate(other_rules, day, other_rules.tariff.buy_price * 0 + 700).status == "optimal"
     by_hand = dataclasses.replace(day, source=None)
     assert by_hand.check(more_pv) is by_hand  # a day built by hand carries no mark: shapes are checked
+
+
+def test_the_tariffs_score_is_kept_per_days_data(case):
+    """`TariffScore` caches J_tariff per day's data, not per date: the same date with SimBench's household
+    load profiles is another day, with its own J_tariff (each equal to scoring the tariff directly)."""
+    from stackelberg_mop.market import project_prices
+    from stackelberg_mop.scoring.yardstick import TariffScore
+
+    score = TariffScore(case)
+    for load_set in ("aggregate", "household", "aggregate"):
+        day = sm.simbench_day(case, 100, load_set)
+        direct = sm.evaluate(case, day, project_prices(case, day, day.buy_price)).dno_objective
+        assert score(day) == pytest.approx(direct, rel=1e-9)
+    assert len(score._scores) == 2

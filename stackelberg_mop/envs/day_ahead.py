@@ -149,7 +149,10 @@ class StackelbergMOPEnv(gym.Env):
         _validate.choice("voltage_limits", self.voltage_limits, VOLTAGE_MODES)
         self.reward_gradient = _validate.flag("reward_gradient", reward_gradient)
         if reward_gradient:
-            check_gradient_options(mop, self.voltage_limits, self.p2p)
+            if self.p2p is not None:
+                raise ValueError("reward_gradient: not defined with p2p (the prosumers then answer through the "
+                                 "sharing market, whose response the gradient does not differentiate)")
+            check_gradient_options(mop, self.voltage_limits, None)
         self.reward_scale, self.violation_penalty, self.failure_reward = reward_scale, violation_penalty, failure_reward
         self.render_mode = render_mode
         self.pool = DayPool(self.case, split, days, hv_prices)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,15 +104,14 @@ def main(argv=None) -> Path:
 
     from ..cases import load_case
     from ..envs.observation import OBS_BOUND, day_features
-    from ..market import price_bounds
     from ..runner.benchmark import select_days
-    from ..scoring import evaluate
+    from ..scoring.yardstick import TariffScore
     from .common import (
         EVAL_FIELDS,
         check_init_model,
+        cut_evaluations,
+        day_ahead_actor,
         keep_slim,
-        make_vec_env,
-        normalise,
         run_folder,
         say,
         validate,
@@ -131,20 +129,12 @@ def main(argv=None) -> Path:
         return run
     case = load_case()
     days = training_days(case, c.load_sets)
-    # each day's objective at the tariff (projected onto the rules): the loss's zero
-    tariff = np.array([evaluate(case, d, price_bounds(case, d).project(d.buy_price)).dno_objective for d in days])
+    score = TariffScore(case)
+    tariff = np.array([score(d) for d in days])  # each day's J_tariff: the loss's zero
     x = np.array([np.clip(day_features(case, d), -OBS_BOUND, OBS_BOUND) for d in days])
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
-    venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))
-    if init is not None:
-        with init.with_name(init.stem + "_vecnormalize.pkl").open("rb") as fh:
-            venv.obs_rms = pickle.load(fh).obs_rms  # the continued actor keeps its input scaling
-        model = TD3.load(init, env=venv, device="cpu")
-    else:
-        venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = x.mean(axis=0), x.var(axis=0), float(len(x))
-        model = TD3("MlpPolicy", venv, seed=c.seed, device="cpu", verbose=0, policy_kwargs={"net_arch": arch})
-    venv.training = False
+    model, venv = day_ahead_actor(c, x, arch, init)  # a continued actor keeps its input scaling
     actor = model.actor
     optimiser = torch.optim.Adam(actor.parameters(), lr=c.learning_rate)
     inputs = torch.as_tensor(venv.normalize_obs(x), dtype=torch.float32)
@@ -158,11 +148,7 @@ def main(argv=None) -> Path:
         actor.load_state_dict(ck["actor"])
         optimiser.load_state_dict(ck["optimiser"])
         rng.bit_generator.state, state = ck["rng"], ck["state"]
-        rows = list(csv.DictReader((run / "evaluations.csv").open()))
-        with (run / "evaluations.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EVAL_FIELDS)
-            writer.writeheader()
-            writer.writerows(r for r in rows if int(r["timesteps"]) <= state["steps"])
+        cut_evaluations(run, state["steps"])
         say(f"{c.name}: resuming at {state['steps']:,} of {c.total_timesteps:,} scored days")
     else:
         with (run / "evaluations.csv").open("w", newline="") as fh:

@@ -141,7 +141,6 @@ def _cached_sensitivities(case, days, prices, labels: str, probe: float, progres
 
 def main(argv=None) -> Path:
     import torch
-    from stable_baselines3 import TD3
     from tqdm import tqdm
 
     from ..cases import load_case
@@ -149,7 +148,7 @@ def main(argv=None) -> Path:
     from ..data.optimum_table import OptimumTable
     from ..envs.observation import OBS_BOUND, day_features
     from ..runner.benchmark import select_days
-    from .common import make_vec_env, normalise, run_folder, validate, validation_env
+    from .common import day_ahead_actor, run_folder, validate, validation_env
     from .config import layers, parse_config
 
     c = parse_config(Config, argv)
@@ -183,10 +182,7 @@ def main(argv=None) -> Path:
 
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
-    venv = normalise(make_vec_env(c.env_id, 1, c.seed, {"mop": c.mop}))
-    venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = x.mean(axis=0), x.var(axis=0), float(len(x))
-    venv.training = False
-    model = TD3("MlpPolicy", venv, seed=c.seed, device="cpu", verbose=0, policy_kwargs={"net_arch": arch})
+    model, venv = day_ahead_actor(c, x, arch)
     actor = model.actor
     inputs = torch.as_tensor(venv.normalize_obs(x), dtype=torch.float32)
     targets = torch.as_tensor(y, dtype=torch.float32)

@@ -28,6 +28,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
+from .. import _validate
 from ..envs.observation import OBS_BOUND
 from ..scoring.yardstick import aggregate_regret, bootstrap_interval
 from . import checkpoint
@@ -221,11 +222,7 @@ def run_folder(config) -> Path:
     """The run's folder ``out/name``, checked before anything is written: --out must be a folder (or
     not exist yet) and a folder that holds a run must hold one with these settings (it is resumed);
     ValueError naming the flag otherwise."""
-    out = Path(config.out)
-    for parent in (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--out: {parent} is a file, not a folder")
-    run = out / config.name
+    run = _validate.writable_path("--out", Path(config.out) / config.name, "a folder")
     if run.exists() and not run.is_dir():
         raise ValueError(f"--out/--name: {run} is a file, not a run folder")
     saved = run / "config.json"
@@ -242,6 +239,26 @@ def run_folder(config) -> Path:
     elif run.is_dir() and any(run.iterdir()):
         raise ValueError(f"{run}: holds files but no run's config.json; choose another --name or --out")
     return run
+
+
+def day_ahead_actor(config, features: np.ndarray, arch: dict, init: Path | None = None):
+    """(TD3 model, its VecNormalize) of a day-ahead actor trained outside SB3's learning loop (behaviour
+    cloning, exact gradients): fresh, observations normalised by the statistics of `features` (the
+    training days' observations, D × obs), or continued from the model file `init` with the
+    statistics it was trained with. The statistics are held fixed (``training=False``)."""
+    from stable_baselines3 import TD3
+
+    inner = make_vec_env(config.env_id, 1, config.seed, {"mop": config.mop})
+    if init is not None:
+        venv = VecNormalize.load(str(init.with_name(init.stem + "_vecnormalize.pkl")), inner)
+        model = TD3.load(init, env=venv, device="cpu")
+    else:
+        venv = normalise(inner)
+        venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = (features.mean(axis=0), features.var(axis=0),
+                                                                    float(len(features)))
+        model = TD3("MlpPolicy", venv, seed=config.seed, device="cpu", verbose=0, policy_kwargs={"net_arch": arch})
+    venv.training, venv.norm_reward = False, False
+    return model, venv
 
 
 def check_init_model(algo_cls, init: str) -> Path:
@@ -283,6 +300,20 @@ def _start(config, algo_cls, algo_kwargs, env_kwargs_of, run: Path, inner):
     return _fresh_model(config, algo_cls, kwargs, venv)
 
 
+def cut_evaluations(run: Path, done: int) -> None:
+    """evaluations.csv cut back to its rows up to `done` steps, the checkpoint a run resumes from (the
+    later ones are run again); ValueError naming the file when it is not a run's validation log."""
+    try:
+        rows = [r for r in csv.DictReader((run / "evaluations.csv").open()) if int(r["timesteps"]) <= done]
+    except (OSError, KeyError, TypeError, ValueError, csv.Error) as err:
+        raise ValueError(f"{run / 'evaluations.csv'}: not the run's validation log ({err}); delete the run folder "
+                         "to start again") from None
+    with (run / "evaluations.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=EVAL_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _resume(config, algo_cls, run: Path, folder: Path, inner):
     """The model, its environments and generators as they were at the checkpoint in `folder`;
     evaluations.csv cut back to the rows before it (they are run again)."""
@@ -302,16 +333,8 @@ def _resume(config, algo_cls, run: Path, folder: Path, inner):
         raise ValueError(f"{folder}: the checkpoint cannot be read ({type(err).__name__}: {err}"[:300]
                          + "); delete it to start the run again") from None
     done = model.num_timesteps
-    try:
-        rows = [r for r in csv.DictReader((run / "evaluations.csv").open()) if int(r["timesteps"]) <= done]
-    except (OSError, KeyError, TypeError, ValueError, csv.Error) as err:
-        raise ValueError(f"{run / 'evaluations.csv'}: not the run's validation log ({err}); delete the run folder "
-                         "to start again") from None
+    cut_evaluations(run, done)
     checkpoint.restore_best(run, folder)
-    with (run / "evaluations.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=EVAL_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
     say(f"{config.name}: resuming at {done:,} of {config.total_timesteps:,} steps from {folder}")
     return model, trainer_state
 

@@ -267,12 +267,9 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
 def writable_file(path, name: str) -> Path:
     """`path` as a Path whose folder exists (made if needed); ValueError naming `name` when the path is
     a directory or one of its parents is a file."""
-    path = _validate.path(name, path)
+    path = _validate.writable_path(name, path)
     if path.is_dir():
         raise ValueError(f"{name}: {path} is a directory; a file is meant")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"{name}: {parent} is a file, so {path} cannot be written")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -135,16 +135,10 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     and day. Also refused: two tables holding a day made for different data, an `out` that is a
     directory. The file is replaced in one step (written beside it, then renamed), so a refused or
     interrupted merge leaves `out` as it was."""
-    _validate.path("merge: --out", out)
-    for i, source in enumerate(sources):
-        _validate.path(f"merge: sources[{i}]", source)
-    out = Path(out)
-    paths = [Path(p) for p in sources]
+    out = _validate.writable_path("merge: --out", out)
+    paths = [_validate.path(f"merge: sources[{i}]", source) for i, source in enumerate(sources)]
     if out.exists() and not out.is_file():
         raise ValueError(f"merge: --out {out} is a directory, not a table file")
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"merge: --out {out} cannot be written: {parent} is a file")
     for path in paths:
         if not path.is_file():
             raise ValueError(f"merge: no table at {path}" + (" (a directory)" if path.is_dir() else ""))

@@ -26,7 +26,7 @@ import numpy as np
 from .. import _validate
 from ..cases import Case
 from ..data import Day
-from ..data.optimum_table import Optimum, OptimumError, OptimumTable
+from ..data.optimum_table import Optimum, OptimumError, OptimumTable, day_hash
 from ..market import project_prices
 from .evaluate import evaluate
 
@@ -39,16 +39,17 @@ KEYS = ("optimum_objective", "optimum_bound", "tariff_objective", "regret", "nor
 
 class TariffScore:
     """J_tariff of each day: the DNO objective when the HV buy tariff, projected onto the price rules,
-    is posted (MOP mode and voltage limits as given), cached per day and HV tariff (sampled HV prices
-    make other days). NaN when that solve fails."""
+    is posted (MOP mode and voltage limits as given), cached per day's data (`data.optimum_table.day_hash`:
+    its loads, renewables and HV prices, so sampled HV prices and other load profiles of the same date
+    are other days). NaN when that solve fails."""
 
     def __init__(self, case: Case, mop: str = "opf", voltage_limits: str = "hard"):
         self.case, self.mop, self.voltage_limits = case, ("opf" if mop == "agent" else mop), voltage_limits
         self._scores: dict[tuple, tuple[float, np.ndarray]] = {}
 
     def _score(self, day: Day) -> tuple[float, np.ndarray]:
-        """(J_tariff, its hourly shares) of `day`, scored once per day and HV tariff."""
-        key = day.name, day.buy_price.tobytes(), day.sell_price.tobytes()
+        """(J_tariff, its hourly shares) of `day`, scored once per day's data."""
+        key = day_hash(day)
         if key not in self._scores:
             prices = project_prices(self.case, day, day.buy_price)
             out = evaluate(self.case, day, prices, mop=self.mop, voltage_limits=self.voltage_limits)
