@@ -172,25 +172,40 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     prosumer's fixed_load_peak) × max(reference_load), PV capacity × max(reference_pv), wind
     capacity × max(reference_wind).
     """
+    return mixed_day(case, day_of_year, day_of_year, load_set)
+
+
+def mixed_day(case: Case, load_day: int, weather_day: int, load_set: str = "aggregate") -> Day:
+    """A synthetic day: the loads of SimBench day `load_day` with the PV and wind of `weather_day`
+    (days of the year, scaled as `simbench_day`; equal days give `simbench_day` itself). Both days
+    must be of one split, which the mixed day keeps, so mixing training days never shows a
+    validation or test day; its calendar is the load day's. Mixing makes more training days than
+    the year has without labels (e.g. for `rl.apg`): 275² pairs from the training weeks.
+    """
     check_case(case)
     _validate.choice("load_set", load_set, LOAD_SETS)
     prof = _profiles()
-    d = _validate.integer("day_of_year", day_of_year, lo=0, hi=prof["pv"].shape[1] - 1)
+    a = _validate.integer("load_day", load_day, lo=0, hi=prof["pv"].shape[1] - 1)
+    w = _validate.integer("weather_day", weather_day, lo=0, hi=prof["pv"].shape[1] - 1)
+    split = _week_split(np.array([a, w]))
+    if split[0] != split[1]:
+        raise ValueError(f"load_day {a} is a {split[0]} day and weather_day {w} a {split[1]} day: "
+                         "a mixed day takes both from one split")
     loads, pvs = prof[load_set], prof["pv"]
-    bus_profile = loads[np.arange(case.buses.size) % len(loads), d].astype(float) * case.reference_load.max()
+    bus_profile = loads[np.arange(case.buses.size) % len(loads), a].astype(float) * case.reference_load.max()
     n = len(case.prosumers)
-    pv_profile = pvs[np.arange(n) % len(pvs), d].astype(float) * case.reference_pv.max()
+    pv_profile = pvs[np.arange(n) % len(pvs), w].astype(float) * case.reference_pv.max()
     wind_profile = None
     if (case.prosumers.wind_capacity > 0).any():
         if "wind" not in prof:
             raise ValueError(f"case {case.name!r} has wind, but the shipped profile file has no wind profiles "
                              "(regenerate it with scripts/make_profiles.py)")
         winds = prof["wind"]
-        wind_profile = np.maximum(winds[np.arange(n) % len(winds), d].astype(float), 0.0) * case.reference_wind.max()
-    when = date(2016, 1, 1) + timedelta(days=d)
-    return _day_from_profiles(case, bus_profile, pv_profile, wind_profile, name=when.isoformat(),
-                              split=str(_week_split(np.array([d]))[0]),
-                              calendar={"day_of_year": d, "weekday": when.weekday()})
+        wind_profile = np.maximum(winds[np.arange(n) % len(winds), w].astype(float), 0.0) * case.reference_wind.max()
+    when = date(2016, 1, 1) + timedelta(days=a)
+    name = when.isoformat() if a == w else f"{when.isoformat()}+weather-{date(2016, 1, 1) + timedelta(days=w)}"
+    return _day_from_profiles(case, bus_profile, pv_profile, wind_profile, name=name, split=str(split[0]),
+                              calendar={"day_of_year": a, "weekday": when.weekday()})
 
 
 def days(case: Case, split: str = "train", load_set: str = "aggregate") -> list[Day]:

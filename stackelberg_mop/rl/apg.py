@@ -9,7 +9,8 @@ differentiated exactly: dJ/da = dJ/dλ · dλ/da (`scoring.gradient`, `market.ac
 through the actor by PyTorch. No optimum labels are needed, so training can use more days than the
 labelled ones: ``--load-sets aggregate,household`` adds each training day again with SimBench's
 household load profiles in place of the LV-grid aggregates (`data.simbench_day`'s ``load_set``), the
-same calendar days, so the validation and test weeks stay unseen.
+same calendar days, so the validation and test weeks stay unseen; ``--mixed-days N`` adds N synthetic
+days, each one training day's loads with another training day's PV (`data.mixed_day`).
 
 The actor is a TD3 actor (SB3's ``MlpPolicy``), fresh or continued from a run folder (``--init-from``,
 e.g. the behaviour clone, whose observation statistics are then kept). Every ``--eval-every`` scored
@@ -50,6 +51,7 @@ class Config:
     learning_rate: float = arg(1e-4, "Adam's step size")
     init_from: str = arg("", "a run folder (its best_model) to continue, e.g. the behaviour clone")
     load_sets: str = arg("aggregate", "SimBench load profiles of the training days: aggregate, household or both")
+    mixed_days: int = arg(0, "synthetic training days added: one training day's loads with another's PV (data.mixed_day)")
     actor_layers: str = arg("256,256", "hidden sizes of a fresh actor")
     eval_every: int = arg(2_750, "scored training days between validation runs (and checkpoints)")
     eval_days: int = arg(42, "validation days scored (evenly spaced; all 42 by default)")
@@ -59,12 +61,14 @@ class Config:
 
 def check(c: Config) -> None:
     """ValueError naming the first flag that cannot work, before anything is written."""
-    from ..data.days import LOAD_SETS
+    from ..data.days import LOAD_SETS, day_indices
 
     _validate.choice("--algo", c.algo, ("td3",))
     _validate.choice("--env-id", c.env_id, ("StackelbergMOP-v1",))
     _validate.choice("--mop", c.mop, ("opf",))
     _validate.choice("--reward-baseline", c.reward_baseline, ("tariff",))
+    train = len(day_indices("train"))
+    _validate.integer("--mixed-days", c.mixed_days, lo=0, hi=train * (train - 1))
     for name in ("seed", "total_timesteps", "batch_size", "eval_every", "eval_days"):
         _validate.integer(f"--{name.replace('_', '-')}", getattr(c, name), lo=0 if name == "seed" else 1)
     _validate.number("--learning-rate", c.learning_rate, lo=0, lo_open=True)
@@ -72,11 +76,17 @@ def check(c: Config) -> None:
         _validate.choice("--load-sets", part, LOAD_SETS)
 
 
-def training_days(case, load_sets: str) -> list:
-    """The training split's days once per load set (`data.simbench_day`), in calendar order."""
-    from ..data import day_indices, simbench_day
+def training_days(case, load_sets: str, mixed: int = 0, seed: int = 0) -> list:
+    """The training split's days once per load set (`data.simbench_day`), in calendar order, then
+    `mixed` synthetic days (`data.mixed_day`, aggregate loads): distinct (load day, weather day) pairs
+    of two different training days, drawn with `seed` (the same days on every resume)."""
+    from ..data import day_indices, mixed_day, simbench_day
 
-    return [simbench_day(case, d, s) for s in load_sets.split(",") for d in day_indices("train")]
+    train = day_indices("train")
+    real = [simbench_day(case, d, s) for s in load_sets.split(",") for d in train]
+    pairs = np.random.default_rng([seed, 1]).permutation(len(train) * len(train))
+    pairs = [(p // len(train), p % len(train)) for p in pairs if p // len(train) != p % len(train)][:mixed]
+    return real + [mixed_day(case, int(train[a]), int(train[w])) for a, w in pairs]
 
 
 def batch_gradient(case, days: list, tariff: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -128,7 +138,7 @@ def main(argv=None) -> Path:
         say(f"{c.name}: finished already ({run / 'scores.json'})")
         return run
     case = load_case()
-    days = training_days(case, c.load_sets)
+    days = training_days(case, c.load_sets, c.mixed_days, c.seed)
     score = TariffScore(case)
     tariff = np.array([score(d) for d in days])  # each day's J_tariff: the loss's zero
     x = np.array([np.clip(day_features(case, d), -OBS_BOUND, OBS_BOUND) for d in days])

@@ -80,7 +80,10 @@ SWEEP = {
     # with twice the training days (the same calendar days with SimBench's household load profiles)
     "apg": {"scratch": ("--learning-rate", "1e-3"),
             "clone": ("--init-from", "benchmarks/agents/bc-regret"),
-            "clone-household": ("--init-from", "benchmarks/agents/bc-regret", "--load-sets", "aggregate,household")},
+            "clone-household": ("--init-from", "benchmarks/agents/bc-regret", "--load-sets", "aggregate,household"),
+            # synthetic days: one training day's loads with another's PV, 3× and 10× the real days
+            "clone-mixed825": ("--init-from", "benchmarks/agents/bc-regret", "--mixed-days", "825"),
+            "clone-mixed2750": ("--init-from", "benchmarks/agents/bc-regret", "--mixed-days", "2750")},
 }
 
 
