@@ -1,6 +1,8 @@
 """The `stackelberg-mop` command.
 
     stackelberg-mop case [NAME]                 print a case's parameters
+    stackelberg-mop case --new FILE [--network case69.json] [--prosumers 20] [--seed 0] [--force]
+                                                generate a case on a feeder, write it, print it
     stackelberg-mop respond [--case NAME] [--day reference|YYYY-MM-DD] [--prices tariff|flat:X]
                                                 the prosumers' verified best response on one day
     stackelberg-mop scenarios [--case NAME] [--day ...] [--prices ...] [--out DIR]
@@ -13,7 +15,8 @@
                                                 train an agent (flags: python -m stackelberg_mop.rl.ALGO --help)
     stackelberg-mop evaluate --policy SPEC [--split test] [--limit N] [--out DIR]
                                                 a saved agent or a baseline on a split of days
-    stackelberg-mop benchmark [--policies ...] [--split test] [--limit N] [--backend local|serial|ray] [--quick]
+    stackelberg-mop benchmark [--policies ...] [--split test] [--limit N] [--backend local|serial|ray]
+                              [--address HOST:PORT] [--workers N] [--quick]
                                                 every policy on held-out days: rows (CSV), report, plots
 Policy specs: tariff, flat[:PRICE], fixed_point, admm, kkt, agent:RUN_DIR.
 """
@@ -29,20 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from .argparsing import Parser as _Parser
+from .argparsing import backend_flags as _backend_flags
+from .argparsing import count as _count
 from .cases import Case, load_case
 from .data import OptimumError, reference_day, simbench_day
 from .market import best_response, kkt_residuals
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number >= 1 (days, workers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from .runner.parallel import ClusterError
 
 
 def _positive(text: str) -> float:
@@ -84,6 +79,16 @@ def _prices(case: Case, text: str, day=None) -> np.ndarray:
 
 
 def cmd_case(args) -> None:
+    if args.new is not None:
+        from .cases import generate_case, write_case
+
+        out = Path(args.new)
+        layout = generate_case(args.network, args.prosumers, args.seed, battery_share=args.battery_share,
+                               pv_share=args.pv_share, mop_terminals=args.mop_terminals, mop_share=args.mop_share,
+                               target_v_min=args.target_v_min, load_scale=args.load_scale, base=args.base,
+                               name=out.stem, root=out.parent)
+        print(f"wrote {write_case(layout, out, overwrite=args.force)}")
+        args.name = str(out)
     case = load_case(args.name)
     p, q = case.nominal_load
     print(f"case {case.name}: {case.buses.size} buses, nominal load {p.sum():.3f} MW / {q.sum():.3f} Mvar, "
@@ -228,7 +233,7 @@ def cmd_evaluate(args) -> None:
         raise ValueError("--out: a folder name is needed, got ''")
     # the tariff and the shipped optimum are scored beside it (a table look-up each): the yardstick
     rows = run([args.policy], case=args.case, split=args.split, limit=args.limit,
-               out=Path(args.out) / "rows.csv", backend=args.backend, workers=args.workers)
+               out=Path(args.out) / "rows.csv", backend=args.backend, workers=args.workers, address=args.address)
     print(format_report([t for t in report(rows) if t["policy"] == args.policy]))
 
 
@@ -255,7 +260,7 @@ def cmd_benchmark(args) -> None:
     for spec in policies:
         _policy(spec, "--policies")
     rows = run(policies, case=args.case, split=args.split, limit=limit, out=out / "rows.csv",
-               backend=args.backend, workers=args.workers)
+               backend=args.backend, workers=args.workers, address=args.address)
     table = report(rows)
     text = format_report(table)
     (out / "report.txt").write_text(text + "\n")
@@ -278,7 +283,8 @@ def cmd_optima(args) -> None:
         print(f"merged {len(args.merge)} table(s) into {out}")
     else:
         rows = compute(args.case, args.split, out=args.out, time_limit=args.time_limit, gap=args.gap,
-                       backend=args.backend, workers=args.workers, limit=args.limit, retry=args.retry)
+                       backend=args.backend, workers=args.workers, limit=args.limit, retry=args.retry,
+                       address=args.address)
     s = table_summary(rows)
     if s["days"]:
         print(f"table: {s['days']} days, {s['optimal']} optimal; gap median {s['median_gap']:.1e}, max "
@@ -288,8 +294,26 @@ def cmd_optima(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = _Parser(prog="stackelberg-mop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("case", help="print a case's parameters")
+    p = sub.add_parser("case", help="print a case's parameters, or generate a new case file (--new)",
+                       description="Print a case's parameters; with --new FILE, first write a case generated on a "
+                                   "feeder (stackelberg_mop.cases.generate_case) to FILE.")
     p.add_argument("name", nargs="?", default="ieee33-mop", help="shipped case name or path to a case .json")
+    g = p.add_argument_group("generate a case (--new)")
+    g.add_argument("--new", metavar="FILE", default=None, help="write a generated case to FILE (.json) and print it")
+    g.add_argument("--network", default="case69.json",
+                   help="a shipped network (case69.json, case118zh.json), a pandapower JSON file or a "
+                        "pandapower.networks name (case33bw)")
+    g.add_argument("--prosumers", type=_count, default=20, help="number of prosumers (default 20)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    g.add_argument("--battery-share", type=float, default=0.4, help="share of prosumers with a battery (default 0.4)")
+    g.add_argument("--pv-share", type=float, default=0.6, help="total PV capacity / nominal load (default 0.6)")
+    g.add_argument("--mop-terminals", type=int, default=4, help="MOP terminals at the feeder's ends (default 4)")
+    g.add_argument("--mop-share", type=float, default=0.25, help="each terminal's rating / nominal load (default 0.25)")
+    g.add_argument("--target-v-min", type=float, default=0.91,
+                   help="the feeder's loads are scaled so its lowest voltage at nominal load is this (p.u.)")
+    g.add_argument("--load-scale", type=float, default=None, help="a fixed factor on the feeder's loads instead")
+    g.add_argument("--base", default="ieee33-mop", help="the case whose tariff, rules and profiles it extends")
+    g.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=cmd_case)
     for name, func, text in (("respond", cmd_respond, "the prosumers' verified best response on one day"),
                              ("scenarios", cmd_scenarios, "the paper's three scenarios: table and voltage plot"),
@@ -332,14 +356,12 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--case", default="ieee33-mop", help="shipped case name or path to a case .json")
         p.add_argument("--split", default="test", choices=("test", "val", "train", "reference"))
         p.add_argument("--limit", type=_count, default=None, help="evenly spaced days of the split (default: all)")
-        p.add_argument("--backend", default="local", choices=("local", "serial", "ray"),
-                       help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
-        p.add_argument("--workers", type=_count, default=None, help="processes / Ray CPUs (default: all cores)")
+        _backend_flags(p)
         p.add_argument("--out", default=f"results/{name}", help="folder for rows.csv, the report and plots")
         p.set_defaults(func=func)
     text = "prove the bi-level optimum of every day of a split, one table row per day as it finishes (resumes)"
     p = sub.add_parser("optima", help=text, description=text)
-    p.add_argument("--case", default="ieee33-mop", help="shipped case name")
+    p.add_argument("--case", default="ieee33-mop", help="shipped case name, or path to a case .json (then --out)")
     p.add_argument("--split", default="test", choices=("test", "val", "train", "reference"))
     p.add_argument("--out", default=None, help="the table (JSON lines; default: the case's shipped table)")
     p.add_argument("--time-limit", type=_positive, default=600.0, help="seconds per day (default 600)")
@@ -348,9 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry", action="store_true", help="solve again the days whose status is not optimal")
     p.add_argument("--merge", nargs="+", metavar="TABLE", default=None,
                    help="solve nothing: fold these tables (other runs) into --out, each day's best certificate")
-    p.add_argument("--backend", default="local", choices=("local", "serial", "ray"),
-                   help="local processes, this process, or a Ray cluster (RAY_ADDRESS or a local one)")
-    p.add_argument("--workers", type=_count, default=None, help="processes / Ray CPUs (default: all cores)")
+    _backend_flags(p)
     p.set_defaults(func=cmd_optima)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
@@ -364,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             args.func(args, extra)
         else:
             args.func(args)
-    except (ValueError, OptimumError, OSError) as err:  # bad input or a path that cannot be: one line, no traceback
+    except (ValueError, OptimumError, OSError, ClusterError) as err:  # bad input or a path that cannot be: one line, no traceback
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
 
 

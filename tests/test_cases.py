@@ -19,7 +19,8 @@ def test_default_case_matches_model(case):
     assert case.price_rules.mean_cap == pytest.approx(np.mean(case.tariff.buy_price))
     assert sorted(set(case.tariff.buy_price)) == [450, 750, 1100]
     assert case.batteries.e_init.tolist() == pytest.approx([0.25, 0.4])
-    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap", "p2p-sharing", "substation-areas"]
+    assert sm.available_cases() == ["ieee33-mop", "ieee33-mop-flatcap", "ieee69-mop", "p2p-sharing", "substation-areas",
+                                    "zhang118-mop"]
     assert case.price_rules.lower == "sell" and case.price_rules.upper == "buy"  # Lou et al.'s (2025) rule
 
 

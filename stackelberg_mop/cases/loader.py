@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -20,10 +21,12 @@ from .schema import SCHEMA_SUFFIX, CaseError, check_layout
 
 
 # --- loading ------------------------------------------------------------------------------------
-def case_from_dict(spec: dict, net=None) -> Case:
+def case_from_dict(spec: dict, net=None, root: str | Path | None = None) -> Case:
     """Build a `Case` from the JSON layout of ``cases/ieee33-mop.json`` (units in the key names).
 
-    ``net`` overrides ``spec["network"]["pandapower_case"]`` (a function of ``pandapower.networks``).
+    The network is ``network.pandapower_case`` (a function of ``pandapower.networks``) or
+    ``network.file`` (a network saved by ``pandapower.to_json``, a path relative to `root`: the case
+    file's folder; default the working directory); ``net`` overrides both.
     Batteries name their owner by bus (``owner_bus``). The sections ``batteries``, ``mop``,
     ``generators`` (DGs: ``bus``, ``p_min_mw`` (default 0), ``p_max_mw``, ``q_min_mvar``, ``q_max_mvar``,
     ``cost_quadratic_cny_per_mw2h``, ``cost_linear_cny_per_mwh``, ``cost_fixed_cny_per_h`` (default 0)) and
@@ -33,16 +36,18 @@ def case_from_dict(spec: dict, net=None) -> Case:
     ``import_max_mw``, ``export_max_mw``, ``curtailable``, ``admm_penalty_cny_per_mw2h``; needs ``p2p``)
     are optional. ``network.load_scale`` (default 1) scales the network's own loads. ``price_rules`` may give each hour's own
     bounds, ``lower_cny_per_mwh`` / ``upper_cny_per_mwh``: a number, 24 numbers, or "sell" / "buy"
-    (the day's HV tariff). ``"extends": "<shipped case>"`` starts from that case's layout and
-    replaces the top-level sections given (``cases/ieee33-mop-flatcap.json``). A missing section or
+    (the day's HV tariff). ``"extends": "<shipped case>"`` or ``"extends": "<path>.json"`` (relative
+    to `root`) starts from that case's layout and replaces the top-level sections given
+    (``cases/ieee33-mop-flatcap.json``). A missing section or
     field, or one of the wrong type, raises `CaseError` naming it.
     """
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     spec = _json_values(spec)
+    root = Path.cwd() if root is None else Path(root)
     if "extends" in spec:
         check_layout(spec, partial=True)  # the file's own sections first: an error names what the user wrote
-    spec = _resolve_extends(spec)
+    spec = _resolve_extends(_absolute_network(spec, root), root)
     check_layout(spec)
     try:
         optional = ("batteries", "mop", "generators", "grid", "p2p", "dsa")
@@ -114,7 +119,9 @@ def case_from_dict(spec: dict, net=None) -> Case:
         s_base = field_number("network.s_base_mva", sections["network"].get("s_base_mva", 10.0))
         load_scale = field_number("network.load_scale", sections["network"].get("load_scale", 1.0), lo=0)
         if net is None:  # last: the other fields are checked without building the network
-            net = _pandapower_network(sections["network"].get("pandapower_case"))
+            network = sections["network"]
+            net = (_network_file(network["file"]) if network.get("file") is not None
+                   else _pandapower_network(network.get("pandapower_case")))
         if load_scale != 1.0:  # the network's own loads scaled (0: a feeder that carries only the case's parties)
             net = copy.deepcopy(net)
             net.load["scaling"] = net.load["scaling"] * load_scale
@@ -172,19 +179,92 @@ def _built_network(name: str):
         raise CaseError(f"network.pandapower_case: {name!r} could not be built without arguments ({err})") from None
 
 
-def _resolve_extends(spec: dict, seen: tuple = ()) -> dict:
-    """The layout with its ``extends`` chain applied: top-level sections of `spec` replace the parent's."""
+def _network_file(path: str):
+    """A fresh copy of the pandapower network saved at `path` (resolved by `network_path`); CaseError naming the
+    field for a missing file or one that is not a pandapower network. Read once per process and
+    file version. The file is trusted input: pandapower's JSON names the classes it rebuilds."""
+    file = Path(path)
+    if not file.is_file():
+        raise CaseError(f"network.file: {path!r}: " + ("is a directory" if file.is_dir() else "no such file"))
+    return copy.deepcopy(_read_network(str(file.resolve()), file.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_network(path: str, version: int):
+    import pandapower as pp
+
+    try:
+        net = pp.from_json(path)
+    except Exception as err:  # noqa: BLE001 - pandapower raises many kinds for a file that is not its JSON
+        raise CaseError(f"network.file: {path!r} is not a pandapower network saved by pandapower.to_json "
+                        f"({type(err).__name__}: {err})") from None
+    if not hasattr(net, "bus") or not hasattr(net, "line"):
+        raise CaseError(f"network.file: {path!r} is not a pandapower network saved by pandapower.to_json")
+    return net
+
+
+def network_path(file: str, root: Path) -> str:
+    """The network file a case file names: `file` itself if absolute, else relative to `root` (the
+    case file's folder), else a shipped network of that name (``networks/``: case69.json, ...);
+    CaseError naming the field where none exists."""
+    path = Path(file)
+    if path.is_absolute():
+        return str(path)
+    for where in (Path(os.path.normpath(Path(root) / path)), SHIPPED / "networks" / path):
+        if where.exists():  # normpath: "../x.json" from a folder not made yet
+            return str(where.resolve())
+    raise CaseError(f"network.file: {file!r}: no such file relative to {str(root)!r}, and no shipped network of "
+                    f"that name ({shipped_networks()})")
+
+
+def shipped_networks() -> list[str]:
+    """The network files shipped with the package (``cases/networks/``), by file name."""
+    return sorted(p.name for p in (SHIPPED / "networks").glob("*.json"))
+
+
+def _absolute_network(spec: dict, root: Path) -> dict:
+    """`spec` with a relative ``network.file`` resolved (`network_path`) against `root`, its case
+    file's folder, so that it still names the same file once another file extends this one."""
+    network = spec.get("network")
+    if isinstance(network, dict) and isinstance(network.get("file"), str):
+        return {**spec, "network": {**network, "file": network_path(network["file"], root)}}
+    return spec
+
+
+def _resolve_extends(spec: dict, root: Path, seen: tuple = ()) -> dict:
+    """The layout with its ``extends`` chain applied: top-level sections of `spec` replace the parent's.
+    The parent is a shipped case by name or a case file by path (``.json``, relative to `root`)."""
     parent = spec.get("extends")
     if parent is None:
         return spec
-    if parent in RENAMED:
-        warnings.warn(f"extends: case {parent!r} is now called {RENAMED[parent]!r}", DeprecationWarning, stacklevel=3)
-        parent = RENAMED[parent]
-    if parent in seen or parent not in available_cases():
-        why = "extends itself" if parent in seen else f"is not a shipped case ({available_cases()})"
-        raise CaseError(f"extends: {parent!r}, which {why}")
-    base = _resolve_extends(json.loads(resources.files(__package__).joinpath(f"{parent}.json").read_text()),
-                            seen + (parent,))
+    if parent.endswith(".json"):
+        path = (root / parent).resolve()
+        key, where = str(path), path.parent
+        if key in seen:
+            raise CaseError(f"extends: {parent!r}, which extends itself")
+        if not path.is_file():
+            raise CaseError(f"extends: {parent!r}: no such case file (looked at {str(path)!r})")
+        try:
+            base = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CaseError(f"extends: {parent!r} is not a JSON case file ({err})") from None
+        except CaseError as err:
+            raise CaseError(f"extends: {parent!r}: {err}") from None
+        try:
+            check_layout(base, partial="extends" in base)
+        except CaseError as err:
+            raise CaseError(f"extends: {parent!r}: {err}") from None
+    else:
+        if parent in RENAMED:
+            warnings.warn(f"extends: case {parent!r} is now called {RENAMED[parent]!r}", DeprecationWarning,
+                          stacklevel=3)
+            parent = RENAMED[parent]
+        if parent in seen or parent not in available_cases():
+            why = "extends itself" if parent in seen else f"is neither a shipped case ({available_cases()}) nor a .json path"
+            raise CaseError(f"extends: {parent!r}, which {why}")
+        key, where = parent, SHIPPED
+        base = json.loads(resources.files(__package__).joinpath(f"{parent}.json").read_text())
+    base = _resolve_extends(_absolute_network(base, where), where, seen + (key,))
     return {**base, **{k: v for k, v in spec.items() if k != "extends"}}
 
 
@@ -211,6 +291,8 @@ def _unique_keys(pairs: list) -> dict:
     return seen
 
 
+#: the folder of the shipped cases (and of their network files, ``networks/``)
+SHIPPED = Path(str(resources.files(__package__)))
 #: the shipped cases' former names (the source papers' index numbers) → their names
 RENAMED = {"seed001-dsa": "substation-areas", "seed003-p2p": "p2p-sharing"}
 
@@ -226,12 +308,12 @@ def load_case(name: str = "ieee33-mop") -> Case:
     valid JSON or holds a bad field raises `CaseError` naming the file (and the field)."""
     if not isinstance(name, str | Path):
         raise CaseError(f"case name: expected a shipped case name or a .json path, got {name!r}")
-    path = Path(name)
+    path, root = Path(name), SHIPPED
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
             raise CaseError(f"case file {str(path)!r}: " + ("is a directory, not a file" if path.is_dir() else "no such file"))
         try:
-            where, text = str(path), path.read_text()
+            where, text, root = str(path), path.read_text(), path.parent
         except UnicodeDecodeError:
             raise CaseError(f"case file {str(path)!r}: not a text (UTF-8) file") from None
     else:
@@ -249,7 +331,7 @@ def load_case(name: str = "ieee33-mop") -> Case:
     except CaseError as err:
         raise CaseError(f"case file {where!r}: {err}") from None
     try:
-        return case_from_dict(spec)
+        return case_from_dict(spec, root=root)
     except CaseError as err:
         raise CaseError(f"case file {where!r}: {err}") from None
 
@@ -258,5 +340,5 @@ def as_case(case, name: str = "case") -> Case:
     """A `Case` given as itself or as a shipped name / case file path (`load_case`)."""
     if isinstance(case, Case):
         return case
-    _validate.instance(name, case, str, "a Case or a case name (load_case)")
+    _validate.instance(name, case, (str, Path), "a Case, a shipped case name or a case file path (load_case)")
     return load_case(case)

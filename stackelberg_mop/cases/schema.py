@@ -21,7 +21,7 @@ import difflib
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 #: the shipped JSON Schema is ``case.schema.json`` beside the shipped cases (not itself a case)
 SCHEMA_SUFFIX = ".schema.json"
@@ -46,9 +46,19 @@ class _Section(BaseModel):
 
 
 class Network(_Section):
-    pandapower_case: str = _field("a function of pandapower.networks, e.g. 'case33bw'")
+    pandapower_case: str | None = _field("a function of pandapower.networks, e.g. 'case33bw' (or give file)", None)
+    file: str | None = _field("a pandapower JSON network (pandapower.to_json), relative to the case file, e.g. "
+                              "the shipped 'networks/case69.json' (or give pandapower_case)", None)
     s_base_mva: float = _field("MVA, the per-unit base inside network models", 10.0)
     load_scale: float = _field("factor on the network's own loads", 1.0)
+
+    @model_validator(mode="after")
+    def _one_network(self):
+        if (self.pandapower_case is None) == (self.file is None):
+            given = "both" if self.pandapower_case is not None else "neither"
+            raise ValueError(f"network.pandapower_case, network.file: give exactly one of them (a pandapower.networks "
+                             f"name or a network file), got {given}")
+        return self
 
 
 class Voltage(_Section):
@@ -158,7 +168,8 @@ class CaseFile(_Section):
     schema_: str | None = Field(None, alias="$schema", description="the JSON Schema of this file (for editors)")
     name: str = Field(description="the case's name", min_length=1)
     description: str | None = _field("free text", None)
-    extends: str | None = _field("a shipped case whose sections this file replaces", None)
+    extends: str | None = _field("a shipped case, or a case file (a path ending .json, relative to this file), "
+                                 "whose sections this file replaces", None)
     network: Network
     voltage: Voltage
     prosumers: ProsumersSection
@@ -175,7 +186,7 @@ class CaseFile(_Section):
 
 
 class _Partial(_Section):
-    """The top-level fields of a file that extends a shipped case (its sections are checked one by one)."""
+    """The top-level fields of a file that extends another case (its sections are checked one by one)."""
 
     schema_: str | None = Field(None, alias="$schema")
     name: str = Field(min_length=1)
@@ -192,7 +203,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     name: {key: f.description for key, f in model.model_fields.items()} for name, model in SECTION_MODELS.items()}
 #: top-level keys that are not sections
 FIELDS = {"$schema": "the JSON Schema of this file", "name": "the case's name", "description": "free text",
-          "extends": "a shipped case whose sections this file replaces"}
+          "extends": "a shipped case, or a case file (a path ending .json, relative to this file), whose sections "
+                     "this file replaces"}
 #: sections a case may leave out
 OPTIONAL = tuple(name for name, f in CaseFile.model_fields.items() if name in SECTION_MODELS and not f.is_required())
 
@@ -237,7 +249,8 @@ def _message(err: dict, section: str | None) -> str:
         return f"{where}: expected true or false, got {got}"
     if kind in _TYPES:
         return f"{where}: expected {_TYPES[kind]}, got {got}"
-    return f"{where}: {err['msg']}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return msg if msg.startswith(f"{where}.") else f"{where}: {msg}"
 
 
 def _raise(error: ValidationError, section: str | None = None) -> None:
@@ -251,7 +264,7 @@ def _raise(error: ValidationError, section: str | None = None) -> None:
 def check_layout(spec: dict, partial: bool = False) -> None:
     """CaseError naming the first unknown section or key of a case layout (with its closest valid
     name), a missing required section or key, or a value of the wrong JSON type. partial: a file that
-    ``extends`` a shipped case: only the sections it gives are checked (each must be whole)."""
+    ``extends`` another case: only the sections it gives are checked (each must be whole)."""
     if not isinstance(spec, dict):
         raise CaseError(f"the case: expected a JSON object of sections, got {type(spec).__name__}")
     for key in spec:
@@ -280,7 +293,7 @@ def check_layout(spec: dict, partial: bool = False) -> None:
 def json_schema() -> dict:
     """The JSON Schema of a case file (what ``cases/case.schema.json`` holds)."""
     schema = CaseFile.model_json_schema(by_alias=True)
-    # a file that extends a shipped case gives only the sections it replaces
+    # a file that extends another case gives only the sections it replaces
     schema["anyOf"] = [{"required": ["extends", "name"]}, {"required": schema.pop("required")}]
     return schema
 

@@ -172,7 +172,8 @@ def simbench_day(case: Case, day_of_year: int, load_set: str = "aggregate") -> D
     prosumer's fixed_load_peak) × max(reference_load), PV capacity × max(reference_pv), wind
     capacity × max(reference_wind).
     """
-    return mixed_day(case, day_of_year, day_of_year, load_set)
+    d = _validate.integer("day_of_year", day_of_year, lo=0, hi=_profiles()["pv"].shape[1] - 1)
+    return mixed_day(case, d, d, load_set)
 
 
 def mixed_day(case: Case, load_day: int, weather_day: int, load_set: str = "aggregate") -> Day:

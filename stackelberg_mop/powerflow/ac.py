@@ -66,8 +66,8 @@ def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=Non
     down, path = fd.downstream, fd.path
     converged = np.zeros(HOURS, dtype=bool)
     for it in range(1, max_iter + 1):
-        current = down @ np.conj(s_load / v)
-        v_new = v0 - path @ (z * current)
+        current = _times(down, np.conj(s_load / v))
+        v_new = v0 - _times(path, z * current)
         change = np.abs(v_new - v).max(axis=0)
         v = v_new
         converged = change < tol
@@ -80,6 +80,12 @@ def sweep_power_flow(case: Case, day: Day, exchange_power, mop_p=None, mop_q=Non
     s_grid = (s_send[fd.from_pos == fd.root].sum(0) + (p[fd.root] + 1j * q[fd.root]) / case.s_base) * case.s_base
     return ACState(vm=np.abs(v), branch_p=s_send.real * case.s_base, branch_q=s_send.imag * case.s_base,
                    line_loss=loss, grid_power=s_grid.real, grid_q=s_grid.imag, converged=converged, iterations=it)
+
+
+def _times(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """a @ x for a real matrix and a complex one, as two real products: NumPy's mixed real-complex
+    product takes a path without BLAS, ~100× slower from ~70 buses on."""
+    return a @ x.real + 1j * (a @ x.imag)
 
 
 def _pandapower_net(case: Case):

@@ -43,6 +43,7 @@ from .clarabel_backend import (
     HourlyClarabel,
     first_solve,
     needs_refinement,
+    refined,
 )
 from .formulations import FORMULATIONS, flat, soft_limit_penalty, voltage_excess
 from .network import feeder
@@ -298,7 +299,7 @@ class DispatchModel:
         else:
             status, dual = self._run_cvxpy(options)
         if needs_refinement(status, options) and not isinstance(self._direct, HourlyClarabel):
-            return self._run({**options, **ACCURATE_OPTIONS})
+            return self._run(refined(options))
         return status, dual
 
     def _run_cvxpy(self, options: dict) -> tuple[str, np.ndarray | None]:

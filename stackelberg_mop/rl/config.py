@@ -51,7 +51,7 @@ class RunConfig:
 
 
 #: fields that may be 0 (all other integers must be >= 1)
-ZERO_OK = ("seed", "learning_starts", "critic_warmup")
+ZERO_OK = ("seed", "learning_starts", "critic_warmup", "mixed_days")
 REWARD_BASELINE_FLAGS = ("tariff", "none")
 #: float fields that must be > 0 (the others >= 0)
 POSITIVE = ("learning_rate", "probe", "reward_scale")

@@ -14,8 +14,9 @@ produced it (`row_fingerprint`: the case data, the policy spec, an agent's model
 table, the package version); a rerun reuses only rows whose fingerprint matches and moves the others
 to ``<out>.stale.csv``, so a benchmark of a changed case or a retrained agent never reports old
 numbers. Local workers die with the process that started them (a killed run leaves none behind). Work runs on local processes by default
-(`backend="local"`), in this process (`"serial"`), or on a Ray cluster (`"ray"`: `ray.init()` joins
-the cluster named by RAY_ADDRESS, or starts a local one).
+(`backend="local"`), in this process (`"serial"`), or on Ray (`"ray"`: joins the running cluster at
+`address`, else at RAY_ADDRESS, with at most `workers` tasks in flight, or starts a local instance;
+`parallel.check_backend`).
 
 Policies are named by specs, built inside each worker: "tariff", "flat" or "flat:<¥/MWh>",
 "fixed_point", "admm" (the clearing prices projected onto the price rules; "admm:raw" unprojected),
@@ -48,7 +49,7 @@ from ..cases import Case, load_case
 from ..data import Day, OptimumError, days, reference_day
 from ..policies.baselines import CallablePolicy, Policy
 from ..scoring import evaluate
-from .parallel import BACKENDS, execute
+from .parallel import BACKENDS, check_backend, execute  # noqa: F401 - BACKENDS: benchmark.BACKENDS
 from .report import read_rows
 
 FIELDS = ["policy", "day", "status", "dno_objective", "dno_cost", "grid_cost", "revenue", "prosumer_cost",
@@ -158,13 +159,28 @@ def score(case: Case, day: Day, spec: str, policy=None) -> dict:
 _CACHE: dict = {}  # per worker process: cases (with their compiled models), days and policies
 
 
-def cached_case_day(case_name: str, split: str, index: int) -> tuple[Case, Day]:
+def case_reference(case) -> tuple[Case, str | Case]:
+    """(the case, what a task names it by): a shipped name or case file path is sent to the workers
+    as a string (each loads it once), a `Case` object as itself (pickled with the task; a generated
+    or edited case needs no file)."""
+    from ..cases import as_case
+
+    the_case = as_case(case)
+    return the_case, (the_case if isinstance(case, Case) else str(case))
+
+
+def cached_case_day(case_ref: str | Case, split: str, index: int) -> tuple[Case, Day]:
     """A worker's case (loaded once per process, its compiled models kept; a case file is loaded
-    again when its content changes) and day `index` of `split`."""
-    path = Path(case_name)
-    key = (case_name, hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
-    if key not in _CACHE:
-        _CACHE[key] = load_case(case_name)
+    again when its content changes, a `Case` object is kept by its fingerprint) and day `index` of
+    `split`."""
+    if isinstance(case_ref, Case):
+        key = ("case", case_ref.name, case_ref.fingerprint)
+        _CACHE.setdefault(key, case_ref)
+    else:
+        path = Path(case_ref)
+        key = (case_ref, hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
+        if key not in _CACHE:
+            _CACHE[key] = load_case(case_ref)
     case = _CACHE[key]
     if (key, split) not in _CACHE:
         _CACHE[(key, split)] = select_days(case, split)
@@ -210,16 +226,17 @@ def python_fingerprint(case: Case, spec: str, policy) -> str:
     return hashlib.sha256(json.dumps([case.fingerprint, spec, mark, __version__]).encode()).hexdigest()[:16]
 
 
-def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: int | None = None,
+def run(policies: list, case: str | Path | Case = "ieee33-mop", split: str = "test", limit: int | None = None,
         out: str | Path = "results/benchmark/rows.csv", backend: str = "local", workers: int | None = None,
-        progress: bool = True) -> list[dict]:
+        progress: bool = True, address: str | None = None) -> list[dict]:
     """Score every policy on every selected day, appending rows to `out` as they finish; returns all rows.
+    `case`: a shipped case's name, a case file's path or a `Case` object.
 
     (policy, day) pairs already in `out` with a matching fingerprint (`row_fingerprint`) are reused, so
     an interrupted run resumes; rows made by other data (another case, a retrained agent, another
     version) are moved to ``<out>.stale.csv`` first. Returns the rows of `out`, all of this case.
     """
-    _validate.choice("backend", backend, BACKENDS)
+    check_backend(backend, address)  # a bad address or a missing Ray is said before any work
     if workers is not None:
         workers = _validate.integer("workers", workers, lo=1)
     if not isinstance(policies, list | tuple) or not policies:
@@ -238,7 +255,7 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
                              f"(case, day) -> prices, got {p!r}")
     specs = list(dict.fromkeys([*specs, *YARDSTICK_SPECS]))
     built = {spec: make_policy(spec) for spec in specs}
-    the_case = load_case(_validate.instance("case", case, str, "a shipped case name or a case .json path"))
+    the_case, case = case_reference(case)
     for policy in built.values():  # a policy that cannot play this case is refused before any work
         checker = getattr(policy, "check", None)
         if checker is not None:
@@ -256,7 +273,8 @@ def run(policies: list, case: str = "ieee33-mop", split: str = "test", limit: in
         reused = sum((spec, d.name) in done for spec in [*specs, *objects] for d in chosen)
         print(f"{out}: reusing {reused} finished rows with matching fingerprints, {len(tasks) + len(local)} to score")
     scored = (score(the_case, d, spec, objects[spec]) for spec, d in local)
-    for row in itertools.chain(execute(_worker, tasks, backend, workers, progress, "benchmark", _error_row), scored):
+    for row in itertools.chain(execute(_worker, tasks, backend, workers, progress, "benchmark", _error_row, address),
+                               scored):
         row["fingerprint"] = prints.get(row["policy"], "")
         _write_rows(out, [row], append=True)  # opened per row: survives the file being replaced
     if not out.exists():

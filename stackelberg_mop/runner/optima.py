@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _validate
-from ..cases import Case, load_case
+from ..cases import Case
 from ..data import Day
 from ..data.optimum_table import checked_optimum, combine_rows, day_hash, read_table, row_data, table_path
 
@@ -58,43 +58,45 @@ def time_to_gap(result, gap: float) -> float | None:
 
 
 def _worker(task) -> dict:
-    case_name, split, index, time_limit, gap = task
+    case_ref, split, index, time_limit, gap = task
     from .benchmark import cached_case_day
 
-    case, day = cached_case_day(case_name, split, index)
+    case, day = cached_case_day(case_ref, split, index)
     try:
         return solve_row(case, day, time_limit, gap)
     except (ValueError, RuntimeError, ArithmeticError) as err:  # reported, the run goes on
-        return {"case": case_name, "day": day.name, "status": f"error: {err}"[:300]}
+        return {"case": case.name, "day": day.name, "status": f"error: {err}"[:300]}
 
 
 def _error_row(task, err) -> dict:
-    return {"case": task[0], "day": f"{task[1]}#{task[2]}", "status": f"worker_error: {err!r}"[:300]}
+    name = task[0].name if isinstance(task[0], Case) else task[0]
+    return {"case": name, "day": f"{task[1]}#{task[2]}", "status": f"worker_error: {err!r}"[:300]}
 
 
-def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path | None = None,
+def compute(case_name: str | Path | Case = "ieee33-mop", split: str = "test", out: str | Path | None = None,
             time_limit: float = DEFAULT_TIME_LIMIT, gap: float = DEFAULT_GAP, backend: str = "local",
             workers: int | None = None, limit: int | None = None, retry: bool = False,
-            progress: bool = True) -> dict[str, dict]:
+            progress: bool = True, address: str | None = None) -> dict[str, dict]:
     """Prove the optimum of every day of `split` and append a row per day to `out` (default: the
-    case's shipped table) as each finishes; returns the table's rows.
+    case's shipped table) as each finishes; returns the table's rows. `case_name`: a shipped case's
+    name, a case file's path or a `Case` object (which, like a file, needs `out`).
 
     Days already in `out` for this case's data are skipped (resume), unless their certificate failed
     its verification; `retry` solves again those whose status is not "optimal" (e.g. with a longer
     `time_limit`). A day that fails gives no row (its
     status is printed) and is tried again by the next run. backend/workers: as the benchmark's
-    (`benchmark.run`): local processes sharing the cores, "serial", or a Ray cluster.
+    (`benchmark.run`): local processes sharing the cores, "serial", or Ray (`address`: the running
+    cluster to join, default RAY_ADDRESS, else a local instance).
     """
-    from .benchmark import select_days
-    from .parallel import BACKENDS, execute
+    from .benchmark import case_reference, select_days
+    from .parallel import check_backend, execute
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    check_backend(backend, address)
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
     if not (time_limit > 0 and 0 < gap < 1):
         raise ValueError(f"time_limit > 0 s and 0 < gap < 1 needed, got {time_limit!r}, {gap!r}")
-    case = load_case(case_name)
+    case, case_name = case_reference(case_name)
     out = shipped_table(case_name, case) if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = select_days(case, split)
@@ -112,7 +114,8 @@ def compute(case_name: str = "ieee33-mop", split: str = "test", out: str | Path 
                 and row.get("day_hash") == day_hash(day) and not (retry and row.get("status") != "optimal"))
 
     tasks = [(case_name, split, index[d.name], time_limit, gap) for d in chosen if not done(d)]
-    for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row):
+    for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row,
+                       address=address):
         if "prices" not in row:
             print(f"{row.get('day')}: {row.get('status')} (no row written; a rerun tries again)", flush=True)
             continue
@@ -169,12 +172,14 @@ def merge(out: str | Path, *sources: str | Path, case: Case | None = None) -> di
     return merged
 
 
-def shipped_table(case_name: str, case: Case) -> Path:
+def shipped_table(case_name: str | Case, case: Case) -> Path:
     """The shipped table of a shipped case; a case loaded from a file gets none (ValueError asking for
     ``--out``): a file that `extends` a shipped case keeps its name, and its rows would otherwise land
     in, and hide, the shipped case's table."""
     from ..cases import available_cases
 
+    if isinstance(case_name, Case):
+        raise ValueError(f"out: case {case.name!r} is a Case object; name the table its rows go to")  # noqa: TRY004
     if str(case_name) not in available_cases():
         raise ValueError(f"--out: case {str(case_name)!r} is a case file; name the table it goes to (the shipped "
                          f"table {table_path(case.name).name} belongs to the shipped case {case.name!r})")

@@ -1,0 +1,174 @@
+"""A case generator: prosumers and a soft open point placed on any radial feeder, from a seed.
+
+    layout = generate_case("case69.json", prosumers=20, seed=0)        # a case file's JSON layout
+    write_case(layout, "my69.json")                                     # then load_case("my69.json")
+    stackelberg-mop case --new my69.json --network case69.json --prosumers 20 --seed 0
+
+The feeder is a shipped network file (``case69.json``, ``case118zh.json``, beside the shipped cases in
+``networks/``), a pandapower JSON file, or a function of ``pandapower.networks`` (``case33bw``). The
+layout written ``extends`` a base case (default ``ieee33-mop``: its tariff, price rules, objective,
+voltage limits and reference profiles) and gives its own ``network``, ``prosumers``, ``batteries`` and
+``mop``, drawn as the default case is built (MODEL.md), scaled to the feeder:
+
+- the feeder's own loads are scaled (``network.load_scale``) so that its lowest AC voltage at nominal
+  load, with no party connected, is `target_v_min` (0.91 p.u. by default; the IEEE 33-bus feeder's
+  is 0.913, so it keeps its loads): a large feeder at its published loading (0.87 p.u. on the 118-bus one) cannot keep 0.95
+  p.u. with any price, and the game would be about load shedding, not pricing. A feeder already
+  above the target keeps its loads (``load_scale`` 1); ``load_scale`` fixes the factor instead.
+- `prosumers` distinct buses drawn among the loaded ones; each prosumer's PV capacity is
+  ``pv_share`` × the feeder's nominal load / N × U(0.5, 1.5), its shifting cost κ U(2,000, 3,500)
+  ¥/(MW²h), 30 % of its fixed load shiftable (the default case's values).
+- a share `battery_share` of them (at least one) own a battery of 0.3–0.4 × their PV capacity, for
+  3.3–4 hours, with the default case's efficiencies, limits and costs.
+- the MOP's `mop_terminals` terminals sit at the feeder's ends (leaf buses) with the lowest voltage
+  at nominal load, each rated `mop_share` × the nominal load (on the 33-bus feeder: its four ends,
+  as in the default case).
+
+Every draw comes from ``numpy.random.default_rng(seed)``, so a seed gives the same case on every
+machine; the layout is checked by building the case before it is returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validate
+
+#: the default case's battery parameters, per battery
+_BATTERY = {"soc_min": 0.1, "soc_max": 0.9, "soc_init": 0.5, "eta_charge": 0.95, "eta_discharge": 0.95,
+            "degradation_cny_per_mwh": 20.0, "regularisation_cny_per_mw2h": 1.0}
+
+
+def _network(network: str | Path, root: Path):
+    """(the network's entry in a case file written to folder `root`, the pandapower network): a
+    .json path as given (relative to the working directory) is named relative to `root`; a name not
+    found there is a shipped network; any other string a function of pandapower.networks."""
+    from .loader import _network_file, _pandapower_network, network_path
+
+    _validate.instance("network", network, (str, Path), "a network file (.json) or a pandapower.networks name")
+    path = Path(network)
+    if path.suffix != ".json":
+        return {"pandapower_case": str(network)}, _pandapower_network(str(network))
+    if path.is_file():
+        return {"file": os.path.relpath(path.resolve(), root.resolve())}, _network_file(str(path.resolve()))
+    return {"file": str(network)}, _network_file(network_path(str(network), root))
+
+
+def _minimum_voltage(net, scale: float) -> float:
+    """The feeder's lowest AC voltage (p.u.) with its loads × `scale` and nothing else connected."""
+    import pandapower as pp
+
+    net = copy.deepcopy(net)
+    net.load["scaling"] = net.load["scaling"] * scale
+    net.sgen.drop(net.sgen.index, inplace=True)
+    net.gen.drop(net.gen.index, inplace=True)
+    pp.runpp(net, numba=False)
+    return float(net.res_bus.vm_pu.min())
+
+
+def _load_scale(net, target: float) -> float:
+    """The largest factor (to 3 digits) on the feeder's loads whose lowest voltage is >= `target`."""
+    if _minimum_voltage(net, 1.0) >= target:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    while hi - lo > 5e-4:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _minimum_voltage(net, mid) >= target else (lo, mid)
+    return math.floor(lo * 1000) / 1000  # down: the factor written keeps the target
+
+
+def _leaves(net) -> list[int]:
+    """The buses at the feeder's ends: in service, touched by exactly one in-service line."""
+    lines = net.line[net.line.in_service]
+    ends = np.concatenate([lines.from_bus.to_numpy(), lines.to_bus.to_numpy()])
+    buses, count = np.unique(ends, return_counts=True)
+    root = int(net.ext_grid.bus.iloc[0])
+    return [int(b) for b, c in zip(buses, count) if c == 1 and int(b) != root]
+
+
+def generate_case(network: str | Path = "case69.json", prosumers: int = 20, seed: int = 0, *,
+                  battery_share: float = 0.4, pv_share: float = 0.6, mop_terminals: int = 4,
+                  mop_share: float = 0.25, target_v_min: float = 0.91, load_scale: float | None = None,
+                  base: str = "ieee33-mop", name: str | None = None, root: str | Path = ".") -> dict:
+    """A case file's layout (a dict, see the module's docstring) for `prosumers` prosumers and an MOP
+    of `mop_terminals` terminals on `network`, drawn with `seed`. `root`: the folder the case file
+    will be written to (a relative network file is named relative to it)."""
+    from .loader import case_from_dict
+
+    n = _validate.integer("prosumers", prosumers, lo=1)
+    seed = _validate.integer("seed", seed, lo=0)
+    k = _validate.integer("mop_terminals", mop_terminals, lo=0)
+    battery_share = _validate.number("battery_share", battery_share, lo=0, hi=1)
+    pv_share = _validate.number("pv_share", pv_share, lo=0)
+    mop_share = _validate.number("mop_share", mop_share, lo=0, lo_open=True)
+    target_v_min = _validate.number("target_v_min", target_v_min, lo=0, lo_open=True, hi=1)
+    _validate.instance("base", base, str, "a shipped case name or a case file path")
+    root = Path(_validate.instance("root", root, (str, Path), "a folder"))
+    entry, net = _network(network, root)
+    scale = _load_scale(net, target_v_min) if load_scale is None else _validate.number(
+        "load_scale", load_scale, lo=0, lo_open=True)
+    rng = np.random.default_rng(seed)
+
+    loads = net.load[net.load.in_service]
+    p_bus = (loads.p_mw * loads.scaling * scale).groupby(loads.bus).sum()
+    loaded = np.sort(p_bus.index[p_bus > 0].to_numpy().astype(int))
+    if n > loaded.size:
+        raise ValueError(f"prosumers: the feeder has {loaded.size} loaded buses, fewer than {n} prosumers")
+    total = float(p_bus.sum())
+    bus = np.sort(rng.choice(loaded, size=n, replace=False))
+    pv = pv_share * total / n * rng.uniform(0.5, 1.5, n)
+    kappa = rng.uniform(2000, 3500, n)
+    owners = np.sort(rng.choice(n, size=max(1, round(battery_share * n)), replace=False))
+    power = pv[owners] * rng.uniform(0.3, 0.4, owners.size)
+    hours = rng.uniform(3.3, 4.0, owners.size)
+
+    leaves = _leaves(net)
+    if k > len(leaves):
+        raise ValueError(f"mop_terminals: the feeder has {len(leaves)} ends, fewer than {k} terminals")
+    if k:
+        import pandapower as pp
+
+        flow = copy.deepcopy(net)
+        flow.load["scaling"] = flow.load["scaling"] * scale
+        pp.runpp(flow, numba=False)
+        ends = sorted(leaves, key=lambda b: (flow.res_bus.vm_pu[b], b))[:k]
+    else:
+        ends = []
+    r3 = lambda x: [round(float(v), 3) for v in np.atleast_1d(x)]
+    layout = {
+        "name": name or f"{Path(str(network)).stem}-{n}p-s{seed}",
+        "description": (f"Generated by stackelberg_mop.cases.generate_case: {n} prosumers ({owners.size} with a battery) "
+                        f"and a {k}-terminal MOP on {Path(str(network)).name}, seed {seed}; the feeder's loads × {scale:g} "
+                        f"(lowest voltage at nominal load {target_v_min:g} p.u.); the rest from {base}."),
+        "extends": base,
+        "network": {**entry, "s_base_mva": 10.0, "load_scale": scale},
+        "prosumers": {"bus": [int(b) for b in bus], "pv_capacity_mw": r3(pv), "kappa_cny_per_mw2h": r3(kappa),
+                      "shift_fraction": [0.3] * n},
+        "batteries": {"owner_bus": [int(bus[i]) for i in owners], "power_mw": r3(power),
+                      "capacity_mwh": r3(power * hours), **{key: [v] * owners.size for key, v in _BATTERY.items()}},
+        "mop": {"bus": [int(b) for b in ends], "s_max_mva": r3([mop_share * total] * k), "loss_coefficient": [0.02] * k},
+    }
+    case_from_dict(layout, root=root)  # every field checked before the layout is handed out
+    return layout
+
+
+def write_case(layout: dict, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a case layout (`generate_case`) as a JSON case file; an existing file only with `overwrite`."""
+    out = _validate.writable_path("path", path)
+    if out.suffix != ".json":
+        raise ValueError(f"path: a case file ends in .json, got {str(out)!r}")
+    if out.exists() and not overwrite:
+        raise ValueError(f"path: {str(out)!r} exists (pass overwrite=True, or --force, to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(layout, indent=2, ensure_ascii=False)
+    # a list of numbers on one line, as in the shipped cases
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    out.write_text(text + "\n")
+    return out
