@@ -374,3 +374,21 @@ def test_the_yardstick_is_in_every_final_info(env_id, split, case):
     assert info["optimum_objective"] == opt.objective and info["optimum_bound"] == opt.bound
     assert info["regret"] == pytest.approx(info["dno_objective"] - opt.objective)
     assert info["normalised_regret"] == pytest.approx(info["regret"] / (info["tariff_objective"] - opt.objective))
+
+
+def test_a_days_tariff_objective_is_solved_once_for_reward_and_yardstick(monkeypatch):
+    """The reward's baseline and the yardstick's J_tariff are one computation per day (not one each)."""
+    import stackelberg_mop.scoring.yardstick as ys
+
+    calls = []
+    real = ys.evaluate
+    monkeypatch.setattr(ys, "evaluate", lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
+    env = gym.make("StackelbergMOP-v1", split="val")
+    env.reset(seed=0, options={"day": 3})
+    _, _, _, _, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    assert len(calls) == 1 and np.isfinite(info["tariff_objective"]) and np.isfinite(info["optimum_objective"])
+    env.reset(options={"day": 3})
+    env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    assert len(calls) == 1  # the same day again: cached
+    with pytest.raises(ValueError, match="tariff: the yardstick's J_tariff"):
+        ys.Yardstick(env.unwrapped.case, tariff=ys.TariffScore(env.unwrapped.case, "off"))

@@ -160,7 +160,7 @@ class StackelbergMOPEnv(gym.Env):
         self.tariff = TariffScore(self.case, mop, self.voltage_limits)
         # the yardstick (J*, regret) only where the game is the one the optimum was solved for
         comparable = mop == "opf" and self.voltage_limits == "hard" and self.p2p is None and not price_per_prosumer
-        self.yardstick = Yardstick(self.case) if comparable else None
+        self.yardstick = Yardstick(self.case, tariff=self.tariff) if comparable else None  # J_tariff solved once
 
         self.observation_layout = day_layout(self.case)
         size = max(s.stop for s in self.observation_layout.values())

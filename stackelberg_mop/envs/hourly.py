@@ -116,7 +116,8 @@ class StackelbergMOPHourlyEnv(gym.Env):
         self.pool = DayPool(self.case, split, days, hv_prices)
         self.reward_baseline = reward_baseline
         self.tariff = TariffScore(self.case, mop, self.voltage_limits)
-        self.yardstick = Yardstick(self.case) if mop == "opf" and self.voltage_limits == "hard" else None
+        self.yardstick = (Yardstick(self.case, tariff=self.tariff)  # J_tariff solved once
+                          if mop == "opf" and self.voltage_limits == "hard" else None)
 
         n, e, k = len(self.case.prosumers), len(self.case.batteries), len(self.case.mop)
         blocks = day_blocks(self.case) | {"hour": 3, "battery_energy": e, "shift_budget": n, "posted_prices": HOURS}

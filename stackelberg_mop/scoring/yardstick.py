@@ -69,15 +69,18 @@ class TariffScore:
 class Yardstick:
     """J* and J_tariff of a case's days, read and computed once per day.
 
-    table: an optimum table (JSON lines) instead of the case's shipped one. `optimum(day)` gives the
-    table's verified row for the day's data (proven or not) or None; `tariff(day)` J_tariff;
-    `judge(day, J)` the dict of `KEYS`.
+    table: an optimum table (JSON lines) instead of the case's shipped one. tariff: a `TariffScore`
+    of the case with the MOP by the OPF and hard limits to share (an environment's own, so that a day's
+    J_tariff is solved once). `optimum(day)` gives the table's verified row for the day's data (proven
+    or not) or None; `tariff(day)` J_tariff; `judge(day, J)` the dict of `KEYS`.
     """
 
-    def __init__(self, case: Case, table=None):
+    def __init__(self, case: Case, table=None, tariff: TariffScore | None = None):
         self.case = case
         self.table = OptimumTable(case, table)
-        self.tariff = TariffScore(case, "opf", "hard")
+        if tariff is not None and (tariff.case is not case or (tariff.mop, tariff.voltage_limits) != ("opf", "hard")):
+            raise ValueError("tariff: the yardstick's J_tariff is the case's with the MOP by the OPF and hard limits")
+        self.tariff = tariff if tariff is not None else TariffScore(case, "opf", "hard")
 
     def optimum(self, day: Day) -> Optimum | None:
         try:
