@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pandapower as pp
@@ -199,9 +200,14 @@ def test_case_command_generates_and_prints(tmp_path, capsys):
 # --- the large shipped cases ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["ieee69-mop", "zhang118-mop"])
 def test_large_cases_dispatch_optimal_and_their_sweep_matches_pandapower(name):
+    from stackelberg_mop.powerflow import SlowPathWarning, dispatch_model
+
     case = load_case(name)
     day = reference_day(case)
-    out = sm.evaluate(case, day, case.tariff.buy_price)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowPathWarning)  # the fast hour-by-hour path, not a silent fallback
+        out = sm.evaluate(case, day, case.tariff.buy_price)
+    assert dispatch_model(case).solve_path == "hourly"
     assert out.status == "optimal"
     assert out.violation_rate == 0.0
     # the cone is tight to the solver's tolerance: ~1e-5 p.u. on lines so short (r ~ 3e-5 p.u. on the
