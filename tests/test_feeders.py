@@ -245,3 +245,17 @@ def test_case_objects_through_the_benchmark(tmp_path):
         assert float(row["dno_objective"]) == pytest.approx(sm.evaluate(case, day, prices).dno_objective, rel=1e-9)
     # the generated case has no optimum table: its yardstick rows say so, by name
     assert all("no optimum" in r["status"] for r in rows if r["policy"] == "optimum")
+
+
+def test_case_objects_through_the_optimum_tables(tmp_path):
+    from stackelberg_mop.runner.optima import compute
+
+    case = case_from_dict(generate_case("case33bw", 2, 0, name="tiny"))
+    with pytest.raises(ValueError, match="out: case 'tiny' is a Case object"):
+        compute(case, "test", limit=1)
+    rows = compute(case, "test", out=tmp_path / "t.jsonl", limit=1, time_limit=20, backend="serial", progress=False)
+    (day_name, row), = rows.items()
+    assert row["case"] == "tiny" and row["case_fingerprint"] == case.fingerprint and row["verified"]
+    day = next(d for d in days(case, "test") if d.name == day_name)
+    assert row["objective"] == pytest.approx(sm.evaluate(case, day, np.array(row["prices"])).dno_objective, rel=1e-6)
+    assert row["bound"] <= row["objective"] + 1e-6
