@@ -79,17 +79,24 @@ def _prices(case: Case, text: str, day=None) -> np.ndarray:
 
 
 def cmd_case(args) -> None:
-    if args.new is not None:
-        from .cases import generate_case, write_case
+    if args.new is None:
+        if given := [f for f, v in (("--network", args.network), ("--prosumers", args.prosumers),
+                                    ("--seed", args.seed)) if v is not None]:
+            raise ValueError(f"{given[0]}: generates a case, with --new FILE")
+    else:
+        from .cases.generate import check_output, generate_case, write_case
 
-        out = Path(args.new)
-        layout = generate_case(args.network, args.prosumers, args.seed, battery_share=args.battery_share,
-                               pv_share=args.pv_share, mop_terminals=args.mop_terminals, mop_share=args.mop_share,
+        if args.name is not None:
+            raise ValueError(f"--new writes a new case; drop the case name {args.name!r}")
+        out = check_output(args.new, args.force)  # before the ~1 s of power flows
+        layout = generate_case(args.network or "case69.json", args.prosumers or 20, args.seed or 0,
+                               battery_share=args.battery_share, pv_share=args.pv_share,
+                               mop_terminals=args.mop_terminals, mop_share=args.mop_share,
                                target_v_min=args.target_v_min, load_scale=args.load_scale, base=args.base,
                                name=out.stem, root=out.parent)
         print(f"wrote {write_case(layout, out, overwrite=args.force)}")
         args.name = str(out)
-    case = load_case(args.name)
+    case = load_case(args.name or "ieee33-mop")
     p, q = case.nominal_load
     print(f"case {case.name}: {case.buses.size} buses, nominal load {p.sum():.3f} MW / {q.sum():.3f} Mvar, "
           f"S_base {case.s_base} MVA, voltage limits [{case.v_min}, {case.v_max}] p.u.")
@@ -297,14 +304,14 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("case", help="print a case's parameters, or generate a new case file (--new)",
                        description="Print a case's parameters; with --new FILE, first write a case generated on a "
                                    "feeder (stackelberg_mop.cases.generate_case) to FILE.")
-    p.add_argument("name", nargs="?", default="ieee33-mop", help="shipped case name or path to a case .json")
+    p.add_argument("name", nargs="?", default=None, help="shipped case name or path to a case .json (default ieee33-mop)")
     g = p.add_argument_group("generate a case (--new)")
     g.add_argument("--new", metavar="FILE", default=None, help="write a generated case to FILE (.json) and print it")
-    g.add_argument("--network", default="case69.json",
-                   help="a shipped network (case69.json, case118zh.json), a pandapower JSON file or a "
+    g.add_argument("--network", default=None,
+                   help="a shipped network (case69.json, default; case118zh.json), a pandapower JSON file or a "
                         "pandapower.networks name (case33bw)")
-    g.add_argument("--prosumers", type=_count, default=20, help="number of prosumers (default 20)")
-    g.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    g.add_argument("--prosumers", type=_count, default=None, help="number of prosumers (default 20)")
+    g.add_argument("--seed", type=int, default=None, help="random seed of the draws (default 0)")
     g.add_argument("--battery-share", type=float, default=0.4, help="share of prosumers with a battery (default 0.4)")
     g.add_argument("--pv-share", type=float, default=0.6, help="total PV capacity / nominal load (default 0.6)")
     g.add_argument("--mop-terminals", type=int, default=4, help="MOP terminals at the feeder's ends (default 4)")

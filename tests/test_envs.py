@@ -392,3 +392,5 @@ def test_a_days_tariff_objective_is_solved_once_for_reward_and_yardstick(monkeyp
     assert len(calls) == 1  # the same day again: cached
     with pytest.raises(ValueError, match="tariff: the yardstick's J_tariff"):
         ys.Yardstick(env.unwrapped.case, tariff=ys.TariffScore(env.unwrapped.case, "off"))
+    with pytest.raises(ValueError, match="tariff: expected a TariffScore, got int"):
+        ys.Yardstick(env.unwrapped.case, tariff=5)

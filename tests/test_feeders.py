@@ -102,7 +102,7 @@ def test_extends_a_case_file_with_its_network_resolved_against_the_parent(tmp_pa
 def test_extends_errors(tmp_path):
     _write(tmp_path / "a.json", {"name": "a", "extends": "b.json"})
     _write(tmp_path / "b.json", {"name": "b", "extends": "a.json"})
-    with pytest.raises(CaseError, match="extends itself"):
+    with pytest.raises(CaseError, match="closes a cycle"):
         load_case(tmp_path / "a.json")
     with pytest.raises(CaseError, match=r"extends: 'missing\.json': no such case file"):
         load_case(_write(tmp_path / "c.json", {"name": "c", "extends": "missing.json"}))
@@ -131,7 +131,7 @@ def test_generated_case_properties(n, seed, share):
     assert len(set(pros.bus.tolist())) == n
     p_nom = net.load.groupby("bus").p_mw.sum()
     assert all(p_nom.get(b, 0) > 0 for b in pros.bus)  # prosumers sit at loaded buses
-    assert len(case.batteries) == max(1, round(share * n))
+    assert len(case.batteries) == round(share * n)
     assert set(case.mop.bus.tolist()) <= _leaves(net) and len(case.mop) == 4
     total = case.nominal_load[0].sum()
     assert pros.pv_capacity.sum() == pytest.approx(0.6 * total, rel=0.5)
@@ -174,7 +174,7 @@ def test_generated_case_round_trip_through_a_file(tmp_path):
 
 
 def test_generator_bad_input():
-    with pytest.raises(ValueError, match="prosumers: the feeder has 48 loaded buses, fewer than 49"):
+    with pytest.raises(ValueError, match="prosumers: the feeder has 48 loaded buses below its substation, fewer than 49"):
         generate_case("case69.json", 49)
     with pytest.raises(ValueError, match="mop_terminals: the feeder has 4 ends, fewer than 5"):
         generate_case("case33bw", 5, mop_terminals=5)
@@ -259,3 +259,84 @@ def test_case_objects_through_the_optimum_tables(tmp_path):
     day = next(d for d in days(case, "test") if d.name == day_name)
     assert row["objective"] == pytest.approx(sm.evaluate(case, day, np.array(row["prices"])).dno_objective, rel=1e-6)
     assert row["bound"] <= row["objective"] + 1e-6
+
+
+# --- review findings: the generator reproduces the shipped cases, and refuses what cannot work -----------
+@pytest.mark.parametrize(("name", "network", "n"), [("ieee69-mop", "case69.json", 20), ("zhang118-mop", "case118zh.json", 40)])
+def test_the_generator_makes_the_shipped_cases(name, network, n):
+    layout = generate_case(network, n, 0, name=name, root=SHIPPED)
+    assert layout == json.loads((SHIPPED / f"{name}.json").read_text())
+
+
+def test_a_copy_of_a_shipped_case_loads_anywhere(tmp_path):
+    shutil.copy(SHIPPED / "ieee69-mop.json", tmp_path / "copy.json")
+    assert load_case(tmp_path / "copy.json").fingerprint == load_case("ieee69-mop").fingerprint
+
+
+def test_generator_refusals_name_the_argument(tmp_path):
+    with pytest.raises(ValueError, match=r"target_v_min: 1 p\.u\. is not reached"):
+        generate_case("case33bw", 3, target_v_min=1.0)
+    with pytest.raises(ValueError, match="pv_share"):
+        generate_case("case33bw", 3, pv_share=0)
+    with pytest.raises(ValueError, match="network: .* is a directory"):
+        generate_case(tmp_path, 3)
+    with pytest.raises(ValueError, match="base: 'nope.json': no such case file"):
+        generate_case("case33bw", 3, base="nope.json")
+    with pytest.raises(ValueError, match="name: expected a non-empty name"):
+        generate_case("case33bw", 3, name=" ")
+    assert generate_case("case33bw", 3, battery_share=0)["batteries"]["owner_bus"] == []
+    # a load at the substation is no prosumer's bus, whatever the seed
+    net = pp.networks.case33bw()
+    pp.create_load(net, 0, p_mw=0.1)
+    pp.to_json(net, str(tmp_path / "rootload.json"))
+    for seed in range(12):
+        assert 0 not in generate_case(tmp_path / "rootload.json", 32, seed, load_scale=1.0)["prosumers"]["bus"]
+    with pytest.raises(ValueError, match="fewer than 33 prosumers"):
+        generate_case(tmp_path / "rootload.json", 33, load_scale=1.0)
+
+
+def test_write_case_checks_before_writing(tmp_path):
+    shutil.copy(SHIPPED / "networks" / "case69.json", tmp_path / "feeder.json")
+    layout = generate_case(tmp_path / "feeder.json", 3, 0, root=tmp_path)  # named relative to tmp_path
+    with pytest.raises(CaseError, match="network.file: '../feeder.json': no such file|network.file: 'feeder.json'"):
+        write_case(layout, tmp_path / "sub" / "deeper" / "c.json")  # from there the network is elsewhere
+    assert not (tmp_path / "sub").exists()
+    for bad, match in ((None, "layout: expected a case layout"), ({"name": float("nan")}, "layout: not a JSON")):
+        with pytest.raises(ValueError, match=match):
+            write_case(bad, tmp_path / "x" / "bad.json")
+        assert not (tmp_path / "x").exists()
+    (tmp_path / "adir.json").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        write_case(layout, tmp_path / "adir.json", overwrite=True)
+    layout["description"] = "spaced [  a ,   b  ] text, with 'x,   y'"
+    written = write_case(layout, tmp_path / "ok.json")
+    assert json.loads(written.read_text()) == layout  # strings are written as they are
+
+
+def test_case_command_refuses_generation_flags_without_new(tmp_path, capsys):
+    from stackelberg_mop.cli import main
+
+    for argv, match in ((["case", "--prosumers", "5"], "--prosumers: generates a case, with --new FILE"),
+                        (["case", "ieee69-mop", "--new", str(tmp_path / "n.json")], "drop the case name")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert match in capsys.readouterr().err
+    assert not (tmp_path / "n.json").exists()
+
+
+def test_a_case_file_changed_between_runs_is_scored_afresh(tmp_path):
+    from stackelberg_mop.runner.benchmark import run
+
+    base = json.loads((SHIPPED / "ieee33-mop.json").read_text())
+    _write(tmp_path / "p.json", {"name": "p", "extends": "ieee33-mop", "mop": base["mop"]})
+    child = _write(tmp_path / "c.json", {"name": "c", "extends": "p.json"})
+    first = run(["tariff"], str(child), limit=1, out=tmp_path / "r1.csv", backend="serial", progress=False)
+    _write(tmp_path / "p.json", {"name": "p", "extends": "ieee33-mop", "mop": {**base["mop"], "s_max_mva": [0.5] * 4}})
+    second = run(["tariff"], str(child), limit=1, out=tmp_path / "r2.csv", backend="serial", progress=False)
+    case = load_case(child)
+    day = select = days(case, "test")[0]
+    want = sm.evaluate(case, select, case.tariff.buy_price).dno_objective
+    (row,) = [r for r in second if r["policy"] == "tariff"]
+    assert float(row["dno_objective"]) == pytest.approx(want, rel=1e-9) and row["day"] == day.name
+    (old,) = [r for r in first if r["policy"] == "tariff"]
+    assert float(old["dno_objective"]) != pytest.approx(want, rel=1e-6)  # the edit changed the answer

@@ -241,9 +241,10 @@ def _resolve_extends(spec: dict, root: Path, seen: tuple = ()) -> dict:
         path = (root / parent).resolve()
         key, where = str(path), path.parent
         if key in seen:
-            raise CaseError(f"extends: {parent!r}, which extends itself")
+            raise CaseError(f"extends: {parent!r} closes a cycle of files that extend each other")
         if not path.is_file():
-            raise CaseError(f"extends: {parent!r}: no such case file (looked at {str(path)!r})")
+            why = "is a directory, not a case file" if path.is_dir() else "no such case file"
+            raise CaseError(f"extends: {parent!r}: {why} (looked at {str(path)!r})")
         try:
             base = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -264,7 +265,11 @@ def _resolve_extends(spec: dict, root: Path, seen: tuple = ()) -> dict:
             raise CaseError(f"extends: {parent!r}, which {why}")
         key, where = parent, SHIPPED
         base = json.loads(resources.files(__package__).joinpath(f"{parent}.json").read_text())
-    base = _resolve_extends(_absolute_network(base, where), where, seen + (key,))
+    try:
+        base = _absolute_network(base, where)
+    except CaseError as err:
+        raise CaseError(f"extends: {parent!r}: {err}") from None
+    base = _resolve_extends(base, where, seen + (key,))
     return {**base, **{k: v for k, v in spec.items() if k != "extends"}}
 
 

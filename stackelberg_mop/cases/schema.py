@@ -46,6 +46,10 @@ class _Section(BaseModel):
 
 
 class Network(_Section):
+    # for editors: the JSON Schema says what the validator below checks
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["pandapower_case"]}, {"required": ["file"]}]})
+
     pandapower_case: str | None = _field("a function of pandapower.networks, e.g. 'case33bw' (or give file)", None)
     file: str | None = _field("a pandapower JSON network (pandapower.to_json), relative to the case file, e.g. "
                               "the shipped 'networks/case69.json' (or give pandapower_case)", None)

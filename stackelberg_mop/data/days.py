@@ -181,7 +181,7 @@ def mixed_day(case: Case, load_day: int, weather_day: int, load_set: str = "aggr
     (days of the year, scaled as `simbench_day`; equal days give `simbench_day` itself). Both days
     must be of one split, which the mixed day keeps, so mixing training days never shows a
     validation or test day; its calendar is the load day's. Mixing makes more training days than
-    the year has without labels (e.g. for `rl.apg`): 275² pairs from the training weeks.
+    the year has without labels (e.g. for `rl.apg`): 275 × 274 pairs of training days.
     """
     check_case(case)
     _validate.choice("load_set", load_set, LOAD_SETS)

@@ -56,7 +56,7 @@ def check_cvxpy_version() -> None:
 #: Clarabel re-uses its solver between days (warm_start = a data update, which needs presolve off).
 #: Iterative refinement doubles the time per iteration for ~1e-2 ¥/MWh in the LMPs and ~1e-6 relative
 #: in the constraints (benchmarks/dispatch.py), so the first attempt runs without it; a solve that ends
-#: inaccurate (seen on some soft-limit days with the MOP off) is repeated with it (ACCURATE_OPTIONS).
+#: inaccurate (seen on some soft-limit days with the MOP off) is repeated with it (`refined`).
 #: The feasibility tolerance (relative primal and dual residuals) is 1e-7 rather than Clarabel's 1e-8:
 #: on a feeder whose branch impedances span four orders of magnitude (the 69-bus one: 3e-5 to 0.3
 #: p.u.) the residual of the voltage-drop rows stalls at ~1.5e-8 with or without refinement, and a

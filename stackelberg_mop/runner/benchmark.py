@@ -41,6 +41,7 @@ import itertools
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -159,28 +160,38 @@ def score(case: Case, day: Day, spec: str, policy=None) -> dict:
 _CACHE: dict = {}  # per worker process: cases (with their compiled models), days and policies
 
 
-def case_reference(case) -> tuple[Case, str | Case]:
+class CaseFile(NamedTuple):
+    """A case a task names by its shipped name or file path, with the fingerprint of the data the run
+    was started on (a file, the files it extends or its network file may change meanwhile)."""
+
+    path: str
+    fingerprint: str
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def case_reference(case) -> tuple[Case, CaseFile | Case]:
     """(the case, what a task names it by): a shipped name or case file path is sent to the workers
-    as a string (each loads it once), a `Case` object as itself (pickled with the task; a generated
-    or edited case needs no file)."""
+    as a `CaseFile` (each loads it once), a `Case` object as itself (pickled with the task; a
+    generated or edited case needs no file)."""
     from ..cases import as_case
 
     the_case = as_case(case)
-    return the_case, (the_case if isinstance(case, Case) else str(case))
+    return the_case, (the_case if isinstance(case, Case) else CaseFile(str(case), the_case.fingerprint))
 
 
-def cached_case_day(case_ref: str | Case, split: str, index: int) -> tuple[Case, Day]:
-    """A worker's case (loaded once per process, its compiled models kept; a case file is loaded
-    again when its content changes, a `Case` object is kept by its fingerprint) and day `index` of
-    `split`."""
-    if isinstance(case_ref, Case):
-        key = ("case", case_ref.name, case_ref.fingerprint)
-        _CACHE.setdefault(key, case_ref)
-    else:
-        path = Path(case_ref)
-        key = (case_ref, hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
-        if key not in _CACHE:
-            _CACHE[key] = load_case(case_ref)
+def cached_case_day(case_ref: CaseFile | Case, split: str, index: int) -> tuple[Case, Day]:
+    """A worker's case (loaded once per process, its compiled models kept, and kept by its data's
+    fingerprint: a case file whose data changed since the run started, through itself, a file it
+    extends or its network file, is refused rather than scored) and day `index` of `split`."""
+    key = ("case", case_ref.name if isinstance(case_ref, Case) else case_ref.path, case_ref.fingerprint)
+    if key not in _CACHE:
+        case = case_ref if isinstance(case_ref, Case) else load_case(case_ref.path)
+        if case.fingerprint != case_ref.fingerprint:
+            raise ValueError(f"case {str(case_ref)!r}: its data changed since the run started (fingerprint "
+                             f"{case.fingerprint}, not {case_ref.fingerprint}); run again")
+        _CACHE[key] = case
     case = _CACHE[key]
     if (key, split) not in _CACHE:
         _CACHE[(key, split)] = select_days(case, split)
@@ -188,8 +199,11 @@ def cached_case_day(case_ref: str | Case, split: str, index: int) -> tuple[Case,
 
 
 def _worker(args):
-    case_name, day_index, split, spec = args
-    case, day = cached_case_day(case_name, split, day_index)
+    case_ref, day_index, split, spec = args
+    try:
+        case, day = cached_case_day(case_ref, split, day_index)
+    except ValueError as err:  # the case file changed since the run started: reported, not scored
+        return {"policy": spec, "day": f"{split}#{day_index}", "status": f"case_error: {err}"[:300]}
     try:
         if ("policy", spec) not in _CACHE:
             _CACHE[("policy", spec)] = make_policy(spec)

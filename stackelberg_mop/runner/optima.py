@@ -61,7 +61,10 @@ def _worker(task) -> dict:
     case_ref, split, index, time_limit, gap = task
     from .benchmark import cached_case_day
 
-    case, day = cached_case_day(case_ref, split, index)
+    try:
+        case, day = cached_case_day(case_ref, split, index)
+    except ValueError as err:  # the case file changed since the run started: said, no row written
+        return {"case": str(case_ref), "day": f"{split}#{index}", "status": f"case_error: {err}"[:300]}
     try:
         return solve_row(case, day, time_limit, gap)
     except (ValueError, RuntimeError, ArithmeticError) as err:  # reported, the run goes on
@@ -69,7 +72,7 @@ def _worker(task) -> dict:
 
 
 def _error_row(task, err) -> dict:
-    name = task[0].name if isinstance(task[0], Case) else task[0]
+    name = task[0].name if isinstance(task[0], Case) else str(task[0])
     return {"case": name, "day": f"{task[1]}#{task[2]}", "status": f"worker_error: {err!r}"[:300]}
 
 
@@ -181,8 +184,8 @@ def shipped_table(case_name: str | Case, case: Case) -> Path:
     if isinstance(case_name, Case):
         raise ValueError(f"out: case {case.name!r} is a Case object; name the table its rows go to")  # noqa: TRY004
     if str(case_name) not in available_cases():
-        raise ValueError(f"--out: case {str(case_name)!r} is a case file; name the table it goes to (the shipped "
-                         f"table {table_path(case.name).name} belongs to the shipped case {case.name!r})")
+        raise ValueError(f"--out: case {str(case_name)!r} is a case file; name the table its rows go to (shipped "
+                         "tables belong to shipped cases, and a file may share a shipped case's name)")
     return table_path(case.name)
 
 

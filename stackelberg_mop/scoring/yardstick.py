@@ -78,7 +78,10 @@ class Yardstick:
     def __init__(self, case: Case, table=None, tariff: TariffScore | None = None):
         self.case = case
         self.table = OptimumTable(case, table)
-        if tariff is not None and (tariff.case is not case or (tariff.mop, tariff.voltage_limits) != ("opf", "hard")):
+        if tariff is not None and not isinstance(tariff, TariffScore):
+            raise ValueError(f"tariff: expected a TariffScore, got {type(tariff).__name__}")
+        if tariff is not None and (tariff.case.fingerprint != case.fingerprint
+                                   or (tariff.mop, tariff.voltage_limits) != ("opf", "hard")):
             raise ValueError("tariff: the yardstick's J_tariff is the case's with the MOP by the OPF and hard limits")
         self.tariff = tariff if tariff is not None else TariffScore(case, "opf", "hard")
 
