@@ -340,3 +340,24 @@ def test_a_case_file_changed_between_runs_is_scored_afresh(tmp_path):
     assert float(row["dno_objective"]) == pytest.approx(want, rel=1e-9) and row["day"] == day.name
     (old,) = [r for r in first if r["policy"] == "tariff"]
     assert float(old["dno_objective"]) != pytest.approx(want, rel=1e-6)  # the edit changed the answer
+
+
+@pytest.mark.parametrize("name", ["ieee69-mop", "zhang118-mop"])
+def test_the_large_cases_optimum_tables_are_certified_and_rescore(name):
+    """Their shipped tables (test days, computed at 120 s per day) hold verified rows for this case's
+    data; each J* comes back through `evaluate`, and its bound is below it."""
+    from stackelberg_mop.data.optimum_table import OptimumTable, day_hash
+
+    case = load_case(name)
+    table = OptimumTable(case)
+    test_days = {d.name: d for d in days(case, "test")}
+    assert table.rows and set(table.rows) <= set(test_days)
+    for day_name, row in table.rows.items():
+        day = test_days[day_name]
+        assert row["case_fingerprint"] == case.fingerprint and row["day_hash"] == day_hash(day) and row["verified"]
+        assert row["bound"] <= row["objective"]
+        assert sm.optimum(case, day).objective == row["objective"]
+    for day_name in sorted(table.rows)[::7]:
+        row, day = table.rows[day_name], test_days[day_name]
+        prices = np.array(row["prices"])
+        assert sm.evaluate(case, day, prices).dno_objective == pytest.approx(row["objective"], rel=1e-6)
