@@ -45,7 +45,9 @@ def test_gradient_equals_central_differences(name, mop, limits, formulation, per
         index = tuple(int(rng.integers(0, s)) for s in prices.shape)
         coarse, fine = (_central(objective, prices, index, h) for h in (0.4, 0.1))
         if abs(coarse - fine) <= 1e-3 * (1 + abs(fine)):  # smooth within ±0.4 ¥/MWh
-            assert out.price_gradient[index] == pytest.approx(fine, rel=1e-3, abs=2e-4), index
+            # abs: central differences of J ~ 2e4 ¥ solved to a relative 1e-7 (the dispatch's tolerance)
+            # carry ~1e-3 ¥ per ¥/MWh of noise at h = 0.1
+            assert out.price_gradient[index] == pytest.approx(fine, rel=1e-3, abs=1.5e-3), index
             compared += 1
     assert compared >= 1  # a draw where no hour is smooth would make the test vacuous
 
