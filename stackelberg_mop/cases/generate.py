@@ -69,9 +69,9 @@ def _network(network: str | Path, root: Path):
     return entry, net
 
 
-def _minimum_voltage(net, scale: float) -> float:
-    """The feeder's lowest AC voltage (p.u.) with its loads × `scale` and nothing else connected;
-    0 where the power flow does not converge (a load the feeder cannot carry)."""
+def _solved_feeder(net, scale: float):
+    """A copy of the feeder with its loads × `scale` and nothing else connected, its AC power flow
+    solved; None where it does not converge (a load the feeder cannot carry)."""
     import pandapower as pp
 
     net = copy.deepcopy(net)
@@ -81,8 +81,14 @@ def _minimum_voltage(net, scale: float) -> float:
     try:
         pp.runpp(net, numba=False)
     except pp.LoadflowNotConverged:
-        return 0.0
-    return float(net.res_bus.vm_pu.min())
+        return None
+    return net
+
+
+def _minimum_voltage(net, scale: float) -> float:
+    """The feeder's lowest AC voltage (p.u.) at `scale` (`_solved_feeder`); 0 where it does not converge."""
+    solved = _solved_feeder(net, scale)
+    return 0.0 if solved is None else float(solved.res_bus.vm_pu.min())
 
 
 def _load_scale(net, target: float) -> float:
@@ -170,17 +176,12 @@ def generate_case(network: str | Path = "case69.json", prosumers: int = 20, seed
     leaves = _leaves(net)
     if k > len(leaves):
         raise ValueError(f"mop_terminals: the feeder has {len(leaves)} ends, fewer than {k} terminals")
+    ends = []
     if k:
-        flow = copy.deepcopy(net)
-        flow.load["scaling"] = flow.load["scaling"] * scale
-        flow.sgen.drop(flow.sgen.index, inplace=True)
-        flow.gen.drop(flow.gen.index, inplace=True)
-        import pandapower as pp
-
-        pp.runpp(flow, numba=False)  # converges: the scale keeps the target (or was given and is checked below)
+        flow = _solved_feeder(net, scale)
+        if flow is None:
+            raise ValueError(f"load_scale: the feeder's power flow does not converge with its loads × {scale:g}")
         ends = sorted(leaves, key=lambda b: (flow.res_bus.vm_pu[b], b))[:k]
-    else:
-        ends = []
     r3 = lambda x: [round(float(v), 3) for v in np.atleast_1d(x)]
     feeder = Path(str(network)).name
     how = (f"the feeder's loads × {scale:g}, its lowest voltage at nominal load then >= {target_v_min:g} p.u."

@@ -51,8 +51,8 @@ class Network(_Section):
         "oneOf": [{"required": ["pandapower_case"]}, {"required": ["file"]}]})
 
     pandapower_case: str | None = _field("a function of pandapower.networks, e.g. 'case33bw' (or give file)", None)
-    file: str | None = _field("a pandapower JSON network (pandapower.to_json), relative to the case file, e.g. "
-                              "the shipped 'networks/case69.json' (or give pandapower_case)", None)
+    file: str | None = _field("a pandapower JSON network (pandapower.to_json), relative to the case file, or a "
+                              "shipped network's name, e.g. 'case69.json' (or give pandapower_case)", None)
     s_base_mva: float = _field("MVA, the per-unit base inside network models", 10.0)
     load_scale: float = _field("factor on the network's own loads", 1.0)
 

@@ -99,8 +99,8 @@ def compute(case_name: str | Path | Case = "ieee33-mop", split: str = "test", ou
         raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
     if not (time_limit > 0 and 0 < gap < 1):
         raise ValueError(f"time_limit > 0 s and 0 < gap < 1 needed, got {time_limit!r}, {gap!r}")
-    case, case_name = case_reference(case_name)
-    out = shipped_table(case_name, case) if out is None else Path(out)
+    case, ref = case_reference(case_name)
+    out = shipped_table(ref, case) if out is None else Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = select_days(case, split)
     chosen = select_days(case, split, limit)
@@ -116,7 +116,7 @@ def compute(case_name: str | Path | Case = "ieee33-mop", split: str = "test", ou
         return (row is not None and row.get("case_fingerprint") == case.fingerprint and row.get("verified", False)
                 and row.get("day_hash") == day_hash(day) and not (retry and row.get("status") != "optimal"))
 
-    tasks = [(case_name, split, index[d.name], time_limit, gap) for d in chosen if not done(d)]
+    tasks = [(ref, split, index[d.name], time_limit, gap) for d in chosen if not done(d)]
     for row in execute(_worker, tasks, backend, workers, progress, desc=f"optima {split}", error_row=_error_row,
                        address=address):
         if "prices" not in row:
